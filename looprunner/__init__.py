@@ -1,0 +1,91 @@
+"""looprunner: run coding-agent loops in the background and manage their whole life.
+
+The public surface is re-exported here; everything else may change between versions.
+Heavy modules load on first use, so ``import looprunner`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from looprunner.errors import (
+        BackendError,
+        ConfigError,
+        InvalidSessionNameError,
+        LooprunnerError,
+        PluginError,
+        ProviderError,
+        SessionConflictError,
+        SessionError,
+        SessionNotFoundError,
+    )
+    from looprunner.hookspecs import hookimpl
+    from looprunner.models import (
+        Event,
+        Health,
+        Pipeline,
+        RunState,
+        RunStatus,
+        SessionStatus,
+        Stage,
+        Termination,
+    )
+    from looprunner.session import Session
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "Event",
+    "Health",
+    "InvalidSessionNameError",
+    "LooprunnerError",
+    "Pipeline",
+    "PluginError",
+    "ProviderError",
+    "RunState",
+    "RunStatus",
+    "Session",
+    "SessionConflictError",
+    "SessionError",
+    "SessionNotFoundError",
+    "SessionStatus",
+    "Stage",
+    "Termination",
+    "__version__",
+    "hookimpl",
+]
+
+_HOMES = {
+    "Session": "looprunner.session",
+    "hookimpl": "looprunner.hookspecs",
+    **dict.fromkeys(
+        ("Event", "Health", "Pipeline", "RunState", "RunStatus", "SessionStatus", "Stage", "Termination"),
+        "looprunner.models",
+    ),
+    **dict.fromkeys(
+        (
+            "BackendError", "ConfigError", "InvalidSessionNameError", "LooprunnerError", "PluginError",
+            "ProviderError", "SessionConflictError", "SessionError", "SessionNotFoundError",
+        ),
+        "looprunner.errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from looprunner._version import __version__
+
+        return __version__
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'looprunner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""Backends: where an engine process runs (tmux by default, or inline)."""

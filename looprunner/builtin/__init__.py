@@ -1,0 +1,1 @@
+"""Built-in providers, terminations and backends, registered like any plugin's."""

@@ -1,0 +1,148 @@
+"""The built-in providers: ``claude``, ``codex``, ``command`` and ``mock``.
+
+Each turns an iteration into an argv; the prompt always travels on stdin and the
+iteration's paths in ``LOOPRUNNER_*`` environment variables, so no user text is ever
+part of a command line, let alone a shell string.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import ClassVar
+
+from looprunner.errors import ProviderError
+from looprunner.models import AgentCommand, Invocation, Stage
+
+
+def path_env(invocation: Invocation) -> dict[str, str]:
+    """The environment every provider's process gets: where the iteration's files are."""
+    return {
+        "LOOPRUNNER_CTX": invocation.paths.context,
+        "LOOPRUNNER_STATUS": invocation.paths.status,
+        "LOOPRUNNER_OUTPUT": invocation.paths.output,
+        "LOOPRUNNER_PROGRESS": invocation.paths.progress,
+        "LOOPRUNNER_ITERATION": str(invocation.iteration),
+        "LOOPRUNNER_SESSION": invocation.session,
+        "LOOPRUNNER_STAGE": invocation.stage_id,
+    }
+
+
+def _require_program(program: str, provider: str) -> str:
+    found = shutil.which(program)
+    if found is None:
+        raise ProviderError(
+            f"provider {provider!r} needs the {program!r} program, which is not on PATH"
+        )
+    return found
+
+
+class ClaudeProvider:
+    """Claude Code in print mode: ``claude -p --dangerously-skip-permissions``.
+
+    The prompt is read from stdin. ``CLAUDECODE`` is removed from the environment so a
+    loop started from inside a Claude Code session can still start its own agents.
+    """
+
+    name: ClassVar[str] = "claude"
+    program: ClassVar[str] = "claude"
+
+    def check(self, stage: Stage) -> None:
+        """Fail early when ``claude`` is not installed."""
+        _require_program(self.program, self.name)
+
+    def command(self, invocation: Invocation) -> AgentCommand:
+        """Build the ``claude`` command line."""
+        argv = [_require_program(self.program, self.name), "-p", "--dangerously-skip-permissions"]
+        if invocation.model:
+            argv += ["--model", invocation.model]
+        return AgentCommand(
+            argv=tuple(argv),
+            stdin=invocation.prompt,
+            env=path_env(invocation),
+            unset_env=("CLAUDECODE",),
+        )
+
+
+class CodexProvider:
+    """OpenAI Codex non-interactively: ``codex exec ... -`` (prompt from stdin).
+
+    A model written ``gpt-5.2-codex:xhigh`` selects the model and its reasoning effort.
+    """
+
+    name: ClassVar[str] = "codex"
+    program: ClassVar[str] = "codex"
+
+    def check(self, stage: Stage) -> None:
+        """Fail early when ``codex`` is not installed."""
+        _require_program(self.program, self.name)
+
+    def command(self, invocation: Invocation) -> AgentCommand:
+        """Build the ``codex exec`` command line."""
+        argv = [
+            _require_program(self.program, self.name),
+            "exec",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--skip-git-repo-check",
+        ]
+        if invocation.model:
+            model, _, effort = invocation.model.partition(":")
+            if model:
+                argv += ["--model", model]
+            if effort:
+                argv += ["-c", f"model_reasoning_effort={effort}"]
+        argv.append("-")
+        return AgentCommand(argv=tuple(argv), stdin=invocation.prompt, env=path_env(invocation))
+
+
+class CommandProvider:
+    """Any program, given as the stage's ``command`` (an argv, never run by a shell)."""
+
+    name: ClassVar[str] = "command"
+
+    def check(self, stage: Stage) -> None:
+        """The stage must name a program, and the program must exist."""
+        if not stage.command:
+            raise ProviderError(f"stage {stage.name!r}: provider 'command' needs a 'command:'")
+        program = stage.command[0]
+        if "/" not in program and shutil.which(program) is None:
+            raise ProviderError(f"stage {stage.name!r}: command {program!r} is not on PATH")
+
+    def command(self, invocation: Invocation) -> AgentCommand:
+        """Run the stage's argv with the prompt on stdin."""
+        if not invocation.command:
+            raise ProviderError("provider 'command' needs a 'command:' in the stage")
+        return AgentCommand(
+            argv=invocation.command, stdin=invocation.prompt, env=path_env(invocation)
+        )
+
+
+class MockProvider:
+    """Replays a fixture folder, for tests and dry runs without an API key.
+
+    ``iteration-N.txt`` (else ``default.txt``) is printed as the output of iteration N and
+    ``status-N.json`` (else ``status.json``) written as its status; a status of
+    ``{"crash": true}`` makes the agent exit non-zero without writing one. The agent is a
+    real process (``python -m looprunner.builtin.mock_agent``), so kills and crashes are
+    real too.
+    """
+
+    name: ClassVar[str] = "mock"
+
+    def check(self, stage: Stage) -> None:
+        """A fixture folder, if given, must exist."""
+        if stage.fixtures is not None and not stage.fixtures.is_dir():
+            raise ProviderError(f"stage {stage.name!r}: fixtures folder {stage.fixtures} not found")
+
+    def command(self, invocation: Invocation) -> AgentCommand:
+        """Run the mock agent on the stage's fixtures."""
+        env = path_env(invocation)
+        if invocation.fixtures:
+            env["LOOPRUNNER_MOCK_FIXTURES"] = invocation.fixtures
+        if invocation.mock_delay is not None:
+            env["LOOPRUNNER_MOCK_DELAY"] = str(invocation.mock_delay)
+        return AgentCommand(
+            argv=(sys.executable, "-m", "looprunner.builtin.mock_agent"),
+            stdin=invocation.prompt,
+            env=env,
+        )

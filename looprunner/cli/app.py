@@ -1,0 +1,107 @@
+"""The command group, global options and error handling shared by every command.
+
+Every error leaves as one line on stderr, ``looprunner: error: ...`` (or
+``{"error": {"type", "message"}}`` on stdout with ``--json``), with the exit code of
+DESIGN.md: 0 ok, 1 failed, 2 bad input, 3 conflict, 4 not found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import attrs
+import click
+
+from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError
+
+
+@attrs.define
+class Context:
+    """What every command gets: the project folder and whether to answer in JSON."""
+
+    project: Path
+    json: bool
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoReturn:
+    """Report an error the way the caller asked for and exit with ``code``."""
+    if ctx is not None and ctx.json:
+        from looprunner.cli.output import emit_json
+
+        emit_json({"error": {"type": error_type, "message": message}})
+    else:
+        click.echo(f"looprunner: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Project folder whose sessions to manage.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Answer with stable, machine-readable JSON.")
+@click.version_option(package_name="looprunner", prog_name="looprunner")
+@click.pass_context
+def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
+    """Run coding-agent loops in the background and manage their whole life."""
+    click_ctx.obj = Context(project=project.expanduser().resolve(), json=as_json)
+    if click_ctx.invoked_subcommand is None:
+        click.echo(click_ctx.get_help())
+
+
+def _register() -> None:
+    from looprunner.cli import control, inspect, run
+
+    for command in (
+        run.start,
+        run.wait,
+        run.demo,
+        run.engine,
+        inspect.list_sessions,
+        inspect.status,
+        control.kill,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; never shows a traceback for an expected error."""
+    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    fallback = Context(project=Path.cwd(), json=as_json)
+    try:
+        result: Any = cli.main(args=argv, prog_name="looprunner", standalone_mode=False)
+    except LooprunnerError as exc:
+        fail(fallback, exc.type, exc.message, exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("looprunner: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        fail(fallback, "usage", exc.format_message(), EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("looprunner: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("LOOPRUNNER_DEBUG"):
+            raise
+        fail(
+            fallback,
+            "internal",
+            f"internal error: {type(exc).__name__}: {exc} (set LOOPRUNNER_DEBUG=1 for a traceback)",
+            1,
+        )
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,105 @@
+"""Commands that look at sessions: ``list`` and ``status``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.output import age, emit_json, health, style, table
+from looprunner.models import Health, SessionStatus
+from looprunner.session import Session, as_dict, not_found
+
+NEXT_ACTIONS = {
+    Health.RUNNING: ("wait {n}", "status {n}", "kill {n} --yes"),
+    Health.CRASHED: ("start {n} --force ...",),
+    Health.FAILED: ("start {n} --force ...",),
+    Health.KILLED: ("start {n} --force ...",),
+    Health.ORPHANED: ("kill {n} --yes",),
+    Health.UNKNOWN: ("status {n}",),
+}
+
+
+def _row(status: SessionStatus) -> list[str]:
+    state = status.state
+    if state is None:
+        return [status.session, "-", "-", "-", health(status.health.value), "-"]
+    current = state.current
+    kind = "stage" if state.type == "loop" else "pipeline"
+    stage = current.id if state.type == "loop" else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    iteration = f"{state.iteration}/{current.max_iterations}"
+    return [status.session, kind, stage, iteration, health(status.health.value), age(state.started_at)]
+
+
+@click.command("list")
+@pass_ctx
+def list_sessions(ctx: Context) -> int:
+    """List every session in the project."""
+    statuses = Session.list(ctx.project)
+    if ctx.json:
+        emit_json([as_dict(s) for s in statuses])
+        return 0
+    if not statuses:
+        click.echo(f"No sessions in {ctx.project}.")
+        click.echo(f"Start one: {style('looprunner start NAME --stage TYPE -n 5', 'cyan')}  (or try {style('looprunner demo', 'cyan')})")
+        return 0
+    click.echo(table(["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE"], [_row(s) for s in statuses]))
+    counts = Counter(s.health.value for s in statuses)
+    click.echo("\n" + ", ".join(f"{n} {h}" for h, n in sorted(counts.items())))
+    return 0
+
+
+@click.command()
+@click.argument("name")
+@pass_ctx
+def status(ctx: Context, name: str) -> int:
+    """Show the health, resources and progress of session NAME."""
+    session = Session(name, ctx.project)
+    result = session.status()
+    if result.health is Health.NOT_FOUND:
+        raise not_found(name, ctx.project)
+    if ctx.json:
+        emit_json(as_dict(result))
+        return 0
+    click.echo(f"{style(name, bold=True)}: {health(result.health.value)}" + (f" — {result.detail}" if result.detail else ""))
+    state = result.state
+    lock = result.lock
+    lock_text = "absent"
+    if lock is not None and lock.present:
+        holder = f" by pid {lock.pid} ({'alive' if lock.pid_alive else 'gone'})" if lock.pid else ""
+        lock_text = f"held{holder}" if lock.held else "present, free (stale)"
+    tmux_text = {None: "unknown (tmux server unreachable)", True: f"pipeline-{name} present", False: "absent"}[result.resources.tmux]
+    rows = [
+        ("lock", lock_text),
+        ("state", "present" if result.resources.state else "absent"),
+        ("tmux", tmux_text),
+    ]
+    if state is not None:
+        current = state.current
+        rows += [
+            ("type", f"{state.type} {state.pipeline}"),
+            ("stage", f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"),
+            ("iteration", f"{state.iteration}/{current.max_iterations} ({state.iteration_completed} completed)"),
+            ("started", f"{state.started_at} ({age(state.started_at)} ago)"),
+        ]
+        if state.finished_at:
+            rows.append(("finished", f"{state.finished_at} (ran {age(state.started_at, until=state.finished_at)})"))
+        if state.completion_reason:
+            rows.append(("reason", state.completion_reason))
+        if state.error is not None:
+            rows.append(("error", f"{state.error.type}: {state.error.message}"))
+        rows.append(("run dir", str(session.paths.run_dir)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"  {key.ljust(width)}  {value}")
+    recent = [e for e in session.events() if e.type == "iteration_complete"][-5:]
+    if recent:
+        click.echo("  recent iterations:")
+        for event in recent:
+            summary = event.data.get("summary") or event.data.get("reason") or ""
+            click.echo(f"    {event.stage} #{event.iteration}  {event.data.get('decision', '?'):8}  {summary}")
+    actions = NEXT_ACTIONS.get(result.health, ())
+    if actions:
+        click.echo("  next: " + "  |  ".join(style(f"looprunner {a.format(n=name)}", "cyan") for a in actions))
+    return 0

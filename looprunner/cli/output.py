@@ -1,0 +1,88 @@
+"""Rendering for the command line: aligned tables, colour only on a terminal, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import click
+
+HEALTH_COLOURS = {
+    "running": "cyan",
+    "complete": "green",
+    "failed": "red",
+    "crashed": "red",
+    "killed": "yellow",
+    "orphaned": "magenta",
+    "unknown": "magenta",
+    "not_found": "white",
+}
+
+
+def use_colour(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set."""
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def style(text: str, colour: str | None = None, *, bold: bool = False) -> str:
+    """Colour ``text`` when colour is on."""
+    if not use_colour():
+        return text
+    return click.style(text, fg=colour, bold=bold)
+
+
+def health(value: str) -> str:
+    """A health word, coloured by meaning."""
+    return style(value, HEALTH_COLOURS.get(value))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns; widths ignore colour codes."""
+    plain = [[click.unstyle(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in plain:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(style(h.ljust(w), bold=True) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row, raw in zip(rows, plain, strict=True):
+        cells = [cell + " " * (w - len(p)) for cell, p, w in zip(row, raw, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """Parse a timestamp written by looprunner."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def age(value: str | None, *, until: str | None = None) -> str:
+    """How long ago ``value`` was (or how long until ``until``), as ``3m``, ``2h5m``."""
+    start = parse_ts(value)
+    if start is None:
+        return "-"
+    end = parse_ts(until) or datetime.now(UTC)
+    seconds = max(0, int((end - start).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s" if minutes < 10 else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24}h"

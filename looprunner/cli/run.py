@@ -1,0 +1,232 @@
+"""Commands that start and wait for sessions: ``start``, ``wait``, ``demo``, ``engine``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.output import age, emit_json, health, style
+from looprunner.errors import UsageError
+from looprunner.models import Health, Pipeline, SessionStatus
+from looprunner.session import Session, as_dict, not_found
+
+
+def build_pipeline(
+    project: Path,
+    *,
+    stage: str | None,
+    pipeline: str | None,
+    iterations: int | None,
+    provider: str | None,
+    model: str | None,
+    inputs: tuple[Path, ...],
+    context: str | None,
+) -> Pipeline:
+    """Resolve what ``start`` (and ``demo``) was asked to run, overrides applied."""
+    from looprunner import catalog
+
+    if (stage is None) == (pipeline is None):
+        raise UsageError("give exactly one of --stage TYPE or --pipeline NAME_OR_FILE")
+    if iterations is not None and iterations < 1:
+        raise UsageError(f"-n must be at least 1, got {iterations}")
+    if pipeline is not None and iterations is not None:
+        raise UsageError("-n applies to --stage; set iteration caps in the pipeline file")
+    for path in inputs:
+        if not path.exists():
+            raise UsageError(f"--input {path}: no such file")
+    if stage is not None:
+        resolved = Pipeline.loop(catalog.load_stage(stage, project=project), iterations=iterations)
+    else:
+        assert pipeline is not None
+        resolved = catalog.load_pipeline(pipeline, project=project)
+    return resolved.with_overrides(
+        provider=provider,
+        model=model,
+        context=context,
+        inputs=tuple(str(p.resolve()) for p in inputs),
+    )
+
+
+def next_steps(name: str) -> str:
+    """The commands worth knowing right after a start."""
+    return "\n".join(
+        f"  {style(cmd, 'cyan')}"
+        for cmd in (
+            f"looprunner status {name}",
+            f"looprunner wait {name}",
+            f"looprunner kill {name} --yes",
+        )
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage.")
+@click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline.")
+@click.option("-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's).")
+@click.option("--provider", help="Provider for stages that do not set one (claude, codex, command, mock).")
+@click.option("--model", help="Model for stages that do not set one.")
+@click.option("--input", "inputs", multiple=True, type=click.Path(path_type=Path), metavar="FILE", help="Initial input file (repeatable).")
+@click.option("--context", help="Text added to every stage's ${CONTEXT}.")
+@click.option("--force", is_flag=True, help="Move a finished or crashed run aside and start again.")
+@click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
+@click.option("--backend", default=None, help="Backend to run the engine in (default tmux).")
+@pass_ctx
+def start(
+    ctx: Context,
+    name: str,
+    stage: str | None,
+    pipeline: str | None,
+    iterations: int | None,
+    provider: str | None,
+    model: str | None,
+    inputs: tuple[Path, ...],
+    context: str | None,
+    force: bool,
+    foreground: bool,
+    backend: str | None,
+) -> int:
+    """Start session NAME running a stage loop or a pipeline."""
+    from looprunner.names import validate_session_name
+
+    validate_session_name(name)
+    resolved = build_pipeline(
+        ctx.project, stage=stage, pipeline=pipeline, iterations=iterations, provider=provider,
+        model=model, inputs=inputs, context=context,
+    )
+    if foreground and backend not in (None, "inline"):
+        raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
+    chosen = "inline" if foreground else (backend or "tmux")
+    session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+    status = session.status()
+    if ctx.json:
+        emit_json(as_dict(status))
+    elif foreground:
+        click.echo(f"session {name}: {health(status.health.value)}")
+    else:
+        node = resolved.nodes[0]
+        what = f"stage {node.stage.name}" if resolved.kind == "loop" else f"pipeline {resolved.name}"
+        click.echo(
+            f"Started {style(name, bold=True)} ({what}, up to {node.cap} iteration(s) "
+            f"in its first stage) in tmux session pipeline-{name}.\n{next_steps(name)}"
+        )
+    if foreground:
+        return 0 if status.health is Health.COMPLETE else 1
+    return 0
+
+
+def _progress_line(status: SessionStatus) -> str:
+    state = status.state
+    if state is None:
+        return f"{status.session}: {status.health.value}"
+    current = state.current
+    return (
+        f"{status.session}: {status.health.value} · stage {current.id} "
+        f"{state.current_stage + 1}/{len(state.stages)} · iteration "
+        f"{state.iteration_completed}/{current.max_iterations} done · {age(state.started_at)}"
+    )
+
+
+def wait_for(session: Session, timeout: float | None, *, show: bool) -> SessionStatus:
+    """Wait for a session, showing a progress line on a terminal."""
+    live = show and sys.stderr.isatty()
+    last = ""
+
+    def on_progress(status: SessionStatus) -> None:
+        nonlocal last
+        line = _progress_line(status)
+        if line == last:
+            return
+        last = line
+        if live:
+            click.echo(f"\r\033[K{line}", nl=False, err=True)
+        elif show:
+            click.echo(line, err=True)
+
+    try:
+        return session.wait(timeout, on_progress=on_progress)
+    finally:
+        if live and last:
+            click.echo("", err=True)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
+@pass_ctx
+def wait(ctx: Context, name: str, timeout: float | None) -> int:
+    """Block until session NAME finishes; exit 0 if it completed."""
+    session = Session(name, ctx.project)
+    if session.status().health is Health.NOT_FOUND:
+        raise not_found(name, ctx.project)
+    status = wait_for(session, timeout, show=not ctx.json)
+    if ctx.json:
+        emit_json(as_dict(status))
+    else:
+        click.echo(f"{name}: {health(status.health.value)}" + (f" — {status.state.error.message}" if status.state and status.state.error else ""))
+    return 0 if status.health is Health.COMPLETE else 1
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), help="Create the demo project here instead of a temporary folder.")
+@click.option("--name", default="demo", show_default=True, help="Session name.")
+@click.option("--pace", type=float, default=0.5, show_default=True, help="Seconds the demo agent pauses per task, so progress is visible.")
+@click.option("--foreground", is_flag=True, help="Run in this process instead of tmux.")
+@pass_ctx
+def demo(ctx: Context, directory: Path | None, name: str, pace: float, foreground: bool) -> int:
+    """Run a real loop on the built-in demo agent (no API key needed)."""
+    import shutil
+    import tempfile
+
+    from looprunner.builtin import demo as demo_project
+
+    project = (directory or Path(tempfile.mkdtemp(prefix="looprunner-demo-"))).expanduser().resolve()
+    tasks = demo_project.create(project, pace=pace)
+    backend = "inline" if foreground or shutil.which("tmux") is None else "tmux"
+    if not ctx.json:
+        click.echo(f"Demo project: {project}")
+        click.echo(f"The demo agent will work through {tasks} TODO items in TODO.md, one per iteration.")
+        if backend == "inline" and not foreground:
+            click.echo("tmux is not installed: running in this process instead.")
+    pipeline = build_pipeline(
+        project, stage="demo", pipeline=None, iterations=None, provider=None, model=None,
+        inputs=(), context=None,
+    )
+    started = time.monotonic()
+    session = Session.start(name, pipeline, project, backend=backend, force=True)
+    status = wait_for(session, None, show=not ctx.json)
+    if ctx.json:
+        emit_json({"project": str(project), **as_dict(status)})
+    else:
+        state = status.state
+        done = state.stages[0].iterations_completed if state else 0
+        click.echo(
+            f"\nSession {name} {health(status.health.value)} after {done} iteration(s) "
+            f"in {time.monotonic() - started:.1f}s."
+        )
+        click.echo(f"Run directory: {session.paths.run_dir}")
+        click.echo("Look around:")
+        for cmd in (f"status {name}", f"list", f"wait {name}"):
+            click.echo(f"  {style(f'looprunner --project {project} {cmd}', 'cyan')}")
+        click.echo(f"  {style(f'cat {project}/TODO.md {session.paths.progress_file}', 'cyan')}")
+    return 0 if status.health is Health.COMPLETE else 1
+
+
+@click.command(hidden=True)
+@click.option("--session", "name", required=True)
+@click.option("--backend", default="tmux")
+@click.option("--resume", is_flag=True)
+@click.option("--env-fifo", type=click.Path(path_type=Path))
+@pass_ctx
+def engine(ctx: Context, name: str, backend: str, resume: bool, env_fifo: Path | None) -> int:
+    """Run the engine of session NAME in this process (how backends start it)."""
+    from looprunner.engine.main import run_engine
+    from looprunner.names import validate_session_name
+
+    validate_session_name(name)
+    return run_engine(ctx.project, name, backend=backend, resume=resume, env_fifo=env_fifo)
+

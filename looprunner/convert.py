@@ -1,0 +1,500 @@
+"""Reading and writing looprunner's files: the only importer of ruamel.yaml and cattrs.
+
+Definition files are parsed with ruamel.yaml's round-trip loader, which remembers where
+every key and value stands, and structured into models with one cattrs converter in
+detailed-validation mode. A bad value becomes one :class:`ConfigError` that names the
+file, line, column and key path: ``stage.yaml:4:15: termination.iterations: expected an
+integer, got 'five'``.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import shlex
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from looprunner.errors import ConfigError
+from looprunner.models import (
+    AgentStatus,
+    Decision,
+    Event,
+    Health,
+    JudgeSpec,
+    Node,
+    NodeInputs,
+    Pipeline,
+    RunState,
+    RunStatus,
+    Stage,
+    Termination,
+    WorkDone,
+)
+
+T = TypeVar("T")
+KeyPath = tuple[str | int, ...]
+
+
+class _BadValue(ValueError):
+    """A value of the wrong type; its message is shown to the user as it is."""
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)
+
+
+def _structure_int(value: object, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadValue(f"expected an integer, got {_describe(value)}")
+    return value
+
+
+def _structure_float(value: object, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _BadValue(f"expected a number, got {_describe(value)}")
+    return float(value)
+
+
+def _structure_str(value: object, _: type) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _BadValue(f"expected a string, got {_describe(value)}")
+    return str(value)
+
+
+def _structure_bool(value: object, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise _BadValue(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _structure_strings(value: object, _: type) -> tuple[str, ...]:
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
+        return tuple(str(v) for v in value)
+    raise _BadValue(f"expected a list of strings, got {_describe(value)}")
+
+
+def split_command(value: object) -> object:
+    """Turn a command given as one string into an argv, split as a shell would.
+
+    The result is only ever executed as an argv, never through a shell. Anything that is
+    not a string is returned unchanged for the converter to judge.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        parts = shlex.split(value)
+    except ValueError as exc:
+        raise _BadValue(f"cannot split command {value!r}: {exc}") from exc
+    if not parts:
+        raise _BadValue("the command is empty")
+    return parts
+
+
+def _structure_path(value: object, _: type) -> Path:
+    if not isinstance(value, str):
+        raise _BadValue(f"expected a path, got {_describe(value)}")
+    return Path(value)
+
+
+def _structure_decision(value: object, _: type) -> Decision:
+    try:
+        return Decision(value)
+    except ValueError:
+        choices = ", ".join(d.value for d in Decision)
+        raise _BadValue(f"expected one of {choices}, got {_describe(value)}") from None
+
+
+def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in cls)
+        raise _BadValue(f"expected one of {choices}, got {_describe(value)}") from None
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(Path, _structure_path)
+    conv.register_unstructure_hook(Path, str)
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_strings)
+    conv.register_structure_hook(Decision, _structure_decision)
+    for enum_type in (RunStatus, Health):
+        conv.register_structure_hook(enum_type, _structure_enum)
+    # Hand-written files are checked for unknown keys (a typo must not silently change
+    # behaviour); files looprunner writes itself are read leniently across versions.
+    for strict in (Termination, JudgeSpec, NodeInputs, WorkDone):
+        conv.register_structure_hook(
+            strict, make_dict_structure_fn(strict, conv, _cattrs_forbid_extra_keys=True)
+        )
+    return conv
+
+
+converter = _make_converter()
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, keeping positions; a syntax error names its line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", path=path) from exc
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> Any:
+    """Parse YAML text read from ``path`` (used only to name it in errors)."""
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+
+
+def locate(doc: Any, keypath: KeyPath, *, key: bool = False) -> tuple[int | None, int | None]:
+    """Return the 1-based line and column of the value (or ``key``) at ``keypath``."""
+    node = doc
+    position: tuple[int | None, int | None] = (None, None)
+    for depth, part in enumerate(keypath):
+        last = depth == len(keypath) - 1
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                line, col = node.lc.key(part) if (last and key) else node.lc.value(part)
+                position = (line + 1, col + 1)
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line, col = node.lc.item(part)
+                position = (line + 1, col + 1)
+                node = node[part]
+            else:
+                break
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    if position == (None, None) and hasattr(doc, "lc"):
+        position = (doc.lc.line + 1, doc.lc.col + 1)
+    return position
+
+
+def _walk(exc: BaseException, path: KeyPath) -> Iterator[tuple[KeyPath, BaseException]]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            step: str | int
+            if isinstance(note, AttributeValidationNote):
+                step = note.name
+            elif isinstance(note, IterableValidationNote):
+                step = note.index  # type: ignore[assignment]
+            else:  # pragma: no cover - cattrs has only these two notes
+                step = str(note)
+            yield from _walk(inner, (*path, step))
+        for inner in without:
+            yield from _walk(inner, path)
+    elif isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _walk(inner, path)
+    else:
+        yield path, exc
+
+
+def _dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def structure_from(
+    data: Any, cls: type[T], *, path: Path | None, doc: Any, prefix: KeyPath = ()
+) -> T:
+    """Structure ``data`` into ``cls``; the first problem becomes a located ConfigError."""
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:
+        raise _config_error(exc, path=path, doc=doc, prefix=prefix) from None
+
+
+def _config_error(exc: BaseException, *, path: Path | None, doc: Any, prefix: KeyPath) -> ConfigError:
+    for keypath, leaf in _walk(exc, prefix):
+        if isinstance(leaf, ForbiddenExtraKeysError):
+            extra = sorted(leaf.extra_fields)[0]
+            full = (*keypath, extra)
+            line, col = locate(doc, full, key=True)
+            return ConfigError(
+                f"unknown key {extra!r}", path=path, line=line, column=col, field=_dotted(full)
+            )
+        if isinstance(leaf, KeyError):
+            missing = str(leaf.args[0]) if leaf.args else "?"
+            line, col = locate(doc, keypath)
+            return ConfigError(
+                f"missing required key {missing!r}",
+                path=path,
+                line=line,
+                column=col,
+                field=_dotted(keypath) or None,
+            )
+        line, col = locate(doc, keypath)
+        message = str(leaf) if isinstance(leaf, _BadValue | ConfigError) else _plain(leaf)
+        return ConfigError(message, path=path, line=line, column=col, field=_dotted(keypath) or None)
+    return ConfigError(str(exc), path=path)
+
+
+def _plain(exc: BaseException) -> str:
+    return f"invalid value ({type(exc).__name__}: {exc})"
+
+
+def expect_mapping(data: Any, *, path: Path, what: str) -> CommentedMap:
+    """Return ``data`` if it is a mapping, else raise naming the file."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} must be a mapping of keys to values, got {_describe(data)}", path=path, line=1)
+    return data  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- stages
+
+STAGE_KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "provider",
+        "model",
+        "termination",
+        "delay",
+        "context",
+        "output_path",
+        "prompt",
+        "fixtures",
+        "mock_delay",
+        "timeout",
+        "command",
+    }
+)
+
+
+def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
+    """Read ``stage.yaml`` and its prompt file into a :class:`Stage`.
+
+    The prompt is ``prompt.md`` beside the file, or the file the ``prompt:`` key names
+    (relative to the stage's folder). ``fixtures:`` is relative to the folder too.
+    """
+    folder = stage_yaml.parent
+    doc = read_yaml(stage_yaml)
+    if doc is None:
+        doc = CommentedMap()
+    data = expect_mapping(doc, path=stage_yaml, what="a stage file")
+    for key in data:
+        if key not in STAGE_KEYS:
+            line, col = locate(doc, (key,), key=True)
+            raise ConfigError(
+                f"unknown key {key!r} (known: {', '.join(sorted(STAGE_KEYS))})",
+                path=stage_yaml,
+                line=line,
+                column=col,
+            )
+    values = dict(data)
+    prompt_name = values.pop("prompt", None)
+    if prompt_name is not None and not isinstance(prompt_name, str):
+        line, col = locate(doc, ("prompt",))
+        raise ConfigError(
+            f"expected a prompt file name, got {_describe(prompt_name)}",
+            path=stage_yaml, line=line, column=col, field="prompt",
+        )
+    values.setdefault("name", default_name)
+    _split_commands(values, doc=doc, path=stage_yaml)
+    stage = structure_from(values, Stage, path=stage_yaml, doc=doc)
+    prompt_file = folder / (prompt_name or "prompt.md")
+    try:
+        prompt = prompt_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        line, col = locate(doc, ("prompt",)) if prompt_name else (None, None)
+        raise ConfigError(
+            f"prompt file {prompt_file} not found", path=stage_yaml, line=line, column=col
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read prompt file {prompt_file}: {exc}", path=stage_yaml) from exc
+    fixtures = stage.fixtures
+    if fixtures is not None and not fixtures.is_absolute():
+        fixtures = folder / fixtures
+    elif fixtures is None and (folder / "fixtures").is_dir():
+        fixtures = folder / "fixtures"
+    _check_termination(stage.termination, path=stage_yaml, doc=doc, prefix=("termination",))
+    return attrs.evolve(
+        stage,
+        prompt=prompt,
+        fixtures=fixtures.resolve() if fixtures else None,
+        source=folder.resolve(),
+    )
+
+
+def _split_commands(values: dict[str, Any], *, doc: Any, path: Path, prefix: KeyPath = ()) -> None:
+    """Split string-valued ``command`` and ``termination.queue_command`` into argvs in place."""
+    targets: list[tuple[dict[str, Any], str, KeyPath]] = [(values, "command", (*prefix, "command"))]
+    term = values.get("termination")
+    if isinstance(term, Mapping):
+        term = dict(term)
+        values["termination"] = term
+        targets.append((term, "queue_command", (*prefix, "termination", "queue_command")))
+    for mapping, key, keypath in targets:
+        if key in mapping:
+            try:
+                mapping[key] = split_command(mapping[key])
+            except _BadValue as exc:
+                line, col = locate(doc, keypath)
+                raise ConfigError(
+                    str(exc), path=path, line=line, column=col, field=_dotted(keypath)
+                ) from None
+
+
+def _check_termination(term: Termination, *, path: Path | None, doc: Any, prefix: KeyPath) -> None:
+    """Reject counts that make no sense; a plugin's termination type is checked when it runs."""
+    for field in ("iterations", "max", "min_iterations", "consensus"):
+        value = getattr(term, field)
+        if value is not None and value < 1:
+            line, col = locate(doc, (*prefix, field))
+            raise ConfigError(
+                f"must be at least 1, got {value}",
+                path=path, line=line, column=col, field=_dotted((*prefix, field)),
+            )
+
+
+# --------------------------------------------------------------------------- run files
+
+
+def dump_pipeline(pipeline: Pipeline) -> str:
+    """Serialise a resolved pipeline for the run directory (prompts included)."""
+    data = {"format": "looprunner/resolved-pipeline/1", **converter.unstructure(pipeline)}
+    buffer = io.StringIO()
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    yaml.dump(_plain_data(data), buffer)
+    return buffer.getvalue()
+
+
+def _plain_data(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v) for v in value]
+    return value
+
+
+def load_resolved_pipeline(path: Path) -> Pipeline:
+    """Read back the pipeline a session was started with."""
+    doc = read_yaml(path)
+    data = dict(expect_mapping(doc, path=path, what="a resolved pipeline"))
+    data.pop("format", None)
+    return structure_from(data, Pipeline, path=path, doc=doc)
+
+
+def state_to_json(state: RunState) -> str:
+    """Serialise run state as ``state.json`` text."""
+    return json.dumps(converter.unstructure(state), indent=2) + "\n"
+
+
+def state_from_json(text: str) -> RunState:
+    """Parse ``state.json`` text (raises ValueError on a malformed file)."""
+    try:
+        return converter.structure(json.loads(text), RunState)
+    except Exception as exc:
+        raise ValueError(f"malformed state: {exc}") from exc
+
+
+def event_to_json(event: Event) -> str:
+    """Serialise one event as a single JSON line (no newline)."""
+    return json.dumps(converter.unstructure(event), separators=(",", ":"))
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Build an event from a parsed line."""
+    return converter.structure(data, Event)
+
+
+def agent_status_from_dict(data: Any) -> AgentStatus:
+    """Structure a parsed ``status.json``; raise ValueError with a readable reason."""
+    try:
+        return converter.structure(data, AgentStatus)
+    except Exception as exc:
+        leaves = list(_walk(exc, ()))
+        if leaves:
+            keypath, leaf = leaves[0]
+            where = _dotted(keypath) or "status"
+            if isinstance(leaf, KeyError):
+                raise ValueError(f"missing key {leaf.args[0]!r}") from None
+            if isinstance(leaf, ForbiddenExtraKeysError):
+                raise ValueError(f"{where}: unknown key {sorted(leaf.extra_fields)[0]!r}") from None
+            raise ValueError(f"{where}: {leaf}") from None
+        raise ValueError(str(exc)) from None
+
+
+def unstructure(value: Any) -> Any:
+    """Turn a model into plain data (for ``--json`` output)."""
+    return converter.unstructure(value)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build a model from plain data."""
+    return converter.structure(data, cls)
+
+
+__all__ = [
+    "ConfigError",
+    "Node",
+    "converter",
+    "dump_pipeline",
+    "load_resolved_pipeline",
+    "load_stage_file",
+    "locate",
+    "read_yaml",
+    "state_from_json",
+    "state_to_json",
+    "structure_from",
+]

@@ -1,0 +1,448 @@
+"""The engine: runs a session's pipeline, one fresh agent per iteration.
+
+Per iteration it clears what an interrupted run of that iteration left, writes
+``context.json``, renders the prompt, runs the provider in its own process group,
+captures the output, reads ``status.json``, records the iteration in state and events,
+and asks the stage's termination whether to go on. State is written before the matching
+event, so after a crash the state is never behind the event log.
+
+Only this process writes the session's state and events, and only while it holds the
+session lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from looprunner import procinfo
+from looprunner._version import __version__
+from looprunner.engine import context as ctxmod
+from looprunner.engine.agent_status import StatusProblem, read_agent_status, read_history
+from looprunner.engine.process import AgentRunner, ProcessResult
+from looprunner.engine.prompt import render, template_values
+from looprunner.engine.redact import Redactor
+from looprunner.errors import LooprunnerError, SessionConflictError
+from looprunner.models import (
+    AgentPaths,
+    AgentStatus,
+    Decision,
+    Invocation,
+    Pipeline,
+    RunError,
+    RunState,
+    RunStatus,
+    StageState,
+    events,
+)
+from looprunner.names import SessionPaths
+from looprunner.plugins import Registries
+from looprunner.protocols import StageProgress
+from looprunner.store.atomic import sweep_temp_files, write_atomic
+from looprunner.store.events import EventLog, utc_now
+from looprunner.store.lock import SessionLock
+from looprunner.store.state import read_state, write_state
+
+#: how long the engine waits for the lock its launcher may still be releasing
+LOCK_TIMEOUT = 10.0
+#: output kept in memory per iteration, for output.md when the agent writes none
+MAX_CAPTURE = 16 * 1024 * 1024
+
+
+class _Stopped(Exception):
+    """A stop was requested (SIGTERM, SIGINT, SIGHUP or ``request_stop``)."""
+
+
+class _IterationFailed(Exception):
+    def __init__(self, error: RunError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Engine:
+    """Runs one session to its end; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        paths: SessionPaths,
+        *,
+        backend: str,
+        registries: Registries,
+        env: Mapping[str, str] | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.paths = paths
+        self.backend = backend
+        self.registries = registries
+        self.env = dict(os.environ if env is None else env)
+        self.out = out if out is not None else sys.stdout
+        self.redactor = Redactor(self.env)
+        self.runner = AgentRunner()
+        self.lock = SessionLock(paths.lock_file)
+        self.events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
+        self.state: RunState | None = None
+        self._log_handle: Any = None
+        self._log_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+
+    def request_stop(self) -> None:
+        """Stop the session: the agent's group is ended and the session recorded killed."""
+        self.runner.request_stop()
+
+    def run(self, *, resume: bool = False) -> RunState:
+        """Run (or resume) the session to its end and return the final state.
+
+        Raises
+        ------
+        SessionConflictError
+            If another engine holds the session's lock.
+        """
+        if not self.lock.acquire(timeout=LOCK_TIMEOUT):
+            raise SessionConflictError(
+                f"session {self.paths.name!r} is already running (its lock is held)",
+                session=self.paths.name,
+            )
+        restore = self._install_signal_handlers()
+        try:
+            self._open_log()
+            self.lock.write_metadata(self._lock_metadata())
+            sweep_temp_files(self.paths.run_dir)
+            return self._run_locked(resume=resume)
+        finally:
+            restore()
+            self.runner.close()
+            finished = self.state is not None and self.state.status.finished
+            self.lock.release(remove=finished)
+            self._close_log()
+
+    # ------------------------------------------------------------------ main loop
+
+    def _run_locked(self, *, resume: bool) -> RunState:
+        from looprunner import convert
+
+        pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
+        previous = read_state(self.paths.state_file) if resume else None
+        if previous is not None:
+            self.state = attrs.evolve(
+                previous,
+                status=RunStatus.RUNNING,
+                finished_at=None,
+                completion_reason=None,
+                error=None,
+                backend=self.backend,
+                **self._identity(),
+            )
+        else:
+            self.state = self._fresh_state(pipeline)
+        if not self.paths.progress_file.exists():
+            write_atomic(self.paths.progress_file, f"# Progress: {self.paths.name}\n\n")
+        self._save()
+        if previous is not None:
+            self.events.append(
+                events.SESSION_RESUMED,
+                stage=self.state.current.id,
+                iteration=self.state.iteration_completed + 1,
+                data={"from_iteration": self.state.iteration_completed + 1},
+            )
+            self._log(f"resumed at stage {self.state.current.id}, iteration {self.state.iteration_completed + 1}")
+        else:
+            self.events.append(events.SESSION_START, data={"pipeline": pipeline.name, "backend": self.backend, "type": pipeline.kind})
+            self._log(f"session {self.paths.name} started: {pipeline.kind} {pipeline.name!r}, {len(pipeline.nodes)} stage(s)")
+        try:
+            for index in range(self.state.current_stage, len(pipeline.nodes)):
+                self._run_stage(pipeline, index)
+        except _Stopped:
+            return self._finish_killed()
+        except _IterationFailed as failure:
+            return self._finish_failed(failure.error)
+        except LooprunnerError as exc:
+            return self._finish_failed(RunError(type="config", message=exc.message, iteration=self.state.iteration or None))
+        except Exception as exc:  # noqa: BLE001 - recorded, never lost: the session is resumable
+            self._log(traceback.format_exc())
+            return self._finish_failed(
+                RunError(type="engine_error", message=f"{type(exc).__name__}: {exc}", iteration=self.state.iteration or None)
+            )
+        reason = "all_stages_complete" if pipeline.kind == "pipeline" else (self.state.stages[-1].termination_reason or "complete")
+        self._save(status=RunStatus.COMPLETE, finished_at=utc_now(), completion_reason=reason)
+        self.events.append(events.SESSION_COMPLETE, data={"reason": reason})
+        self._log(f"session complete: {reason}")
+        return self.state
+
+    def _run_stage(self, pipeline: Pipeline, index: int) -> None:
+        assert self.state is not None
+        node = pipeline.nodes[index]
+        stage_state = self.state.stages[index]
+        termination = self.registries.terminations.get(node.stage.termination.type)(node.stage.termination)
+        termination.validate()
+        provider = self.registries.providers.get(node.stage.provider_name)()
+        cap = stage_state.max_iterations
+        completed = stage_state.iterations_completed if index == self.state.current_stage else 0
+        history = read_history(
+            [self.paths.iteration_dir(index, node.id, n) / ctxmod.STATUS_FILE for n in range(1, completed + 1)]
+        )
+        if completed == 0 and stage_state.status is RunStatus.PENDING:
+            self._save(current_stage=index, iteration=0, iteration_completed=0)
+            self._set_stage(index, status=RunStatus.RUNNING)
+            self.events.append(events.STAGE_START, stage=node.id, data={"stage": node.stage.name, "max_iterations": cap})
+            self._log(f"stage {index + 1}/{len(pipeline.nodes)} {node.id} ({node.stage.name}): up to {cap} iteration(s), provider {node.stage.provider_name}")
+        else:
+            self._set_stage(index, status=RunStatus.RUNNING)
+        while True:
+            progress = StageProgress(completed=completed, cap=cap, history=history, project=self.paths.project, session=self.paths.name)
+            reason = termination.decide(progress) if history else None
+            if reason is None and completed >= cap:
+                reason = termination.cap_reason
+            if reason is not None:
+                break
+            if self.runner.stop_requested:
+                raise _Stopped
+            if completed > 0 and node.stage.delay > 0 and self.runner.wait_stop(node.stage.delay):
+                raise _Stopped
+            status = self._run_iteration(pipeline, index, completed + 1, cap, provider, history[-1] if history else None)
+            completed += 1
+            history.append(status)
+        self._set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
+        last = history[-1] if history else None
+        self.events.append(
+            events.STAGE_COMPLETE,
+            stage=node.id,
+            iteration=completed,
+            data={"reason": reason, "iterations": completed, "agent_reason": last.reason if last else None},
+        )
+        self._log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
+        if index + 1 < len(pipeline.nodes):
+            self._save(current_stage=index + 1, iteration=0, iteration_completed=0)
+
+    def _run_iteration(
+        self, pipeline: Pipeline, index: int, iteration: int, cap: int, provider: Any, previous: AgentStatus | None
+    ) -> AgentStatus:
+        node = pipeline.nodes[index]
+        stage = node.stage
+        folder = self.paths.iteration_dir(index, node.id, iteration)
+        if folder.exists():  # what an interrupted run of this iteration left must not decide it
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        context_file = folder / ctxmod.CONTEXT_FILE
+        status_file = folder / ctxmod.STATUS_FILE
+        output_file = folder / ctxmod.OUTPUT_FILE
+        agent_output = output_file
+        values = template_values(
+            ctx=str(context_file), status=str(status_file), progress=str(self.paths.progress_file),
+            output=str(output_file), iteration=iteration, session=self.paths.name, context=stage.context,
+        )
+        if stage.output_path:
+            agent_output = self.paths.project / render(stage.output_path, values)
+            values.update(OUTPUT=str(agent_output))
+        document = ctxmod.build_context(
+            paths=self.paths, pipeline=pipeline, index=index, iteration=iteration, cap=cap,
+            previous=previous, output_path=agent_output,
+        )
+        write_atomic(context_file, json.dumps(self.redactor.data(document), indent=2) + "\n")
+        prompt = render(stage.prompt, values)
+        invocation = Invocation(
+            session=self.paths.name,
+            project=str(self.paths.project),
+            stage_id=node.id,
+            iteration=iteration,
+            prompt=prompt,
+            paths=AgentPaths(context=str(context_file), status=str(status_file), output=str(agent_output), progress=str(self.paths.progress_file)),
+            model=stage.model,
+            command=stage.command,
+            fixtures=str(stage.fixtures) if stage.fixtures else None,
+            mock_delay=stage.mock_delay,
+        )
+        self._log(f"iteration {iteration}/{cap} of {node.id} starting ({stage.provider_name}{', ' + stage.model if stage.model else ''})")
+        try:
+            command = provider.command(invocation)
+        except LooprunnerError as exc:
+            raise _IterationFailed(RunError(type="provider_missing", message=exc.message, iteration=iteration)) from exc
+        captured = bytearray()
+
+        def on_output(chunk: bytes) -> None:
+            if len(captured) < MAX_CAPTURE:
+                captured.extend(chunk[: MAX_CAPTURE - len(captured)])
+            self._write_out(chunk.decode("utf-8", "replace"))
+
+        def on_start(pid: int) -> None:
+            self._save(
+                iteration=iteration, iteration_started=utc_now(), agent_pid=pid,
+                agent_start_time=procinfo.start_time(pid),
+            )
+            self.events.append(events.ITERATION_START, stage=node.id, iteration=iteration, data={"provider": stage.provider_name, "model": stage.model})
+
+        result = self.runner.run(
+            command,
+            cwd=self.paths.project,
+            env=self.env,
+            timeout=stage.timeout,
+            on_output=on_output,
+            on_start=on_start,
+        )
+        self._save(agent_pid=None, agent_start_time=None)
+        if not output_file.exists() or output_file.stat().st_size == 0:
+            write_atomic(output_file, self.redactor.text(captured.decode("utf-8", "replace")))
+        if result.stopped:
+            raise _Stopped
+        status = self._judge(result, status_file, iteration, node.id)
+        write_atomic(ctxmod.stage_output(self.paths, index, node), output_file.read_bytes())
+        self._set_stage(index, iterations_completed=iteration)
+        self._save(iteration_completed=iteration, iteration_started=None)
+        self.events.append(
+            events.ITERATION_COMPLETE,
+            stage=node.id,
+            iteration=iteration,
+            data={
+                "decision": status.decision.value,
+                "reason": status.reason,
+                "summary": status.summary,
+                "exit_code": result.exit_code,
+                "duration": round(result.duration, 3),
+            },
+        )
+        self._log(f"iteration {iteration} done: {status.decision.value}" + (f" ({status.summary})" if status.summary else ""))
+        return status
+
+    def _judge(self, result: ProcessResult, status_file: Path, iteration: int, node_id: str) -> AgentStatus:
+        """Turn the agent's exit and status file into a status, or fail the iteration."""
+        error: RunError | None = None
+        if result.spawn_error is not None:
+            error = RunError("provider_missing", f"could not start the agent: {result.spawn_error}", iteration)
+        elif result.timed_out:
+            error = RunError("provider_timeout", f"the agent ran past the stage timeout and was stopped (exit {result.exit_code})", iteration)
+        elif result.exit_code != 0:
+            error = RunError("provider_exit", f"the agent exited with status {result.exit_code}", iteration)
+        else:
+            try:
+                status = read_agent_status(status_file)
+            except StatusProblem as problem:
+                error = RunError(problem.type, problem.message, iteration)
+            else:
+                if status.decision is Decision.ERROR:
+                    error = RunError("agent_error", status.reason or "the agent reported an error", iteration)
+                else:
+                    return status
+        self.events.append(events.ITERATION_FAILED, stage=node_id, iteration=iteration, data={"type": error.type, "message": error.message})
+        raise _IterationFailed(error)
+
+    # ------------------------------------------------------------------ endings
+
+    def _finish_failed(self, error: RunError) -> RunState:
+        error = RunError(error.type, self.redactor.text(error.message), error.iteration)
+        assert self.state is not None
+        self._set_stage(self.state.current_stage, status=RunStatus.FAILED)
+        self._save(status=RunStatus.FAILED, finished_at=utc_now(), error=error, iteration_started=None)
+        self.events.append(events.SESSION_FAILED, stage=self.state.current.id, iteration=error.iteration, data={"type": error.type, "message": error.message})
+        self._log(f"session failed: {error.type}: {error.message}")
+        return self.state
+
+    def _finish_killed(self) -> RunState:
+        assert self.state is not None
+        self._set_stage(self.state.current_stage, status=RunStatus.KILLED)
+        self._save(status=RunStatus.KILLED, finished_at=utc_now(), completion_reason="killed", iteration_started=None)
+        self.events.append(events.SESSION_KILLED, stage=self.state.current.id, iteration=self.state.iteration or None)
+        self._log("session killed")
+        return self.state
+
+    # ------------------------------------------------------------------ helpers
+
+    def _identity(self) -> dict[str, Any]:
+        pid = os.getpid()
+        return {
+            "pid": pid,
+            "pid_start_time": procinfo.start_time(pid),
+            "host": procinfo.hostname(),
+            "boot_id": procinfo.boot_id(),
+            "version": __version__,
+        }
+
+    def _lock_metadata(self) -> dict[str, Any]:
+        identity = self._identity()
+        return {
+            "session": self.paths.name,
+            "pid": identity["pid"],
+            "pid_start_time": identity["pid_start_time"],
+            "host": identity["host"],
+            "boot_id": identity["boot_id"],
+            "started_at": utc_now(),
+            "backend": self.backend,
+            "version": __version__,
+        }
+
+    def _fresh_state(self, pipeline: Pipeline) -> RunState:
+        now = utc_now()
+        return RunState(
+            session=self.paths.name,
+            type=pipeline.kind,
+            pipeline=pipeline.name,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            updated_at=now,
+            backend=self.backend,
+            stages=tuple(
+                StageState(id=node.id, stage=node.stage.name, max_iterations=node.cap)
+                for node in pipeline.nodes
+            ),
+            **self._identity(),
+        )
+
+    def _save(self, **changes: Any) -> None:
+        assert self.state is not None
+        self.state = attrs.evolve(self.state, updated_at=utc_now(), **changes)
+        write_state(self.paths.state_file, self.state)
+
+    def _set_stage(self, index: int, **changes: Any) -> None:
+        assert self.state is not None
+        stage = attrs.evolve(self.state.stages[index], **changes)
+        self.state = self.state.with_stage(index, stage)
+
+    def _open_log(self) -> None:
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handle = open(self.paths.engine_log, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _close_log(self) -> None:
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def _write_out(self, text: str) -> None:
+        text = self.redactor.text(text)
+        with self._log_lock:
+            if self._log_handle is not None:
+                self._log_handle.write(text)
+                self._log_handle.flush()
+            with contextlib.suppress(OSError, ValueError):
+                self.out.write(text)
+                self.out.flush()
+
+    def _log(self, message: str) -> None:
+        stamp = utc_now()[11:19]
+        self._write_out(f"[looprunner {stamp}] {message}\n")
+
+    def _install_signal_handlers(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum: int, frame: object) -> None:
+            self.request_stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

@@ -1,0 +1,141 @@
+"""The one error hierarchy of looprunner.
+
+Every error the library raises on purpose derives from :class:`LooprunnerError`, carries
+the exit code the command line uses for it, and a short ``type`` that ``--json`` output
+reports. Families mix in the builtin exception they behave like, so callers that only
+know Python's own exceptions (``ValueError``, ``LookupError``) still catch them.
+
+This module imports nothing from looprunner, so anything may import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CONFLICT = 3
+EXIT_NOT_FOUND = 4
+
+
+class LooprunnerError(Exception):
+    """Root of every error looprunner raises on purpose."""
+
+    exit_code: int = EXIT_FAILED
+    type: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(LooprunnerError, ValueError):
+    """A stage, pipeline or option is malformed; the message says where.
+
+    Attributes
+    ----------
+    path, line, column:
+        Where the problem is, when it comes from a file (line and column are 1-based).
+    field:
+        The dotted key path of the bad value (``termination.iterations``), if known.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+    type = "config"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.field = field
+        self.detail = message
+        super().__init__(self._located(message))
+
+    def _located(self, message: str) -> str:
+        if self.path is None:
+            return f"{self.field}: {message}" if self.field else message
+        where = str(self.path)
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        what = f"{self.field}: {message}" if self.field else message
+        return f"{where}: {what}"
+
+
+class UsageError(LooprunnerError, ValueError):
+    """An argument or option value is not acceptable."""
+
+    exit_code = EXIT_BAD_INPUT
+    type = "usage"
+
+
+class SessionError(LooprunnerError):
+    """Something about one named session went wrong."""
+
+    type = "session"
+
+    def __init__(self, message: str, *, session: str | None = None) -> None:
+        super().__init__(message)
+        self.session = session
+
+
+class InvalidSessionNameError(SessionError, ValueError):
+    """A session name that would be unsafe as a path or tmux target."""
+
+    exit_code = EXIT_BAD_INPUT
+    type = "invalid_session_name"
+
+
+class SessionConflictError(SessionError):
+    """The session is running, or finished and not to be overwritten without ``force``."""
+
+    exit_code = EXIT_CONFLICT
+    type = "conflict"
+
+
+class SessionNotFoundError(SessionError, LookupError):
+    """No lock, state or tmux session exists for that name."""
+
+    exit_code = EXIT_NOT_FOUND
+    type = "not_found"
+
+
+class SessionTimeoutError(SessionError, TimeoutError):
+    """Waiting for a session ran out of time."""
+
+    type = "timeout"
+
+
+class PluginError(LooprunnerError):
+    """A plugin could not be loaded, or two plugins claim one name."""
+
+    type = "plugin"
+
+
+class BackendError(LooprunnerError):
+    """The backend (tmux) could not do what was asked, or cannot be reached."""
+
+    type = "backend"
+
+
+class BackendUnreachableError(BackendError):
+    """The tmux server exists but does not answer: health cannot be judged."""
+
+    type = "backend_unreachable"
+
+
+class ProviderError(LooprunnerError):
+    """A provider is unknown, or its program is not installed."""
+
+    exit_code = EXIT_BAD_INPUT
+    type = "provider"

@@ -1,0 +1,42 @@
+"""Frozen attrs models: specifications, run state, events and statuses.
+
+Models import only attrs, the standard library and :mod:`looprunner.errors`.
+"""
+
+from looprunner.models.agent import (
+    AgentCommand,
+    AgentPaths,
+    AgentStatus,
+    Decision,
+    Invocation,
+    WorkDone,
+)
+from looprunner.models.events import Event
+from looprunner.models.pipeline import Node, NodeInputs, Pipeline
+from looprunner.models.stage import JudgeSpec, Stage, Termination
+from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
+from looprunner.models.status import LockInfo, Resources, SessionStatus
+
+__all__ = [
+    "AgentCommand",
+    "AgentPaths",
+    "Invocation",
+    "AgentStatus",
+    "Decision",
+    "Event",
+    "Health",
+    "JudgeSpec",
+    "LockInfo",
+    "Node",
+    "NodeInputs",
+    "Pipeline",
+    "Resources",
+    "RunError",
+    "RunState",
+    "RunStatus",
+    "SessionStatus",
+    "Stage",
+    "StageState",
+    "Termination",
+    "WorkDone",
+]

@@ -1,0 +1,36 @@
+"""Events: one line of ``events.jsonl`` each, the session's history."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+
+SESSION_START: Final = "session_start"
+SESSION_RESUMED: Final = "session_resumed"
+STAGE_START: Final = "stage_start"
+ITERATION_START: Final = "iteration_start"
+ITERATION_COMPLETE: Final = "iteration_complete"
+ITERATION_FAILED: Final = "iteration_failed"
+STAGE_COMPLETE: Final = "stage_complete"
+SESSION_COMPLETE: Final = "session_complete"
+SESSION_FAILED: Final = "session_failed"
+SESSION_KILLED: Final = "session_killed"
+HOOK_ERROR: Final = "hook_error"
+
+
+@attrs.frozen
+class Event:
+    """One thing that happened to a session.
+
+    ``seq`` counts 1, 2, ... per session; ``stage`` is the node id and ``iteration`` the
+    1-based iteration where they apply, else None; ``data`` depends on ``type``.
+    """
+
+    ts: str
+    seq: int
+    type: str
+    session: str
+    stage: str | None = None
+    iteration: int | None = None
+    data: dict[str, Any] = attrs.field(factory=dict)

@@ -1,0 +1,108 @@
+"""Run state: what ``state.json`` holds, and the statuses a session goes through."""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+import attrs
+
+
+class RunStatus(enum.StrEnum):
+    """What the engine last recorded: ``pending`` → ``running`` → a finished status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    @property
+    def finished(self) -> bool:
+        """True once the engine will not run this session again by itself."""
+        return self in (RunStatus.COMPLETE, RunStatus.FAILED, RunStatus.KILLED)
+
+
+class Health(enum.StrEnum):
+    """What ``status`` and ``list`` report, derived from lock, state and tmux together."""
+
+    RUNNING = "running"
+    CRASHED = "crashed"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    KILLED = "killed"
+    ORPHANED = "orphaned"
+    UNKNOWN = "unknown"
+    NOT_FOUND = "not_found"
+
+
+ErrorType = Literal[
+    "provider_exit",
+    "provider_timeout",
+    "provider_missing",
+    "status_missing",
+    "status_invalid",
+    "agent_error",
+    "engine_error",
+    "config",
+]
+
+
+@attrs.frozen
+class RunError:
+    """Why a session failed: a stable ``type``, a readable message, the iteration."""
+
+    type: str
+    message: str
+    iteration: int | None = None
+
+
+@attrs.frozen
+class StageState:
+    """Progress of one pipeline node."""
+
+    id: str
+    stage: str
+    status: RunStatus = RunStatus.PENDING
+    iterations_completed: int = 0
+    max_iterations: int = 0
+    termination_reason: str | None = None
+
+
+@attrs.frozen
+class RunState:
+    """The whole of ``state.json``: O(1) in size, the event log holds the history."""
+
+    session: str
+    type: Literal["loop", "pipeline"]
+    pipeline: str
+    status: RunStatus
+    started_at: str
+    updated_at: str
+    backend: str
+    stages: tuple[StageState, ...]
+    current_stage: int = 0
+    iteration: int = 0
+    iteration_completed: int = 0
+    iteration_started: str | None = None
+    finished_at: str | None = None
+    completion_reason: str | None = None
+    error: RunError | None = None
+    pid: int | None = None
+    pid_start_time: int | None = None
+    host: str | None = None
+    boot_id: str | None = None
+    agent_pid: int | None = None
+    agent_start_time: int | None = None
+    version: str | None = None
+
+    @property
+    def current(self) -> StageState:
+        """The state of the node the session is on."""
+        return self.stages[min(self.current_stage, len(self.stages) - 1)]
+
+    def with_stage(self, index: int, stage: StageState) -> RunState:
+        """Return a copy with node ``index`` replaced."""
+        stages = list(self.stages)
+        stages[index] = stage
+        return attrs.evolve(self, stages=tuple(stages))

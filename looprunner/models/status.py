@@ -1,0 +1,62 @@
+"""A session's health as observed from outside: what ``status`` and ``list`` show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from looprunner.models.state import Health, RunState
+
+
+@attrs.frozen
+class LockInfo:
+    """The lock file and, when readable, who holds it."""
+
+    present: bool
+    held: bool
+    pid: int | None = None
+    pid_alive: bool | None = None
+    host: str | None = None
+    started_at: str | None = None
+
+
+@attrs.frozen
+class Resources:
+    """Which of the three resources of a session exist."""
+
+    lock: bool
+    state: bool
+    tmux: bool | None  # None: the tmux server could not be asked
+
+
+@attrs.frozen
+class SessionStatus:
+    """A session's health and, when there is one, its recorded state.
+
+    ``detail`` explains the health in a sentence where it needs one (why a session is
+    ``crashed``, why ``unknown``).
+    """
+
+    session: str
+    health: Health
+    resources: Resources
+    state: RunState | None = None
+    lock: LockInfo | None = None
+    detail: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True when the session completed, failed or was killed."""
+        return self.health in (Health.COMPLETE, Health.FAILED, Health.KILLED)
+
+    def summary(self) -> dict[str, Any]:
+        """A short dict for display: stage, iteration / max."""
+        if self.state is None:
+            return {"stage": None, "iteration": None, "max": None}
+        current = self.state.current
+        return {
+            "stage": current.id,
+            "iteration": self.state.iteration,
+            "max": current.max_iterations,
+        }

@@ -1,0 +1,174 @@
+"""Session-name validation and every name or path derived from a session name.
+
+A session name ends up in file paths and tmux targets, so it is checked here, once,
+before anything else sees it. tmux silently rewrites ``.`` and ``:`` in session names and
+macOS file systems ignore case, so only lower-case letters, digits and single hyphens
+are allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import attrs
+
+from looprunner.errors import ConfigError, InvalidSessionNameError
+
+MAX_SESSION_NAME = 48
+TMUX_PREFIX = "pipeline-"
+STATE_DIR_ENV = "LOOPRUNNER_STATE_DIR"
+DEFAULT_STATE_DIR = ".claude"
+
+_SESSION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def validate_session_name(name: str) -> str:
+    """Return ``name`` if it is a valid session name, else raise.
+
+    Raises
+    ------
+    InvalidSessionNameError
+        With a message that shows the name and the rule it breaks.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidSessionNameError("session name is empty", session=None)
+    if len(name) > MAX_SESSION_NAME:
+        raise InvalidSessionNameError(
+            f"invalid session name {name[:60]!r}: longer than {MAX_SESSION_NAME} characters"
+        )
+    if not _SESSION_NAME.fullmatch(name):
+        raise InvalidSessionNameError(
+            f"invalid session name {name!r}: use lower-case letters, digits and single "
+            "hyphens, starting and ending with a letter or digit (e.g. 'billing-refactor')"
+        )
+    return name
+
+
+def is_valid_session_name(name: str) -> bool:
+    """Tell whether ``name`` is a valid session name, without raising."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_SESSION_NAME
+        and _SESSION_NAME.fullmatch(name) is not None
+    )
+
+
+def validate_node_id(node_id: str, *, where: str = "id") -> str:
+    """Return a pipeline node id if it is safe to use as part of a folder name."""
+    if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+        raise ConfigError(
+            f"invalid id {node_id!r}: use letters, digits, '-' and '_' (at most 64)",
+            field=where,
+        )
+    return node_id
+
+
+def tmux_session_name(session: str) -> str:
+    """Return the tmux session name that runs ``session``."""
+    return TMUX_PREFIX + validate_session_name(session)
+
+
+def session_from_tmux_name(tmux_name: str) -> str | None:
+    """Return the session name behind a tmux session name, or None if it is not ours."""
+    if not tmux_name.startswith(TMUX_PREFIX):
+        return None
+    name = tmux_name[len(TMUX_PREFIX) :]
+    return name if is_valid_session_name(name) else None
+
+
+def state_root(project: Path) -> Path:
+    """Return the state directory of a project (``.claude`` unless overridden)."""
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        path = Path(override).expanduser()
+        return path if path.is_absolute() else project / path
+    return project / DEFAULT_STATE_DIR
+
+
+@attrs.frozen
+class ProjectPaths:
+    """Where a project keeps its locks and run directories."""
+
+    project: Path
+    root: Path
+
+    @classmethod
+    def of(cls, project: Path | str) -> ProjectPaths:
+        """Return the paths of the project at ``project`` (made absolute)."""
+        base = Path(project).expanduser().resolve()
+        return cls(project=base, root=state_root(base))
+
+    @property
+    def locks(self) -> Path:
+        """Folder of the lock files."""
+        return self.root / "locks"
+
+    @property
+    def runs(self) -> Path:
+        """Folder of the run directories."""
+        return self.root / "pipeline-runs"
+
+    def session(self, name: str) -> SessionPaths:
+        """Return the paths of session ``name`` (validated first)."""
+        validate_session_name(name)
+        return SessionPaths(project=self.project, name=name, root=self.root)
+
+
+@attrs.frozen
+class SessionPaths:
+    """Every path of one session: its lock and its run directory's files."""
+
+    project: Path
+    name: str
+    root: Path
+
+    @property
+    def lock_file(self) -> Path:
+        """The lock held by the engine for its whole life."""
+        return self.root / "locks" / f"{self.name}.lock"
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory."""
+        return self.root / "pipeline-runs" / self.name
+
+    @property
+    def state_file(self) -> Path:
+        """``state.json``, written only by the engine."""
+        return self.run_dir / "state.json"
+
+    @property
+    def events_file(self) -> Path:
+        """``events.jsonl``, the append-only history."""
+        return self.run_dir / "events.jsonl"
+
+    @property
+    def pipeline_file(self) -> Path:
+        """The resolved pipeline the session runs (resume reads it)."""
+        return self.run_dir / "pipeline.yaml"
+
+    @property
+    def progress_file(self) -> Path:
+        """Accumulated context passed to every iteration."""
+        return self.run_dir / f"progress-{self.name}.md"
+
+    @property
+    def engine_log(self) -> Path:
+        """What the engine printed."""
+        return self.run_dir / "engine.log"
+
+    @property
+    def tmux_name(self) -> str:
+        """The tmux session that runs this session."""
+        return TMUX_PREFIX + self.name
+
+    def stage_dir(self, index: int, node_id: str) -> Path:
+        """Folder of pipeline node ``index`` (0-based)."""
+        return self.run_dir / f"stage-{index:02d}-{node_id}"
+
+    def iteration_dir(self, index: int, node_id: str, iteration: int) -> Path:
+        """Folder of one iteration (1-based) of node ``index``."""
+        return self.stage_dir(index, node_id) / "iterations" / f"{iteration:03d}"

@@ -1,0 +1,69 @@
+"""Process identity: enough to tell a live process from a dead one whose pid was reused.
+
+A pid alone is not an identity: after a crash the number may be given to an unrelated
+process, and after a reboot every number is. So looprunner records a process's pid with
+its start time (clock ticks since boot, from ``/proc/PID/stat``) and the boot id, and only
+believes or signals a pid when all three still match. Where ``/proc`` is missing (macOS)
+the start time and boot id are None and only the lock is trusted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@functools.cache
+def boot_id() -> str | None:
+    """Return this boot's id, or None where the platform has none."""
+    try:
+        return _BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
+
+@functools.cache
+def hostname() -> str:
+    """Return this machine's host name."""
+    return socket.gethostname()
+
+
+def start_time(pid: int) -> int | None:
+    """Return when process ``pid`` started (ticks since boot), or None if unknown/gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def is_alive(pid: int | None, started: int | None = None, boot: str | None = None) -> bool:
+    """Tell whether ``pid`` still names the process recorded with ``started`` and ``boot``.
+
+    A different boot id, or a different start time, means the recorded process is gone
+    even if some process has that pid now.
+    """
+    if pid is None or pid <= 0:
+        return False
+    if boot is not None and boot_id() is not None and boot != boot_id():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if started is not None:
+        now = start_time(pid)
+        if now is not None and now != started:
+            return False
+    return True

@@ -1,0 +1,483 @@
+"""Session: the composition root that wires definitions, store, engine and backends.
+
+Everything the command line and notebooks do goes through this class.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+
+from looprunner import handoff, procinfo
+from looprunner.errors import (
+    BackendError,
+    LooprunnerError,
+    SessionConflictError,
+    SessionError,
+    SessionNotFoundError,
+    SessionTimeoutError,
+)
+from looprunner.health import derive_health
+from looprunner.models import (
+    Event,
+    Health,
+    LockInfo,
+    Pipeline,
+    Resources,
+    RunState,
+    RunStatus,
+    SessionStatus,
+    Stage,
+    events,
+)
+from looprunner.names import ProjectPaths, SessionPaths, is_valid_session_name, validate_session_name
+from looprunner.plugins import Registries, make_plugin_manager
+from looprunner.protocols import Backend, LaunchSpec
+from looprunner.store import lock as lockmod
+from looprunner.store.atomic import write_atomic
+from looprunner.store.events import EventLog, iter_events, utc_now
+from looprunner.store.state import read_state, write_state
+
+#: how long ``start`` waits for the engine to hold the lock and record ``running``
+START_TIMEOUT = 20.0
+#: how long ``kill`` waits for an engine to end after SIGTERM before using SIGKILL
+KILL_TIMEOUT = 15.0
+
+
+def _now_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+class Session:
+    """One named session in a project.
+
+    Parameters
+    ----------
+    name:
+        The session name (validated: lower-case letters, digits, single hyphens).
+    project:
+        The project folder; state lives in its ``.claude/`` (or ``LOOPRUNNER_STATE_DIR``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        project: str | Path = ".",
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.name = validate_session_name(name)
+        self.project_paths = ProjectPaths.of(project)
+        self.paths: SessionPaths = self.project_paths.session(name)
+        self._pm = plugin_manager
+        self._registries: Registries | None = None
+        self._inline: Any = None
+
+    def __repr__(self) -> str:
+        return f"Session({self.name!r}, project={str(self.paths.project)!r})"
+
+    @property
+    def registries(self) -> Registries:
+        """The providers, terminations and backends this session can use."""
+        if self._registries is None:
+            self._registries = Registries(self._pm or make_plugin_manager())
+        return self._registries
+
+    # ------------------------------------------------------------------ start
+
+    @classmethod
+    def start(
+        cls,
+        name: str,
+        pipeline: Pipeline | Stage,
+        project: str | Path = ".",
+        *,
+        backend: str | Backend = "tmux",
+        force: bool = False,
+        background: bool = False,
+        env: Mapping[str, str] | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> Session:
+        """Start a session running ``pipeline`` and return it.
+
+        With the ``tmux`` backend this returns once the engine holds the lock and has
+        recorded ``running``; with ``inline`` it returns when the session has ended
+        (or at once with ``background=True``, the engine running in a thread).
+
+        Raises
+        ------
+        SessionConflictError
+            The session is running, or has a run directory and ``force`` is not set.
+        ConfigError, ProviderError
+            The pipeline cannot run here; nothing was written.
+        """
+        session = cls(name, project, plugin_manager=plugin_manager)
+        if isinstance(pipeline, Stage):
+            pipeline = Pipeline.loop(pipeline)
+        session._launch(pipeline, backend=backend, force=force, background=background, env=env)
+        return session
+
+    def check(self, pipeline: Pipeline) -> None:
+        """Raise if ``pipeline`` cannot run here (unknown provider or termination, missing program)."""
+        for node in pipeline.nodes:
+            provider = self.registries.providers.get(node.stage.provider_name)()
+            provider.check(node.stage)
+            termination = self.registries.terminations.get(node.stage.termination.type)
+            termination(node.stage.termination).validate()
+
+    def _backend(self, backend: str | Backend, *, background: bool = False) -> Backend:
+        if not isinstance(backend, str):
+            return backend
+        cls = self.registries.backends.get(backend)
+        if backend == "inline":
+            return cls(background=background)  # type: ignore[no-any-return]
+        return cls()  # type: ignore[no-any-return]
+
+    def _launch(
+        self,
+        pipeline: Pipeline,
+        *,
+        backend: str | Backend,
+        force: bool,
+        background: bool,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        from looprunner import convert
+
+        self.check(pipeline)
+        runner = self._backend(backend, background=background)
+        env = dict(os.environ if env is None else env)
+        lock = lockmod.SessionLock(self.paths.lock_file)
+        if not lock.acquire(timeout=0.5):
+            raise SessionConflictError(
+                f"session {self.name!r} is already running; see 'looprunner status {self.name}'",
+                session=self.name,
+            )
+        released = False
+        try:
+            self._refuse_or_move_aside(force=force, backend=runner)
+            self.paths.run_dir.mkdir(parents=True)
+            write_atomic(self.paths.pipeline_file, convert.dump_pipeline(pipeline))
+            spec = LaunchSpec(
+                session=self.name,
+                project=self.paths.project,
+                argv=self._engine_argv(runner.name),
+                env=env,
+            )
+            if runner.name == "inline":
+                lock.release()
+                released = True
+                self._inline = runner
+                runner.launch(spec)
+                return
+            fifo = handoff.create(self.paths.run_dir)
+            spec = attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo)))
+            runner.launch(spec)
+            if not handoff.send(fifo, env, timeout=START_TIMEOUT):
+                runner.stop(self.name)
+                raise BackendError(
+                    f"the engine of {self.name!r} did not start: {self._log_tail() or 'no output'}"
+                )
+        finally:
+            if not released:
+                lock.release()
+        self._wait_started(runner)
+
+    def _engine_argv(self, backend: str, *, resume: bool = False) -> tuple[str, ...]:
+        argv = [
+            sys.executable, "-m", "looprunner", "--project", str(self.paths.project),
+            "engine", "--session", self.name, "--backend", backend,
+        ]
+        if resume:
+            argv.append("--resume")
+        return tuple(argv)
+
+    def _refuse_or_move_aside(self, *, force: bool, backend: Backend) -> None:
+        live = backend.sessions() if backend.name == "tmux" else set()
+        if live and self.name in live:
+            raise SessionConflictError(
+                f"tmux session pipeline-{self.name} exists but no engine holds the lock; "
+                "run 'looprunner cleanup' first",
+                session=self.name,
+            )
+        if not self.paths.run_dir.exists():
+            return
+        if not force:
+            state = self._read_state()
+            what = f"finished ({state.status.value})" if state and state.status.finished else "crashed or interrupted"
+            raise SessionConflictError(
+                f"session {self.name!r} already exists and is {what}; use --force to move the "
+                f"old run aside and start again" + ("" if state and state.status is RunStatus.COMPLETE else ", or 'looprunner resume'"),
+                session=self.name,
+            )
+        aside = self.paths.run_dir.with_name(f"{self.name}.{_now_stamp()}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.paths.run_dir.with_name(f"{self.name}.{_now_stamp()}-{n}")
+        self.paths.run_dir.rename(aside)
+
+    def _wait_started(self, backend: Backend) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            probe = lockmod.probe(self.paths.lock_file)
+            state = self._read_state()
+            if state is not None and (state.status.finished or (probe.held and state.status is RunStatus.RUNNING)):
+                return
+            live = backend.sessions()
+            if not probe.held and live is not None and self.name not in live and state is None:
+                break  # the engine ended before recording anything
+            time.sleep(0.02)
+        raise BackendError(
+            f"the engine of {self.name!r} did not start: {self._log_tail() or 'no output'}"
+        )
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.paths.engine_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ observe
+
+    def _read_state(self) -> RunState | None:
+        try:
+            return read_state(self.paths.state_file)
+        except ValueError:
+            return None
+
+    def status(self, *, tmux_sessions: set[str] | None | object = ...) -> SessionStatus:
+        """Return the session's health and state, from lock, state file and tmux."""
+        probe = lockmod.probe(self.paths.lock_file)
+        unreadable = False
+        try:
+            state = read_state(self.paths.state_file)
+        except ValueError:
+            state, unreadable = None, True
+        if tmux_sessions is ...:
+            tmux_sessions = _tmux_sessions(self.registries)
+        live = tmux_sessions if isinstance(tmux_sessions, set) else None
+        tmux_present = None if live is None else self.name in live
+        health, detail = derive_health(
+            state=state, lock_held=probe.held, tmux_present=tmux_present, state_unreadable=unreadable
+        )
+        meta = probe.metadata
+        pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
+        lock_info = LockInfo(
+            present=probe.present,
+            held=probe.held,
+            pid=pid,
+            pid_alive=procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")) if pid else None,
+            host=meta.get("host"),
+            started_at=meta.get("started_at"),
+        )
+        return SessionStatus(
+            session=self.name,
+            health=health,
+            resources=Resources(lock=probe.present, state=state is not None or unreadable, tmux=tmux_present),
+            state=state,
+            lock=lock_info,
+            detail=detail,
+        )
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the session's recorded events, oldest first."""
+        return iter_events(self.paths.events_file)
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.2,
+        on_progress: Callable[[SessionStatus], None] | None = None,
+    ) -> SessionStatus:
+        """Block until the session is no longer running and return its final status.
+
+        Raises
+        ------
+        SessionTimeoutError
+            If ``timeout`` seconds pass first.
+        SessionNotFoundError
+            If there is no such session.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tmux = _tmux_sessions(self.registries)
+        while True:
+            status = self.status(tmux_sessions=tmux)
+            if status.health is Health.NOT_FOUND:
+                raise SessionNotFoundError(f"no session named {self.name!r}", session=self.name)
+            if on_progress is not None:
+                on_progress(status)
+            if status.health not in (Health.RUNNING, Health.UNKNOWN):
+                if status.health is not Health.ORPHANED:
+                    return status
+                # an engine that just exited leaves its tmux session for an instant
+                tmux = _tmux_sessions(self.registries)
+                if status.state is not None and status.state.status.finished:
+                    return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise SessionTimeoutError(
+                    f"session {self.name!r} still {status.health.value} after {timeout:g}s",
+                    session=self.name,
+                )
+            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+            if status.resources.tmux:
+                tmux = _tmux_sessions(self.registries)
+
+    # ------------------------------------------------------------------ control
+
+    def kill(self, *, grace: float | None = None) -> SessionStatus:
+        """Stop the session: engine and agent group ended, state ``killed``, history kept.
+
+        Raises
+        ------
+        SessionNotFoundError
+            If there is no such session.
+        SessionError
+            If the session already finished.
+        """
+        status = self.status()
+        if status.health is Health.NOT_FOUND:
+            raise SessionNotFoundError(f"no session named {self.name!r}", session=self.name)
+        if status.finished:
+            raise SessionError(
+                f"session {self.name!r} is not running (it is {status.health.value})", session=self.name
+            )
+        if status.health is Health.RUNNING:
+            self._stop_engine(status, timeout=KILL_TIMEOUT if grace is None else grace + 5)
+        state = self._read_state()
+        if state is not None and state.agent_pid and procinfo.is_alive(state.agent_pid, state.agent_start_time, state.boot_id):
+            from looprunner.engine.process import kill_grace, stop_group
+
+            stop_group(state.agent_pid, kill_grace() if grace is None else grace)
+        self._stop_tmux()
+        self._record_killed()
+        return self.status()
+
+    def _stop_engine(self, status: SessionStatus, *, timeout: float) -> None:
+        if self._inline is not None and self._inline.engine is not None:
+            self._inline.engine.request_stop()
+            if self._inline.thread is not None:
+                self._inline.thread.join(timeout)
+            return
+        meta = lockmod.read_metadata(self.paths.lock_file)
+        pid = meta.get("pid")
+        if not isinstance(pid, int) or not procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")):
+            return
+        if pid == os.getpid():
+            raise SessionError(
+                f"session {self.name!r} runs in this process; stop it through the Session that started it",
+                session=self.name,
+            )
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if lockmod.probe(self.paths.lock_file).held and procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")):
+            os.kill(pid, signal.SIGKILL)
+            while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+
+    def _stop_tmux(self) -> None:
+        try:
+            backend = self._backend("tmux")
+        except LooprunnerError:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            live = backend.sessions()
+            if not live or self.name not in live:
+                return
+            time.sleep(0.05)  # the engine just exited: its tmux session closes by itself
+        backend.stop(self.name)
+
+    def _record_killed(self) -> None:
+        """Mark a session whose engine is gone as killed (the lock makes us its writer)."""
+        lock = lockmod.SessionLock(self.paths.lock_file)
+        if not lock.acquire(timeout=2.0):
+            raise SessionError(f"session {self.name!r} did not stop: its lock is still held", session=self.name)
+        try:
+            state = self._read_state()
+            if state is None or state.status.finished:
+                return
+            now = utc_now()
+            index = min(state.current_stage, len(state.stages) - 1)
+            state = state.with_stage(index, attrs.evolve(state.stages[index], status=RunStatus.KILLED))
+            write_state(
+                self.paths.state_file,
+                attrs.evolve(state, status=RunStatus.KILLED, finished_at=now, updated_at=now, completion_reason="killed", iteration_started=None, agent_pid=None, agent_start_time=None),
+            )
+            EventLog(self.paths.events_file, self.name).append(
+                events.SESSION_KILLED, stage=state.current.id, iteration=state.iteration or None, data={"by": "kill"}
+            )
+        finally:
+            lock.release(remove=True)
+
+    # ------------------------------------------------------------------ listing
+
+    @classmethod
+    def list(cls, project: str | Path = ".") -> list[SessionStatus]:
+        """Return the status of every session in the project, by name (tmux asked once)."""
+        paths = ProjectPaths.of(project)
+        names: set[str] = set()
+        if paths.runs.is_dir():
+            names.update(p.name for p in paths.runs.iterdir() if is_valid_session_name(p.name))
+        if paths.locks.is_dir():
+            names.update(p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem))
+        registries = Registries(make_plugin_manager())
+        tmux = _tmux_sessions(registries)
+        if tmux:
+            names.update(tmux)
+        return [cls(name, paths.project)._with(registries).status(tmux_sessions=tmux) for name in sorted(names)]
+
+    def _with(self, registries: Registries) -> Session:
+        self._registries = registries
+        return self
+
+
+def _tmux_sessions(registries: Registries) -> set[str] | None:
+    try:
+        backend = registries.backends.get("tmux")()
+    except LooprunnerError:
+        return None
+    result: set[str] | None = backend.sessions()
+    return result
+
+
+def session_names(statuses: list[SessionStatus]) -> list[str]:
+    """The names in a list of statuses (for 'did you mean' messages)."""
+    return [s.session for s in statuses]
+
+
+def not_found(name: str, project: str | Path) -> SessionNotFoundError:
+    """Build the not-found error, naming the sessions that do exist."""
+    existing = session_names(Session.list(project))
+    hint = f"; sessions here: {', '.join(existing)}" if existing else "; there are no sessions here"
+    return SessionNotFoundError(f"no session named {name!r}{hint}", session=name)
+
+
+def as_dict(status: SessionStatus) -> dict[str, Any]:
+    """The ``--json`` shape of a status: state.json's fields plus health and resources."""
+    from looprunner import convert
+
+    data: dict[str, Any] = dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
+    data["health"] = status.health.value
+    data["resources"] = {
+        "lock": status.resources.lock,
+        "state": status.resources.state,
+        "tmux": status.resources.tmux,
+    }
+    data["detail"] = status.detail
+    if status.lock is not None:
+        data["lock_info"] = convert.unstructure(status.lock)
+    return data

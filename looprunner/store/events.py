@@ -1,0 +1,139 @@
+"""``events.jsonl``: the append-only history, one JSON object a line.
+
+The engine is the only writer (it holds the session lock), so sequence numbers are
+assigned here without coordination. Readers never lock; a torn last line (the writer
+died mid-line) is skipped, and the next append starts on a fresh line so the torn bytes
+never merge into a good event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from looprunner import convert
+from looprunner.models import Event
+
+Redact = Callable[[Any], Any]
+
+
+def utc_now() -> str:
+    """Return the current UTC time as ISO-8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _last_line(path: Path) -> tuple[bytes, bool]:
+    """Return the file's last line and whether the file ends with a newline."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            if size == 0:
+                return b"", True
+            block = min(size, 65536)
+            while True:
+                handle.seek(size - block)
+                chunk = handle.read(block)
+                body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+                cut = body.rfind(b"\n")
+                if cut >= 0 or block == size:
+                    return body[cut + 1 :], chunk.endswith(b"\n")
+                block = min(size, block * 4)
+    except FileNotFoundError:
+        return b"", True
+
+
+class EventLog:
+    """Appends events for one session and reads them back."""
+
+    def __init__(self, path: Path, session: str, *, redact: Redact | None = None) -> None:
+        self.path = path
+        self.session = session
+        self._redact = redact
+        self._seq: int | None = None
+        self._checked_tail = False
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            self._seq = max((event.seq for event in read_events(self.path)), default=0)
+        self._seq += 1
+        return self._seq
+
+    def append(
+        self,
+        type: str,
+        *,
+        stage: str | None = None,
+        iteration: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event and flush it to disk before returning."""
+        payload = dict(data or {})
+        if self._redact is not None:
+            payload = self._redact(payload)
+        event = Event(
+            ts=utc_now(),
+            seq=self._next_seq(),
+            type=type,
+            session=self.session,
+            stage=stage,
+            iteration=iteration,
+            data=payload,
+        )
+        line = convert.event_to_json(event).encode() + b"\n"
+        if not self._checked_tail:
+            # Only the first append can follow a torn line (a previous engine's crash);
+            # after that this object is the only writer and always ends lines itself.
+            _, ends_clean = _last_line(self.path)
+            if not ends_clean:
+                line = b"\n" + line  # the torn line stays on its own and readers skip it
+            self._checked_tail = True
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return event
+
+
+def parse_event_line(raw: bytes) -> Event | None:
+    """Parse one line; None for a torn or foreign line."""
+    try:
+        data = json.loads(raw)
+        return convert.event_from_dict(data) if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - any malformed line is skipped, never fatal
+        return None
+
+
+def iter_events(path: Path) -> Iterator[Event]:
+    """Yield the events in the log, skipping lines that do not parse (a torn last line)."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return
+    with handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            event = parse_event_line(raw)
+            if event is not None:
+                yield event
+
+
+def read_events(path: Path) -> list[Event]:
+    """Return every readable event in order."""
+    return list(iter_events(path))
+
+
+def count_bad_lines(path: Path) -> int:
+    """Count lines that are not valid events (torn writes), for reporting."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for raw in handle if raw.strip() and parse_event_line(raw) is None)
+    except FileNotFoundError:
+        return 0

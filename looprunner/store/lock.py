@@ -1,0 +1,154 @@
+"""The session lock: held by the engine for its whole life, freed by the kernel on death.
+
+This is the only module that imports portalocker. The lock is an exclusive ``flock`` on
+``locks/NAME.lock``; a lock file whose lock can be taken is stale by definition, so no
+pid is ever guessed at. Because a lock file may be unlinked by its holder when it exits
+cleanly, every acquirer checks after locking that the file it locked is still the one at
+the path; otherwise it retries, so two holders of one name can never exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import portalocker
+from portalocker.exceptions import LockException
+
+
+@attrs.frozen
+class LockProbe:
+    """What a look at a lock file (without holding it) found."""
+
+    present: bool
+    held: bool
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _same_file(handle: IO[bytes], path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+class SessionLock:
+    """An exclusive lock on one session's lock file.
+
+    The descriptor is opened non-inheritable, so agent processes never hold it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._handle is not None
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Try to take the lock, waiting up to ``timeout`` seconds; return whether taken."""
+        if self._handle is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            handle = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+            os.set_inheritable(handle.fileno(), False)
+            try:
+                portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+            except LockException:
+                handle.close()
+            else:
+                if _same_file(handle, self.path):
+                    self._handle = handle
+                    return True
+                handle.close()  # the holder removed the file as we locked it: retry
+                continue
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        """Record who holds the lock, for ``status`` and ``cleanup`` to show."""
+        if self._handle is None:
+            raise RuntimeError("write_metadata() needs the lock held")
+        raw = (json.dumps(metadata, sort_keys=True) + "\n").encode()
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(raw)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def still_ours(self) -> bool:
+        """Tell whether the lock file at the path is still the one we hold.
+
+        False means someone deleted (or replaced) the lock file while we held it.
+        """
+        return self._handle is not None and _same_file(self._handle, self.path)
+
+    def release(self, *, remove: bool = False) -> None:
+        """Release the lock; with ``remove``, unlink the file first, while still holding it."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        if remove and _same_file(handle, self.path):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        with contextlib.suppress(LockException, OSError):
+            portalocker.unlock(handle)
+        handle.close()
+
+    def __enter__(self) -> SessionLock:
+        if not self.acquire():
+            raise LockException(f"{self.path} is held")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Return the metadata in a lock file, or {} if missing, empty or being rewritten."""
+    try:
+        data = json.loads(path.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def probe(path: Path) -> LockProbe:
+    """Look at a lock without taking it for longer than an instant.
+
+    A shared, non-blocking lock attempt fails exactly when an engine holds the exclusive
+    lock; it never blocks an engine for more than the instant it is held.
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return LockProbe(present=False, held=False)
+    except OSError:
+        return LockProbe(present=True, held=False)
+    with handle:
+        try:
+            portalocker.lock(handle, portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING)
+        except LockException:
+            held = True
+        else:
+            held = False
+            with contextlib.suppress(LockException, OSError):
+                portalocker.unlock(handle)
+        raw = handle.read()
+    try:
+        metadata = json.loads(raw or b"{}")
+    except ValueError:
+        metadata = {}
+    return LockProbe(present=True, held=held, metadata=metadata if isinstance(metadata, dict) else {})
