@@ -32,18 +32,29 @@ def hostname() -> str:
     return socket.gethostname()
 
 
-def start_time(pid: int) -> int | None:
-    """Return when process ``pid`` started (ticks since boot), or None if unknown/gone."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3 onwards of ``/proc/PID/stat`` (None where there is no such file)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Return when process ``pid`` started (ticks since boot), or None if unknown/gone."""
+    fields = _stat_fields(pid)
     try:
-        return int(fields[19])
+        return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
+
+
+def is_zombie(pid: int) -> bool:
+    """True for a process that has exited but not been reaped yet (it is dead)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] == b"Z"
 
 
 def is_alive(pid: int | None, started: int | None = None, boot: str | None = None) -> bool:
@@ -62,6 +73,8 @@ def is_alive(pid: int | None, started: int | None = None, boot: str | None = Non
         return False
     except PermissionError:
         pass
+    if is_zombie(pid):
+        return False
     if started is not None:
         now = start_time(pid)
         if now is not None and now != started:
