@@ -74,7 +74,9 @@ def find_stage(name: str, project: Path) -> Path:
             return ref.path
         not_a_stage = not_a_stage or ref.path
     if not_a_stage is not None:
-        raise ConfigError(f"stage {name!r}: {not_a_stage} has no {STAGE_FILE}, so it is not a stage")
+        raise ConfigError(
+            f"stage {name!r}: {not_a_stage} has no {STAGE_FILE}, so it is not a stage"
+        )
     known = [ref.name for ref in list_stages(project) if ref.problem is None]
     hint = f"; available: {', '.join(known)}" if known else "; no stages found"
     where = ", ".join(str(root) for _, root in stage_roots(project)[:2])

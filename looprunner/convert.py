@@ -125,7 +125,7 @@ def _structure_path(value: object, _: type) -> Path:
 
 def _structure_decision(value: object, _: type) -> Decision:
     try:
-        return Decision(value)
+        return Decision(str(value))
     except ValueError:
         choices = ", ".join(d.value for d in Decision)
         raise _BadValue(f"expected one of {choices}, got {_describe(value)}") from None
@@ -232,15 +232,15 @@ def _walk(exc: BaseException, path: KeyPath) -> Iterator[tuple[KeyPath, BaseExce
             if isinstance(note, AttributeValidationNote):
                 step = note.name
             elif isinstance(note, IterableValidationNote):
-                step = note.index  # type: ignore[assignment]
+                step = note.index
             else:  # pragma: no cover - cattrs has only these two notes
                 step = str(note)
             yield from _walk(inner, (*path, step))
         for inner in without:
             yield from _walk(inner, path)
     elif isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _walk(inner, path)
+        for member in exc.exceptions:
+            yield from _walk(member, path)
     else:
         yield path, exc
 
@@ -262,7 +262,9 @@ def structure_from(
         raise _config_error(exc, path=path, doc=doc, prefix=prefix) from None
 
 
-def _config_error(exc: BaseException, *, path: Path | None, doc: Any, prefix: KeyPath) -> ConfigError:
+def _config_error(
+    exc: BaseException, *, path: Path | None, doc: Any, prefix: KeyPath
+) -> ConfigError:
     for keypath, leaf in _walk(exc, prefix):
         if isinstance(leaf, ForbiddenExtraKeysError):
             extra = sorted(leaf.extra_fields)[0]
@@ -283,7 +285,9 @@ def _config_error(exc: BaseException, *, path: Path | None, doc: Any, prefix: Ke
             )
         line, col = locate(doc, keypath)
         message = str(leaf) if isinstance(leaf, _BadValue | ConfigError) else _plain(leaf)
-        return ConfigError(message, path=path, line=line, column=col, field=_dotted(keypath) or None)
+        return ConfigError(
+            message, path=path, line=line, column=col, field=_dotted(keypath) or None
+        )
     return ConfigError(str(exc), path=path)
 
 
@@ -294,7 +298,9 @@ def _plain(exc: BaseException) -> str:
 def expect_mapping(data: Any, *, path: Path, what: str) -> CommentedMap:
     """Return ``data`` if it is a mapping, else raise naming the file."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{what} must be a mapping of keys to values, got {_describe(data)}", path=path, line=1)
+        raise ConfigError(
+            f"{what} must be a mapping of keys to values, got {_describe(data)}", path=path, line=1
+        )
     return data  # type: ignore[return-value]
 
 
@@ -345,7 +351,10 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
         line, col = locate(doc, ("prompt",))
         raise ConfigError(
             f"expected a prompt file name, got {_describe(prompt_name)}",
-            path=stage_yaml, line=line, column=col, field="prompt",
+            path=stage_yaml,
+            line=line,
+            column=col,
+            field="prompt",
         )
     values.setdefault("name", default_name)
     _split_commands(values, doc=doc, path=stage_yaml)
@@ -401,7 +410,10 @@ def _check_termination(term: Termination, *, path: Path | None, doc: Any, prefix
             line, col = locate(doc, (*prefix, field))
             raise ConfigError(
                 f"must be at least 1, got {value}",
-                path=path, line=line, column=col, field=_dotted((*prefix, field)),
+                path=path,
+                line=line,
+                column=col,
+                field=_dotted((*prefix, field)),
             )
 
 

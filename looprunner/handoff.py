@@ -21,7 +21,9 @@ from pathlib import Path
 
 FIFO_NAME = ".env-handoff"
 #: variables that describe the caller's terminal, not the environment the agent needs
-NOT_HANDED_OVER = frozenset({"TMUX", "TMUX_PANE", "TERM_SESSION_ID", "WINDOWID", "COLUMNS", "LINES"})
+NOT_HANDED_OVER = frozenset(
+    {"TMUX", "TMUX_PANE", "TERM_SESSION_ID", "WINDOWID", "COLUMNS", "LINES"}
+)
 
 
 def create(run_dir: Path) -> Path:

@@ -29,7 +29,10 @@ def derive_health(
         return Health.ORPHANED, "a tmux session of ours exists but no engine holds the lock"
     if state is not None and state.status in (RunStatus.PENDING, RunStatus.RUNNING):
         if tmux_present is None and state.backend == "tmux":
-            return Health.UNKNOWN, "the tmux server cannot be reached, so the engine's fate is unknown"
+            return (
+                Health.UNKNOWN,
+                "the tmux server cannot be reached, so the engine's fate is unknown",
+            )
         return Health.CRASHED, crash_reason(state)
     if state_unreadable:
         return Health.UNKNOWN, "state.json cannot be read"

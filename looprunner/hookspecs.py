@@ -6,7 +6,7 @@ Project name and entry-point group: ``looprunner``. Implement hooks with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_providers(registry: Registry) -> None:
+def register_providers(registry: Registry[Any]) -> None:
     """Register agent providers.
 
     Fires once, when a plugin manager is built. Call ``registry.add(cls)`` for each
@@ -35,7 +35,7 @@ def register_providers(registry: Registry) -> None:
 
 
 @hookspec
-def register_terminations(registry: Registry) -> None:
+def register_terminations(registry: Registry[Any]) -> None:
     """Register termination strategies (``fixed``, ``judgment``, ...).
 
     Fires once, when a plugin manager is built. Each class implements
@@ -49,7 +49,7 @@ def register_terminations(registry: Registry) -> None:
 
 
 @hookspec
-def register_backends(registry: Registry) -> None:
+def register_backends(registry: Registry[Any]) -> None:
     """Register backends that run engine processes (``tmux``, ``inline``, ...).
 
     Fires once, when a plugin manager is built.

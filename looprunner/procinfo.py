@@ -52,9 +52,9 @@ def start_time(pid: int) -> int | None:
 
 
 def is_zombie(pid: int) -> bool:
-    """True for a process that has exited but not been reaped yet (it is dead)."""
+    """Tell whether ``pid`` has exited but not been reaped yet (so it is dead)."""
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] == b"Z"
+    return fields is not None and bool(fields) and fields[0] == b"Z"
 
 
 def is_alive(pid: int | None, started: int | None = None, boot: str | None = None) -> bool:

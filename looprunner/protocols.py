@@ -21,8 +21,10 @@ class Provider(Protocol):
     name: ClassVar[str]
 
     def check(self, stage: Stage) -> None:
-        """Raise :class:`~looprunner.errors.ProviderError` if the stage cannot run here
-        (its program is not installed, an option it needs is missing)."""
+        """Raise :class:`~looprunner.errors.ProviderError` if the stage cannot run here.
+
+        For example when its program is not installed or an option it needs is missing.
+        """
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Return the program, its arguments, environment and stdin for this iteration."""

@@ -39,7 +39,12 @@ from looprunner.models import (
     Stage,
     events,
 )
-from looprunner.names import ProjectPaths, SessionPaths, is_valid_session_name, validate_session_name
+from looprunner.names import (
+    ProjectPaths,
+    SessionPaths,
+    is_valid_session_name,
+    validate_session_name,
+)
 from looprunner.plugins import Registries, make_plugin_manager
 from looprunner.protocols import Backend, LaunchSpec
 from looprunner.store import lock as lockmod
@@ -127,7 +132,7 @@ class Session:
         return session
 
     def check(self, pipeline: Pipeline) -> None:
-        """Raise if ``pipeline`` cannot run here (unknown provider or termination, missing program)."""
+        """Raise if ``pipeline`` cannot run here (unknown provider, missing program, ...)."""
         for node in pipeline.nodes:
             provider = self.registries.providers.get(node.stage.provider_name)()
             provider.check(node.stage)
@@ -194,8 +199,16 @@ class Session:
 
     def _engine_argv(self, backend: str, *, resume: bool = False) -> tuple[str, ...]:
         argv = [
-            sys.executable, "-m", "looprunner", "--project", str(self.paths.project),
-            "engine", "--session", self.name, "--backend", backend,
+            sys.executable,
+            "-m",
+            "looprunner",
+            "--project",
+            str(self.paths.project),
+            "engine",
+            "--session",
+            self.name,
+            "--backend",
+            backend,
         ]
         if resume:
             argv.append("--resume")
@@ -213,10 +226,19 @@ class Session:
             return
         if not force:
             state = self._read_state()
-            what = f"finished ({state.status.value})" if state and state.status.finished else "crashed or interrupted"
+            what = (
+                f"finished ({state.status.value})"
+                if state and state.status.finished
+                else "crashed or interrupted"
+            )
             raise SessionConflictError(
                 f"session {self.name!r} already exists and is {what}; use --force to move the "
-                f"old run aside and start again" + ("" if state and state.status is RunStatus.COMPLETE else ", or 'looprunner resume'"),
+                f"old run aside and start again"
+                + (
+                    ""
+                    if state and state.status is RunStatus.COMPLETE
+                    else ", or 'looprunner resume'"
+                ),
                 session=self.name,
             )
         aside = self.paths.run_dir.with_name(f"{self.name}.{_now_stamp()}")
@@ -231,7 +253,9 @@ class Session:
         while time.monotonic() < deadline:
             probe = lockmod.probe(self.paths.lock_file)
             state = self._read_state()
-            if state is not None and (state.status.finished or (probe.held and state.status is RunStatus.RUNNING)):
+            if state is not None and (
+                state.status.finished or (probe.held and state.status is RunStatus.RUNNING)
+            ):
                 return
             live = backend.sessions()
             if not probe.held and live is not None and self.name not in live and state is None:
@@ -256,7 +280,7 @@ class Session:
         except ValueError:
             return None
 
-    def status(self, *, tmux_sessions: set[str] | None | object = ...) -> SessionStatus:
+    def status(self, *, tmux_sessions: set[str] | object | None = ...) -> SessionStatus:
         """Return the session's health and state, from lock, state file and tmux."""
         probe = lockmod.probe(self.paths.lock_file)
         unreadable = False
@@ -269,7 +293,10 @@ class Session:
         live = tmux_sessions if isinstance(tmux_sessions, set) else None
         tmux_present = None if live is None else self.name in live
         health, detail = derive_health(
-            state=state, lock_held=probe.held, tmux_present=tmux_present, state_unreadable=unreadable
+            state=state,
+            lock_held=probe.held,
+            tmux_present=tmux_present,
+            state_unreadable=unreadable,
         )
         meta = probe.metadata
         pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
@@ -277,14 +304,18 @@ class Session:
             present=probe.present,
             held=probe.held,
             pid=pid,
-            pid_alive=procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")) if pid else None,
+            pid_alive=procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id"))
+            if pid
+            else None,
             host=meta.get("host"),
             started_at=meta.get("started_at"),
         )
         return SessionStatus(
             session=self.name,
             health=health,
-            resources=Resources(lock=probe.present, state=state is not None or unreadable, tmux=tmux_present),
+            resources=Resources(
+                lock=probe.present, state=state is not None or unreadable, tmux=tmux_present
+            ),
             state=state,
             lock=lock_info,
             detail=detail,
@@ -330,7 +361,9 @@ class Session:
                     f"session {self.name!r} still {status.health.value} after {timeout:g}s",
                     session=self.name,
                 )
-            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+            time.sleep(
+                poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
+            )
             if status.resources.tmux:
                 tmux = _tmux_sessions(self.registries)
 
@@ -351,12 +384,17 @@ class Session:
             raise SessionNotFoundError(f"no session named {self.name!r}", session=self.name)
         if status.finished:
             raise SessionError(
-                f"session {self.name!r} is not running (it is {status.health.value})", session=self.name
+                f"session {self.name!r} is not running (it is {status.health.value})",
+                session=self.name,
             )
         if status.health is Health.RUNNING:
             self._stop_engine(status, timeout=KILL_TIMEOUT if grace is None else grace + 5)
         state = self._read_state()
-        if state is not None and state.agent_pid and procinfo.is_alive(state.agent_pid, state.agent_start_time, state.boot_id):
+        if (
+            state is not None
+            and state.agent_pid
+            and procinfo.is_alive(state.agent_pid, state.agent_start_time, state.boot_id)
+        ):
             from looprunner.engine.process import kill_grace, stop_group
 
             stop_group(state.agent_pid, kill_grace() if grace is None else grace)
@@ -372,18 +410,23 @@ class Session:
             return
         meta = lockmod.read_metadata(self.paths.lock_file)
         pid = meta.get("pid")
-        if not isinstance(pid, int) or not procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")):
+        if not isinstance(pid, int) or not procinfo.is_alive(
+            pid, meta.get("pid_start_time"), meta.get("boot_id")
+        ):
             return
         if pid == os.getpid():
             raise SessionError(
-                f"session {self.name!r} runs in this process; stop it through the Session that started it",
+                f"session {self.name!r} runs in this process; "
+                "stop it through the Session that started it",
                 session=self.name,
             )
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline:
             time.sleep(0.05)
-        if lockmod.probe(self.paths.lock_file).held and procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id")):
+        if lockmod.probe(self.paths.lock_file).held and procinfo.is_alive(
+            pid, meta.get("pid_start_time"), meta.get("boot_id")
+        ):
             os.kill(pid, signal.SIGKILL)
             while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline + 5:
                 time.sleep(0.05)
@@ -405,20 +448,36 @@ class Session:
         """Mark a session whose engine is gone as killed (the lock makes us its writer)."""
         lock = lockmod.SessionLock(self.paths.lock_file)
         if not lock.acquire(timeout=2.0):
-            raise SessionError(f"session {self.name!r} did not stop: its lock is still held", session=self.name)
+            raise SessionError(
+                f"session {self.name!r} did not stop: its lock is still held", session=self.name
+            )
         try:
             state = self._read_state()
             if state is None or state.status.finished:
                 return
             now = utc_now()
             index = min(state.current_stage, len(state.stages) - 1)
-            state = state.with_stage(index, attrs.evolve(state.stages[index], status=RunStatus.KILLED))
+            state = state.with_stage(
+                index, attrs.evolve(state.stages[index], status=RunStatus.KILLED)
+            )
             write_state(
                 self.paths.state_file,
-                attrs.evolve(state, status=RunStatus.KILLED, finished_at=now, updated_at=now, completion_reason="killed", iteration_started=None, agent_pid=None, agent_start_time=None),
+                attrs.evolve(
+                    state,
+                    status=RunStatus.KILLED,
+                    finished_at=now,
+                    updated_at=now,
+                    completion_reason="killed",
+                    iteration_started=None,
+                    agent_pid=None,
+                    agent_start_time=None,
+                ),
             )
             EventLog(self.paths.events_file, self.name).append(
-                events.SESSION_KILLED, stage=state.current.id, iteration=state.iteration or None, data={"by": "kill"}
+                events.SESSION_KILLED,
+                stage=state.current.id,
+                iteration=state.iteration or None,
+                data={"by": "kill"},
             )
         finally:
             lock.release(remove=True)
@@ -433,12 +492,17 @@ class Session:
         if paths.runs.is_dir():
             names.update(p.name for p in paths.runs.iterdir() if is_valid_session_name(p.name))
         if paths.locks.is_dir():
-            names.update(p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem))
+            names.update(
+                p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem)
+            )
         registries = Registries(make_plugin_manager())
         tmux = _tmux_sessions(registries)
         if tmux:
             names.update(tmux)
-        return [cls(name, paths.project)._with(registries).status(tmux_sessions=tmux) for name in sorted(names)]
+        return [
+            cls(name, paths.project)._with(registries).status(tmux_sessions=tmux)
+            for name in sorted(names)
+        ]
 
     def _with(self, registries: Registries) -> Session:
         self._registries = registries
@@ -455,7 +519,7 @@ def _tmux_sessions(registries: Registries) -> set[str] | None:
 
 
 def session_names(statuses: list[SessionStatus]) -> list[str]:
-    """The names in a list of statuses (for 'did you mean' messages)."""
+    """Return the names in a list of statuses."""
     return [s.session for s in statuses]
 
 
@@ -467,10 +531,12 @@ def not_found(name: str, project: str | Path) -> SessionNotFoundError:
 
 
 def as_dict(status: SessionStatus) -> dict[str, Any]:
-    """The ``--json`` shape of a status: state.json's fields plus health and resources."""
+    """Return the ``--json`` shape of a status: state.json's fields, health, resources."""
     from looprunner import convert
 
-    data: dict[str, Any] = dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
+    data: dict[str, Any] = (
+        dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
+    )
     data["health"] = status.health.value
     data["resources"] = {
         "lock": status.resources.lock,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,17 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+HAVE_TMUX = shutil.which("tmux") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tmux tests, with a reason, on a machine without tmux."""
+    if HAVE_TMUX:
+        return
+    skip = pytest.mark.skip(reason="tmux is not installed")
+    for item in items:
+        if "tmux" in item.keywords:
+            item.add_marker(skip)
 
 
 def _socket_path(name: str) -> Path:
@@ -86,7 +98,10 @@ def make_stage(project: Path) -> StageMaker:
         lines += [f"  {k}: {json.dumps(v)}" for k, v in term.items()]
         (folder / "stage.yaml").write_text("\n".join(lines) + "\n" + extra)
         (folder / "prompt.md").write_text(prompt)
-        for key, status in (statuses or {"default": {"decision": "continue", "reason": "more", "summary": "did one"}}).items():
+        for key, status in (
+            statuses
+            or {"default": {"decision": "continue", "reason": "more", "summary": "did one"}}
+        ).items():
             target = "status.json" if key == "default" else f"status-{key}.json"
             (fixtures / target).write_text(json.dumps(status))
         for key, text in (outputs or {}).items():
@@ -101,7 +116,12 @@ def make_stage(project: Path) -> StageMaker:
 def cli(project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python -m looprunner --project PROJECT ARGS...`` as a user would."""
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "looprunner", "--project", str(project), *args],
             capture_output=True,
@@ -115,7 +135,13 @@ def cli(project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -131,4 +157,6 @@ def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes (to prove nothing changed)."""
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }

@@ -33,7 +33,9 @@ class InlineBackend:
             engine.run(resume=spec.resume)
 
         if self.background:
-            self.thread = threading.Thread(target=run, name=f"looprunner-{spec.session}", daemon=True)
+            self.thread = threading.Thread(
+                target=run, name=f"looprunner-{spec.session}", daemon=True
+            )
             self.thread.start()
         else:
             run()

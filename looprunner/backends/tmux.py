@@ -53,8 +53,18 @@ class TmuxBackend:
         """Start ``python -m looprunner engine ...`` in a new detached tmux session."""
         name = tmux_session_name(spec.session)
         code, _, err = self._run(
-            "new-session", "-d", "-s", name, "-c", str(spec.project),
-            "-x", "200", "-y", "50", "--", *spec.argv,
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-c",
+            str(spec.project),
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "--",
+            *spec.argv,
         )
         if code != 0:
             message = " ".join(err).strip() or f"exit status {code}"
@@ -114,7 +124,7 @@ class TmuxBackend:
         return code == 0
 
     def attach_argv(self, session: str) -> list[str]:
-        """The command that attaches a terminal to the session (switch-client inside tmux)."""
+        """Return the command that attaches a terminal (switch-client inside tmux)."""
         name = tmux_session_name(session)
         base = ["tmux"]
         socket = self.server.socket_name

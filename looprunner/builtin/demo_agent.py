@@ -27,22 +27,22 @@ def _words(text: str) -> list[str]:
 
 
 def count_words(text: str) -> str:
-    """How many words the file holds."""
+    """Count the file's words."""
     return f"{len(_words(text))} words\n"
 
 
 def top_words(text: str) -> str:
-    """The five most common words."""
+    """List the five most common words."""
     return "".join(f"{word} {n}\n" for word, n in Counter(_words(text)).most_common(5))
 
 
 def sort_lines(text: str) -> str:
-    """The file's lines in order."""
+    """Sort the file's lines."""
     return "".join(sorted(line + "\n" for line in text.splitlines() if line.strip()))
 
 
 def checksum(text: str) -> str:
-    """The file's SHA-256."""
+    """Hash the file with SHA-256."""
     return hashlib.sha256(text.encode()).hexdigest() + "\n"
 
 
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     left = len(pending) - 1
     decision = "stop" if left == 0 else "continue"
     reason = "all TODO items are done" if left == 0 else f"{left} item(s) left"
-    _write_status(status_path, decision, reason, f"{task} {arg} -> {out.relative_to(project)}", [str(out)])
+    _write_status(
+        status_path, decision, reason, f"{task} {arg} -> {out.relative_to(project)}", [str(out)]
+    )
     return 0
 
 

@@ -16,7 +16,7 @@ from looprunner.models import AgentCommand, Invocation, Stage
 
 
 def path_env(invocation: Invocation) -> dict[str, str]:
-    """The environment every provider's process gets: where the iteration's files are."""
+    """Return the variables every agent gets: where the iteration's files are."""
     return {
         "LOOPRUNNER_CTX": invocation.paths.context,
         "LOOPRUNNER_STATUS": invocation.paths.status,
@@ -101,7 +101,7 @@ class CommandProvider:
     name: ClassVar[str] = "command"
 
     def check(self, stage: Stage) -> None:
-        """The stage must name a program, and the program must exist."""
+        """Require a ``command:`` whose program exists."""
         if not stage.command:
             raise ProviderError(f"stage {stage.name!r}: provider 'command' needs a 'command:'")
         program = stage.command[0]
@@ -130,7 +130,7 @@ class MockProvider:
     name: ClassVar[str] = "mock"
 
     def check(self, stage: Stage) -> None:
-        """A fixture folder, if given, must exist."""
+        """Require the fixture folder, if one is given, to exist."""
         if stage.fixtures is not None and not stage.fixtures.is_dir():
             raise ProviderError(f"stage {stage.name!r}: fixtures folder {stage.fixtures} not found")
 

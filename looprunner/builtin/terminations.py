@@ -50,7 +50,7 @@ class JudgmentTermination:
         self.min_iterations = spec.min_iterations or 1
 
     def validate(self) -> None:
-        """A judge agent is not available yet: say so rather than ignore it."""
+        """Refuse a judge agent, which is not available yet, rather than ignore it."""
         if self.spec.judge is not None:
             raise ConfigError("termination.judge: judge agents are not supported yet")
 

@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("looprunner: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        fail(fallback, "usage", exc.format_message(), EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+        fail(
+            fallback,
+            "usage",
+            exc.format_message(),
+            EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code,
+        )
     except KeyboardInterrupt:
         click.echo("looprunner: interrupted", err=True)
         sys.exit(130)

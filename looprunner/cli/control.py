@@ -33,5 +33,7 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
     if ctx.json:
         emit_json(as_dict(after))
     else:
-        click.echo(f"{name}: {health(after.health.value)} (history kept in {session.paths.run_dir})")
+        click.echo(
+            f"{name}: {health(after.health.value)} (history kept in {session.paths.run_dir})"
+        )
     return 0

@@ -27,9 +27,20 @@ def _row(status: SessionStatus) -> list[str]:
         return [status.session, "-", "-", "-", health(status.health.value), "-"]
     current = state.current
     kind = "stage" if state.type == "loop" else "pipeline"
-    stage = current.id if state.type == "loop" else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    stage = (
+        current.id
+        if state.type == "loop"
+        else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    )
     iteration = f"{state.iteration}/{current.max_iterations}"
-    return [status.session, kind, stage, iteration, health(status.health.value), age(state.started_at)]
+    return [
+        status.session,
+        kind,
+        stage,
+        iteration,
+        health(status.health.value),
+        age(state.started_at),
+    ]
 
 
 @click.command("list")
@@ -42,9 +53,14 @@ def list_sessions(ctx: Context) -> int:
         return 0
     if not statuses:
         click.echo(f"No sessions in {ctx.project}.")
-        click.echo(f"Start one: {style('looprunner start NAME --stage TYPE -n 5', 'cyan')}  (or try {style('looprunner demo', 'cyan')})")
+        click.echo(
+            f"Start one: {style('looprunner start NAME --stage TYPE -n 5', 'cyan')}"
+            f"  (or try {style('looprunner demo', 'cyan')})"
+        )
         return 0
-    click.echo(table(["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE"], [_row(s) for s in statuses]))
+    click.echo(
+        table(["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE"], [_row(s) for s in statuses])
+    )
     counts = Counter(s.health.value for s in statuses)
     click.echo("\n" + ", ".join(f"{n} {h}" for h, n in sorted(counts.items())))
     return 0
@@ -62,14 +78,21 @@ def status(ctx: Context, name: str) -> int:
     if ctx.json:
         emit_json(as_dict(result))
         return 0
-    click.echo(f"{style(name, bold=True)}: {health(result.health.value)}" + (f" — {result.detail}" if result.detail else ""))
+    click.echo(
+        f"{style(name, bold=True)}: {health(result.health.value)}"
+        + (f" — {result.detail}" if result.detail else "")
+    )
     state = result.state
     lock = result.lock
     lock_text = "absent"
     if lock is not None and lock.present:
         holder = f" by pid {lock.pid} ({'alive' if lock.pid_alive else 'gone'})" if lock.pid else ""
         lock_text = f"held{holder}" if lock.held else "present, free (stale)"
-    tmux_text = {None: "unknown (tmux server unreachable)", True: f"pipeline-{name} present", False: "absent"}[result.resources.tmux]
+    tmux_text = {
+        None: "unknown (tmux server unreachable)",
+        True: f"pipeline-{name} present",
+        False: "absent",
+    }[result.resources.tmux]
     rows = [
         ("lock", lock_text),
         ("state", "present" if result.resources.state else "absent"),
@@ -80,11 +103,20 @@ def status(ctx: Context, name: str) -> int:
         rows += [
             ("type", f"{state.type} {state.pipeline}"),
             ("stage", f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"),
-            ("iteration", f"{state.iteration}/{current.max_iterations} ({state.iteration_completed} completed)"),
+            (
+                "iteration",
+                f"{state.iteration}/{current.max_iterations} "
+                f"({state.iteration_completed} completed)",
+            ),
             ("started", f"{state.started_at} ({age(state.started_at)} ago)"),
         ]
         if state.finished_at:
-            rows.append(("finished", f"{state.finished_at} (ran {age(state.started_at, until=state.finished_at)})"))
+            rows.append(
+                (
+                    "finished",
+                    f"{state.finished_at} (ran {age(state.started_at, until=state.finished_at)})",
+                )
+            )
         if state.completion_reason:
             rows.append(("reason", state.completion_reason))
         if state.error is not None:
@@ -98,8 +130,14 @@ def status(ctx: Context, name: str) -> int:
         click.echo("  recent iterations:")
         for event in recent:
             summary = event.data.get("summary") or event.data.get("reason") or ""
-            click.echo(f"    {event.stage} #{event.iteration}  {event.data.get('decision', '?'):8}  {summary}")
+            click.echo(
+                f"    {event.stage} #{event.iteration}  "
+                f"{event.data.get('decision', '?'):8}  {summary}"
+            )
     actions = NEXT_ACTIONS.get(result.health, ())
     if actions:
-        click.echo("  next: " + "  |  ".join(style(f"looprunner {a.format(n=name)}", "cyan") for a in actions))
+        click.echo(
+            "  next: "
+            + "  |  ".join(style(f"looprunner {a.format(n=name)}", "cyan") for a in actions)
+        )
     return 0

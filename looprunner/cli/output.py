@@ -37,7 +37,7 @@ def style(text: str, colour: str | None = None, *, bold: bool = False) -> str:
 
 
 def health(value: str) -> str:
-    """A health word, coloured by meaning."""
+    """Colour a health word by its meaning."""
     return style(value, HEALTH_COLOURS.get(value))
 
 
@@ -45,10 +45,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns; widths ignore colour codes."""
     plain = [[click.unstyle(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
-    for row in plain:
-        for i, cell in enumerate(row):
+    for plain_row in plain:
+        for i, cell in enumerate(plain_row):
             widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(style(h.ljust(w), bold=True) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines = [
+        "  ".join(
+            style(h.ljust(w), bold=True) for h, w in zip(headers, widths, strict=True)
+        ).rstrip()
+    ]
     for row, raw in zip(rows, plain, strict=True):
         cells = [cell + " " * (w - len(p)) for cell, p, w in zip(row, raw, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())

@@ -52,7 +52,7 @@ def build_pipeline(
 
 
 def next_steps(name: str) -> str:
-    """The commands worth knowing right after a start."""
+    """List the commands worth knowing right after a start."""
     return "\n".join(
         f"  {style(cmd, 'cyan')}"
         for cmd in (
@@ -67,10 +67,21 @@ def next_steps(name: str) -> str:
 @click.argument("name")
 @click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage.")
 @click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline.")
-@click.option("-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's).")
-@click.option("--provider", help="Provider for stages that do not set one (claude, codex, command, mock).")
+@click.option(
+    "-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's)."
+)
+@click.option(
+    "--provider", help="Provider for stages that do not set one (claude, codex, command, mock)."
+)
 @click.option("--model", help="Model for stages that do not set one.")
-@click.option("--input", "inputs", multiple=True, type=click.Path(path_type=Path), metavar="FILE", help="Initial input file (repeatable).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Initial input file (repeatable).",
+)
 @click.option("--context", help="Text added to every stage's ${CONTEXT}.")
 @click.option("--force", is_flag=True, help="Move a finished or crashed run aside and start again.")
 @click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
@@ -95,8 +106,14 @@ def start(
 
     validate_session_name(name)
     resolved = build_pipeline(
-        ctx.project, stage=stage, pipeline=pipeline, iterations=iterations, provider=provider,
-        model=model, inputs=inputs, context=context,
+        ctx.project,
+        stage=stage,
+        pipeline=pipeline,
+        iterations=iterations,
+        provider=provider,
+        model=model,
+        inputs=inputs,
+        context=context,
     )
     if foreground and backend not in (None, "inline"):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
@@ -109,7 +126,9 @@ def start(
         click.echo(f"session {name}: {health(status.health.value)}")
     else:
         node = resolved.nodes[0]
-        what = f"stage {node.stage.name}" if resolved.kind == "loop" else f"pipeline {resolved.name}"
+        what = (
+            f"stage {node.stage.name}" if resolved.kind == "loop" else f"pipeline {resolved.name}"
+        )
         click.echo(
             f"Started {style(name, bold=True)} ({what}, up to {node.cap} iteration(s) "
             f"in its first stage) in tmux session pipeline-{name}.\n{next_steps(name)}"
@@ -167,14 +186,28 @@ def wait(ctx: Context, name: str, timeout: float | None) -> int:
     if ctx.json:
         emit_json(as_dict(status))
     else:
-        click.echo(f"{name}: {health(status.health.value)}" + (f" — {status.state.error.message}" if status.state and status.state.error else ""))
+        click.echo(
+            f"{name}: {health(status.health.value)}"
+            + (f" — {status.state.error.message}" if status.state and status.state.error else "")
+        )
     return 0 if status.health is Health.COMPLETE else 1
 
 
 @click.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), help="Create the demo project here instead of a temporary folder.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Create the demo project here instead of a temporary folder.",
+)
 @click.option("--name", default="demo", show_default=True, help="Session name.")
-@click.option("--pace", type=float, default=0.5, show_default=True, help="Seconds the demo agent pauses per task, so progress is visible.")
+@click.option(
+    "--pace",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds the demo agent pauses per task, so progress is visible.",
+)
 @click.option("--foreground", is_flag=True, help="Run in this process instead of tmux.")
 @pass_ctx
 def demo(ctx: Context, directory: Path | None, name: str, pace: float, foreground: bool) -> int:
@@ -184,17 +217,27 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
 
     from looprunner.builtin import demo as demo_project
 
-    project = (directory or Path(tempfile.mkdtemp(prefix="looprunner-demo-"))).expanduser().resolve()
+    project = (
+        (directory or Path(tempfile.mkdtemp(prefix="looprunner-demo-"))).expanduser().resolve()
+    )
     tasks = demo_project.create(project, pace=pace)
     backend = "inline" if foreground or shutil.which("tmux") is None else "tmux"
     if not ctx.json:
         click.echo(f"Demo project: {project}")
-        click.echo(f"The demo agent will work through {tasks} TODO items in TODO.md, one per iteration.")
+        click.echo(
+            f"The demo agent will work through {tasks} TODO items in TODO.md, one per iteration."
+        )
         if backend == "inline" and not foreground:
             click.echo("tmux is not installed: running in this process instead.")
     pipeline = build_pipeline(
-        project, stage="demo", pipeline=None, iterations=None, provider=None, model=None,
-        inputs=(), context=None,
+        project,
+        stage="demo",
+        pipeline=None,
+        iterations=None,
+        provider=None,
+        model=None,
+        inputs=(),
+        context=None,
     )
     started = time.monotonic()
     session = Session.start(name, pipeline, project, backend=backend, force=True)
@@ -210,7 +253,7 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
         )
         click.echo(f"Run directory: {session.paths.run_dir}")
         click.echo("Look around:")
-        for cmd in (f"status {name}", f"list", f"wait {name}"):
+        for cmd in (f"status {name}", "list", f"wait {name}"):
             click.echo(f"  {style(f'looprunner --project {project} {cmd}', 'cyan')}")
         click.echo(f"  {style(f'cat {project}/TODO.md {session.paths.progress_file}', 'cyan')}")
     return 0 if status.health is Health.COMPLETE else 1
@@ -229,4 +272,3 @@ def engine(ctx: Context, name: str, backend: str, resume: bool, env_fifo: Path |
 
     validate_session_name(name)
     return run_engine(ctx.project, name, backend=backend, resume=resume, env_fifo=env_fifo)
-

@@ -14,7 +14,7 @@ CONTEXT_FILE = "context.json"
 
 
 def stage_output(paths: SessionPaths, index: int, node: Node) -> Path:
-    """The stage's final output file."""
+    """Return the stage's final output file."""
     return paths.stage_dir(index, node.id) / OUTPUT_FILE
 
 
@@ -31,9 +31,7 @@ def build_context(
     """Return the ``context.json`` document of one iteration (all paths absolute)."""
     node = pipeline.nodes[index]
     iteration_dir = paths.iteration_dir(index, node.id, iteration)
-    earlier = [
-        paths.iteration_dir(index, node.id, n) / OUTPUT_FILE for n in range(1, iteration)
-    ]
+    earlier = [paths.iteration_dir(index, node.id, n) / OUTPUT_FILE for n in range(1, iteration)]
     from_stage: dict[str, list[str]] = {}
     wanted = set(node.inputs.from_nodes)
     if not wanted and index > 0:

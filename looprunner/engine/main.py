@@ -23,7 +23,9 @@ def make_engine(
     return Engine(paths, backend=backend, registries=registries(), env=env)
 
 
-def run_engine(project: Path, session: str, *, backend: str, resume: bool, env_fifo: Path | None) -> int:
+def run_engine(
+    project: Path, session: str, *, backend: str, resume: bool, env_fifo: Path | None
+) -> int:
     """Run the engine to its end; return 0 if the session completed, 3 on a conflict, else 1."""
     import os
 

@@ -144,7 +144,7 @@ class AgentRunner:
                 cwd=cwd,
                 env=full_env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
             return ProcessResult(

@@ -22,11 +22,11 @@ MIN_SECRET_LENGTH = 8
 
 def secret_values(env: Mapping[str, str]) -> dict[str, str]:
     """Return ``{value: name}`` for every variable that looks like a secret."""
-    found: dict[str, str] = {}
-    for name, value in env.items():
-        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH:
-            found[value] = name
-    return found
+    return {
+        value: name
+        for name, value in env.items()
+        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH
+    }
 
 
 class Redactor:

@@ -156,10 +156,19 @@ class Engine:
                 iteration=self.state.iteration_completed + 1,
                 data={"from_iteration": self.state.iteration_completed + 1},
             )
-            self._log(f"resumed at stage {self.state.current.id}, iteration {self.state.iteration_completed + 1}")
+            self._log(
+                f"resumed at stage {self.state.current.id}, "
+                f"iteration {self.state.iteration_completed + 1}"
+            )
         else:
-            self.events.append(events.SESSION_START, data={"pipeline": pipeline.name, "backend": self.backend, "type": pipeline.kind})
-            self._log(f"session {self.paths.name} started: {pipeline.kind} {pipeline.name!r}, {len(pipeline.nodes)} stage(s)")
+            self.events.append(
+                events.SESSION_START,
+                data={"pipeline": pipeline.name, "backend": self.backend, "type": pipeline.kind},
+            )
+            self._log(
+                f"session {self.paths.name} started: {pipeline.kind} {pipeline.name!r}, "
+                f"{len(pipeline.nodes)} stage(s)"
+            )
         try:
             for index in range(self.state.current_stage, len(pipeline.nodes)):
                 self._run_stage(pipeline, index)
@@ -168,13 +177,23 @@ class Engine:
         except _IterationFailed as failure:
             return self._finish_failed(failure.error)
         except LooprunnerError as exc:
-            return self._finish_failed(RunError(type="config", message=exc.message, iteration=self.state.iteration or None))
-        except Exception as exc:  # noqa: BLE001 - recorded, never lost: the session is resumable
+            return self._finish_failed(
+                RunError(type="config", message=exc.message, iteration=self.state.iteration or None)
+            )
+        except Exception as exc:
             self._log(traceback.format_exc())
             return self._finish_failed(
-                RunError(type="engine_error", message=f"{type(exc).__name__}: {exc}", iteration=self.state.iteration or None)
+                RunError(
+                    type="engine_error",
+                    message=f"{type(exc).__name__}: {exc}",
+                    iteration=self.state.iteration or None,
+                )
             )
-        reason = "all_stages_complete" if pipeline.kind == "pipeline" else (self.state.stages[-1].termination_reason or "complete")
+        reason = (
+            "all_stages_complete"
+            if pipeline.kind == "pipeline"
+            else (self.state.stages[-1].termination_reason or "complete")
+        )
         self._save(status=RunStatus.COMPLETE, finished_at=utc_now(), completion_reason=reason)
         self.events.append(events.SESSION_COMPLETE, data={"reason": reason})
         self._log(f"session complete: {reason}")
@@ -184,23 +203,41 @@ class Engine:
         assert self.state is not None
         node = pipeline.nodes[index]
         stage_state = self.state.stages[index]
-        termination = self.registries.terminations.get(node.stage.termination.type)(node.stage.termination)
+        termination = self.registries.terminations.get(node.stage.termination.type)(
+            node.stage.termination
+        )
         termination.validate()
         provider = self.registries.providers.get(node.stage.provider_name)()
         cap = stage_state.max_iterations
         completed = stage_state.iterations_completed if index == self.state.current_stage else 0
         history = read_history(
-            [self.paths.iteration_dir(index, node.id, n) / ctxmod.STATUS_FILE for n in range(1, completed + 1)]
+            [
+                self.paths.iteration_dir(index, node.id, n) / ctxmod.STATUS_FILE
+                for n in range(1, completed + 1)
+            ]
         )
         if completed == 0 and stage_state.status is RunStatus.PENDING:
             self._save(current_stage=index, iteration=0, iteration_completed=0)
             self._set_stage(index, status=RunStatus.RUNNING)
-            self.events.append(events.STAGE_START, stage=node.id, data={"stage": node.stage.name, "max_iterations": cap})
-            self._log(f"stage {index + 1}/{len(pipeline.nodes)} {node.id} ({node.stage.name}): up to {cap} iteration(s), provider {node.stage.provider_name}")
+            self.events.append(
+                events.STAGE_START,
+                stage=node.id,
+                data={"stage": node.stage.name, "max_iterations": cap},
+            )
+            self._log(
+                f"stage {index + 1}/{len(pipeline.nodes)} {node.id} ({node.stage.name}): "
+                f"up to {cap} iteration(s), provider {node.stage.provider_name}"
+            )
         else:
             self._set_stage(index, status=RunStatus.RUNNING)
         while True:
-            progress = StageProgress(completed=completed, cap=cap, history=history, project=self.paths.project, session=self.paths.name)
+            progress = StageProgress(
+                completed=completed,
+                cap=cap,
+                history=history,
+                project=self.paths.project,
+                session=self.paths.name,
+            )
             reason = termination.decide(progress) if history else None
             if reason is None and completed >= cap:
                 reason = termination.cap_reason
@@ -210,7 +247,9 @@ class Engine:
                 raise _Stopped
             if completed > 0 and node.stage.delay > 0 and self.runner.wait_stop(node.stage.delay):
                 raise _Stopped
-            status = self._run_iteration(pipeline, index, completed + 1, cap, provider, history[-1] if history else None)
+            status = self._run_iteration(
+                pipeline, index, completed + 1, cap, provider, history[-1] if history else None
+            )
             completed += 1
             history.append(status)
         self._set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
@@ -219,14 +258,24 @@ class Engine:
             events.STAGE_COMPLETE,
             stage=node.id,
             iteration=completed,
-            data={"reason": reason, "iterations": completed, "agent_reason": last.reason if last else None},
+            data={
+                "reason": reason,
+                "iterations": completed,
+                "agent_reason": last.reason if last else None,
+            },
         )
         self._log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
         if index + 1 < len(pipeline.nodes):
             self._save(current_stage=index + 1, iteration=0, iteration_completed=0)
 
     def _run_iteration(
-        self, pipeline: Pipeline, index: int, iteration: int, cap: int, provider: Any, previous: AgentStatus | None
+        self,
+        pipeline: Pipeline,
+        index: int,
+        iteration: int,
+        cap: int,
+        provider: Any,
+        previous: AgentStatus | None,
     ) -> AgentStatus:
         node = pipeline.nodes[index]
         stage = node.stage
@@ -239,15 +288,25 @@ class Engine:
         output_file = folder / ctxmod.OUTPUT_FILE
         agent_output = output_file
         values = template_values(
-            ctx=str(context_file), status=str(status_file), progress=str(self.paths.progress_file),
-            output=str(output_file), iteration=iteration, session=self.paths.name, context=stage.context,
+            ctx=str(context_file),
+            status=str(status_file),
+            progress=str(self.paths.progress_file),
+            output=str(output_file),
+            iteration=iteration,
+            session=self.paths.name,
+            context=stage.context,
         )
         if stage.output_path:
             agent_output = self.paths.project / render(stage.output_path, values)
             values.update(OUTPUT=str(agent_output))
         document = ctxmod.build_context(
-            paths=self.paths, pipeline=pipeline, index=index, iteration=iteration, cap=cap,
-            previous=previous, output_path=agent_output,
+            paths=self.paths,
+            pipeline=pipeline,
+            index=index,
+            iteration=iteration,
+            cap=cap,
+            previous=previous,
+            output_path=agent_output,
         )
         write_atomic(context_file, json.dumps(self.redactor.data(document), indent=2) + "\n")
         prompt = render(stage.prompt, values)
@@ -257,17 +316,27 @@ class Engine:
             stage_id=node.id,
             iteration=iteration,
             prompt=prompt,
-            paths=AgentPaths(context=str(context_file), status=str(status_file), output=str(agent_output), progress=str(self.paths.progress_file)),
+            paths=AgentPaths(
+                context=str(context_file),
+                status=str(status_file),
+                output=str(agent_output),
+                progress=str(self.paths.progress_file),
+            ),
             model=stage.model,
             command=stage.command,
             fixtures=str(stage.fixtures) if stage.fixtures else None,
             mock_delay=stage.mock_delay,
         )
-        self._log(f"iteration {iteration}/{cap} of {node.id} starting ({stage.provider_name}{', ' + stage.model if stage.model else ''})")
+        self._log(
+            f"iteration {iteration}/{cap} of {node.id} starting "
+            f"({stage.provider_name}{', ' + stage.model if stage.model else ''})"
+        )
         try:
             command = provider.command(invocation)
         except LooprunnerError as exc:
-            raise _IterationFailed(RunError(type="provider_missing", message=exc.message, iteration=iteration)) from exc
+            raise _IterationFailed(
+                RunError(type="provider_missing", message=exc.message, iteration=iteration)
+            ) from exc
         captured = bytearray()
 
         def on_output(chunk: bytes) -> None:
@@ -277,10 +346,17 @@ class Engine:
 
         def on_start(pid: int) -> None:
             self._save(
-                iteration=iteration, iteration_started=utc_now(), agent_pid=pid,
+                iteration=iteration,
+                iteration_started=utc_now(),
+                agent_pid=pid,
                 agent_start_time=procinfo.start_time(pid),
             )
-            self.events.append(events.ITERATION_START, stage=node.id, iteration=iteration, data={"provider": stage.provider_name, "model": stage.model})
+            self.events.append(
+                events.ITERATION_START,
+                stage=node.id,
+                iteration=iteration,
+                data={"provider": stage.provider_name, "model": stage.model},
+            )
 
         result = self.runner.run(
             command,
@@ -311,18 +387,31 @@ class Engine:
                 "duration": round(result.duration, 3),
             },
         )
-        self._log(f"iteration {iteration} done: {status.decision.value}" + (f" ({status.summary})" if status.summary else ""))
+        self._log(
+            f"iteration {iteration} done: {status.decision.value}"
+            + (f" ({status.summary})" if status.summary else "")
+        )
         return status
 
-    def _judge(self, result: ProcessResult, status_file: Path, iteration: int, node_id: str) -> AgentStatus:
+    def _judge(
+        self, result: ProcessResult, status_file: Path, iteration: int, node_id: str
+    ) -> AgentStatus:
         """Turn the agent's exit and status file into a status, or fail the iteration."""
         error: RunError | None = None
         if result.spawn_error is not None:
-            error = RunError("provider_missing", f"could not start the agent: {result.spawn_error}", iteration)
+            error = RunError(
+                "provider_missing", f"could not start the agent: {result.spawn_error}", iteration
+            )
         elif result.timed_out:
-            error = RunError("provider_timeout", f"the agent ran past the stage timeout and was stopped (exit {result.exit_code})", iteration)
+            error = RunError(
+                "provider_timeout",
+                f"the agent ran past the stage timeout and was stopped (exit {result.exit_code})",
+                iteration,
+            )
         elif result.exit_code != 0:
-            error = RunError("provider_exit", f"the agent exited with status {result.exit_code}", iteration)
+            error = RunError(
+                "provider_exit", f"the agent exited with status {result.exit_code}", iteration
+            )
         else:
             try:
                 status = read_agent_status(status_file)
@@ -330,10 +419,17 @@ class Engine:
                 error = RunError(problem.type, problem.message, iteration)
             else:
                 if status.decision is Decision.ERROR:
-                    error = RunError("agent_error", status.reason or "the agent reported an error", iteration)
+                    error = RunError(
+                        "agent_error", status.reason or "the agent reported an error", iteration
+                    )
                 else:
                     return status
-        self.events.append(events.ITERATION_FAILED, stage=node_id, iteration=iteration, data={"type": error.type, "message": error.message})
+        self.events.append(
+            events.ITERATION_FAILED,
+            stage=node_id,
+            iteration=iteration,
+            data={"type": error.type, "message": error.message},
+        )
         raise _IterationFailed(error)
 
     # ------------------------------------------------------------------ endings
@@ -342,16 +438,32 @@ class Engine:
         error = RunError(error.type, self.redactor.text(error.message), error.iteration)
         assert self.state is not None
         self._set_stage(self.state.current_stage, status=RunStatus.FAILED)
-        self._save(status=RunStatus.FAILED, finished_at=utc_now(), error=error, iteration_started=None)
-        self.events.append(events.SESSION_FAILED, stage=self.state.current.id, iteration=error.iteration, data={"type": error.type, "message": error.message})
+        self._save(
+            status=RunStatus.FAILED, finished_at=utc_now(), error=error, iteration_started=None
+        )
+        self.events.append(
+            events.SESSION_FAILED,
+            stage=self.state.current.id,
+            iteration=error.iteration,
+            data={"type": error.type, "message": error.message},
+        )
         self._log(f"session failed: {error.type}: {error.message}")
         return self.state
 
     def _finish_killed(self) -> RunState:
         assert self.state is not None
         self._set_stage(self.state.current_stage, status=RunStatus.KILLED)
-        self._save(status=RunStatus.KILLED, finished_at=utc_now(), completion_reason="killed", iteration_started=None)
-        self.events.append(events.SESSION_KILLED, stage=self.state.current.id, iteration=self.state.iteration or None)
+        self._save(
+            status=RunStatus.KILLED,
+            finished_at=utc_now(),
+            completion_reason="killed",
+            iteration_started=None,
+        )
+        self.events.append(
+            events.SESSION_KILLED,
+            stage=self.state.current.id,
+            iteration=self.state.iteration or None,
+        )
         self._log("session killed")
         return self.state
 
@@ -409,7 +521,7 @@ class Engine:
 
     def _open_log(self) -> None:
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log_handle = open(self.paths.engine_log, "a", encoding="utf-8")  # noqa: SIM115
+        self._log_handle = self.paths.engine_log.open("a", encoding="utf-8")
 
     def _close_log(self) -> None:
         if self._log_handle is not None:

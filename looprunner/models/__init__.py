@@ -20,11 +20,11 @@ from looprunner.models.status import LockInfo, Resources, SessionStatus
 __all__ = [
     "AgentCommand",
     "AgentPaths",
-    "Invocation",
     "AgentStatus",
     "Decision",
     "Event",
     "Health",
+    "Invocation",
     "JudgeSpec",
     "LockInfo",
     "Node",

@@ -51,7 +51,7 @@ class SessionStatus:
         return self.health in (Health.COMPLETE, Health.FAILED, Health.KILLED)
 
     def summary(self) -> dict[str, Any]:
-        """A short dict for display: stage, iteration / max."""
+        """Return stage, iteration and cap for display."""
         if self.state is None:
             return {"stage": None, "iteration": None, "max": None}
         current = self.state.current

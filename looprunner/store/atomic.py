@@ -25,11 +25,11 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
             handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            Path(tmp).unlink()
         raise
     fsync_dir(path.parent)
 
@@ -50,7 +50,7 @@ def fsync_dir(folder: Path) -> None:
 
 def sweep_temp_files(folder: Path) -> list[Path]:
     """Remove temporary files a crashed writer left in ``folder``; return what was removed."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for leftover in folder.glob(TEMP_PREFIX + "*"):

@@ -29,7 +29,7 @@ def utc_now() -> str:
 def _last_line(path: Path) -> tuple[bytes, bool]:
     """Return the file's last line and whether the file ends with a newline."""
     try:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             if size == 0:
@@ -106,14 +106,14 @@ def parse_event_line(raw: bytes) -> Event | None:
     try:
         data = json.loads(raw)
         return convert.event_from_dict(data) if isinstance(data, dict) else None
-    except Exception:  # noqa: BLE001 - any malformed line is skipped, never fatal
+    except Exception:
         return None
 
 
 def iter_events(path: Path) -> Iterator[Event]:
     """Yield the events in the log, skipping lines that do not parse (a torn last line)."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        handle = path.open("rb")
     except FileNotFoundError:
         return
     with handle:
@@ -133,7 +133,7 @@ def read_events(path: Path) -> list[Event]:
 def count_bad_lines(path: Path) -> int:
     """Count lines that are not valid events (torn writes), for reporting."""
     try:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             return sum(1 for raw in handle if raw.strip() and parse_event_line(raw) is None)
     except FileNotFoundError:
         return 0

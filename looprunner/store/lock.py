@@ -32,7 +32,7 @@ class LockProbe:
 
 def _same_file(handle: IO[bytes], path: Path) -> bool:
     try:
-        on_disk = os.stat(path)
+        on_disk = path.stat()
     except FileNotFoundError:
         return False
     mine = os.fstat(handle.fileno())
@@ -61,10 +61,12 @@ class SessionLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
         while True:
-            handle = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+            handle = self.path.open("a+b")
             os.set_inheritable(handle.fileno(), False)
             try:
-                portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+                portalocker.lock(
+                    handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+                )
             except LockException:
                 handle.close()
             else:
@@ -132,14 +134,16 @@ def probe(path: Path) -> LockProbe:
     lock; it never blocks an engine for more than the instant it is held.
     """
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = path.open("rb")
     except FileNotFoundError:
         return LockProbe(present=False, held=False)
     except OSError:
         return LockProbe(present=True, held=False)
     with handle:
         try:
-            portalocker.lock(handle, portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING)
+            portalocker.lock(
+                handle, portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING
+            )
         except LockException:
             held = True
         else:
@@ -151,4 +155,6 @@ def probe(path: Path) -> LockProbe:
         metadata = json.loads(raw or b"{}")
     except ValueError:
         metadata = {}
-    return LockProbe(present=True, held=held, metadata=metadata if isinstance(metadata, dict) else {})
+    return LockProbe(
+        present=True, held=held, metadata=metadata if isinstance(metadata, dict) else {}
+    )

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,12 +18,18 @@ pytestmark = pytest.mark.tmux
 
 
 def tmux_has(socket: str, name: str) -> bool:
-    result = subprocess.run(["tmux", "-L", socket, "has-session", "-t", f"={name}"], capture_output=True, check=False)
+    result = subprocess.run(
+        ["tmux", "-L", socket, "has-session", "-t", f"={name}"], capture_output=True, check=False
+    )
     return result.returncode == 0
 
 
 def test_three_iteration_loop_completes_in_tmux(project, make_stage, cli, tmux_socket):
-    make_stage("work", termination={"type": "fixed", "iterations": 3}, outputs={"default": "did some work\n"})
+    make_stage(
+        "work",
+        termination={"type": "fixed", "iterations": 3},
+        outputs={"default": "did some work\n"},
+    )
     started = cli("start", "auth", "--stage", "work", "-n", "3")
     assert started.returncode == 0, started.stderr
     assert "pipeline-auth" in started.stdout
@@ -73,9 +78,14 @@ def test_stop_decision_ends_the_loop_early_with_the_agents_reason(project, make_
     assert events[-2].data["agent_reason"] == "queue empty"
 
 
-def test_stop_on_the_last_allowed_iteration_reports_the_agent_not_the_budget(project, make_stage, cli):
-    make_stage("work", termination={"type": "judgment", "consensus": 1, "max": 2},
-               statuses={"default": {"decision": "continue"}, 2: {"decision": "stop", "reason": "done"}})
+def test_stop_on_the_last_allowed_iteration_reports_the_agent_not_the_budget(
+    project, make_stage, cli
+):
+    make_stage(
+        "work",
+        termination={"type": "judgment", "consensus": 1, "max": 2},
+        statuses={"default": {"decision": "continue"}, 2: {"decision": "stop", "reason": "done"}},
+    )
     assert cli("start", "last", "--stage", "work").returncode == 0
     assert cli("wait", "last", "--timeout", "60").returncode == 0
     status = json.loads(cli("--json", "status", "last").stdout)
@@ -133,7 +143,9 @@ def test_kill_leaves_killed_state_no_tmux_and_no_agent(project, make_stage, cli,
     make_stage("work", extra="mock_delay: 60\n")
     assert cli("start", "victim", "--stage", "work").returncode == 0
     session = Session("victim", project)
-    state = wait_until(lambda: (s := session.status().state) and s.agent_pid and s, what="agent to start")
+    state = wait_until(
+        lambda: (s := session.status().state) and s.agent_pid and s, what="agent to start"
+    )
     agent_pid = state.agent_pid
 
     killed = cli("kill", "victim", "--yes")
@@ -162,7 +174,9 @@ def test_second_start_of_running_session_exits_3_and_changes_nothing(project, ma
     cli("kill", "dup", "--yes")
 
 
-def test_finished_session_refuses_restart_unless_forced_and_keeps_the_old_run(project, make_stage, cli):
+def test_finished_session_refuses_restart_unless_forced_and_keeps_the_old_run(
+    project, make_stage, cli
+):
     make_stage("work", termination={"type": "fixed", "iterations": 1})
     assert cli("start", "again", "--stage", "work", "--foreground").returncode == 0
     refused = cli("start", "again", "--stage", "work")
@@ -180,10 +194,14 @@ def test_sigkill_of_engine_leaves_parseable_state_and_crashed_health(project, ma
     make_stage("work", termination={"type": "fixed", "iterations": 50}, extra="mock_delay: 0.2\n")
     assert cli("start", "doomed", "--stage", "work").returncode == 0
     session = Session("doomed", project)
-    wait_until(lambda: (s := session.status().state) and s.iteration_completed >= 2, what="two iterations")
+    wait_until(
+        lambda: (s := session.status().state) and s.iteration_completed >= 2, what="two iterations"
+    )
     state = session.status().state
     os.kill(state.pid, signal.SIGKILL)
-    status = wait_until(lambda: (s := session.status()).health is Health.CRASHED and s, what="crashed health")
+    status = wait_until(
+        lambda: (s := session.status()).health is Health.CRASHED and s, what="crashed health"
+    )
     assert status.state is not None and status.state.iteration_completed >= 2
     completed = [e.iteration for e in session.events() if e.type == "iteration_complete"]
     assert completed == list(range(1, len(completed) + 1))

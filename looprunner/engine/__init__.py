@@ -1,0 +1,1 @@
+"""The engine: runs a session's pipeline iteration by iteration (see ``runner``)."""

@@ -1,0 +1,50 @@
+"""Developer sessions: tests, lint, types, imports, docs. Run ``nox -l`` to list them."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "types", "imports"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (tmux tests use private sockets), in parallel."""
+    session.install("-e", ".", *group("test"))
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", "looprunner", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "looprunner", "tests")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy --strict on the library."""
+    session.install("-e", ".", *group("types"))
+    session.run("mypy")
+
+
+@nox.session
+def imports(session: nox.Session) -> None:
+    """The import-linter contracts: models stay pure, one importer per heavy dependency."""
+    session.install("-e", ".", *group("imports"))
+    session.run("lint-imports")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Check the docs against the code: every CLI command and option is documented."""
+    session.install("-e", ".", *group("test"))
+    session.run("pytest", "tests/test_docs.py", *session.posargs)
