@@ -75,12 +75,15 @@ def find_stage(name: str, project: Path) -> Path:
         not_a_stage = not_a_stage or ref.path
     if not_a_stage is not None:
         raise ConfigError(
-            f"stage {name!r}: {not_a_stage} has no {STAGE_FILE}, so it is not a stage"
+            f"stage {name!r}: {not_a_stage} has no {STAGE_FILE}, so it is not a stage",
+            code="LR011",
         )
     known = [ref.name for ref in list_stages(project) if ref.problem is None]
     hint = f"; available: {', '.join(known)}" if known else "; no stages found"
     where = ", ".join(str(root) for _, root in stage_roots(project)[:2])
-    raise ConfigError(f"unknown stage {name!r} (searched {where} and the built-ins){hint}")
+    raise ConfigError(
+        f"unknown stage {name!r} (searched {where} and the built-ins){hint}", code="LR010"
+    )
 
 
 def load_stage(name_or_path: str | Path, *, project: Path) -> Stage:
@@ -101,6 +104,6 @@ def load_stage(name_or_path: str | Path, *, project: Path) -> Stage:
 
 def load_pipeline(name_or_path: str | Path, *, project: Path) -> Pipeline:
     """Load a pipeline file by path or by name (see :mod:`looprunner.pipelines`)."""
-    from looprunner import pipelines
+    from looprunner.pipelines import load_pipeline as load
 
-    return pipelines.load_pipeline(name_or_path, project=project.expanduser().resolve())
+    return load(name_or_path, project=project.expanduser().resolve())

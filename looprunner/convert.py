@@ -45,7 +45,6 @@ from looprunner.models import (
     RunStatus,
     Stage,
     Termination,
-    WorkDone,
 )
 
 T = TypeVar("T")
@@ -153,7 +152,7 @@ def _make_converter() -> cattrs.Converter:
         conv.register_structure_hook(enum_type, _structure_enum)
     # Hand-written files are checked for unknown keys (a typo must not silently change
     # behaviour); files looprunner writes itself are read leniently across versions.
-    for strict in (Termination, JudgeSpec, NodeInputs, WorkDone):
+    for strict in (Termination, JudgeSpec, NodeInputs):
         conv.register_structure_hook(
             strict, make_dict_structure_fn(strict, conv, _cattrs_forbid_extra_keys=True)
         )
@@ -177,7 +176,7 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("file not found", path=path) from None
+        raise ConfigError("file not found", path=path, code="LR001") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", path=path) from exc
     return parse_yaml(text, path)
@@ -192,12 +191,13 @@ def parse_yaml(text: str, path: Path) -> Any:
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(
             f"invalid YAML: {problem}",
+            code="LR001",
             path=path,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
     except YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+        raise ConfigError(f"invalid YAML: {exc}", path=path, code="LR001") from None
 
 
 def locate(doc: Any, keypath: KeyPath, *, key: bool = False) -> tuple[int | None, int | None]:
@@ -365,7 +365,11 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
     except FileNotFoundError:
         line, col = locate(doc, ("prompt",)) if prompt_name else (None, None)
         raise ConfigError(
-            f"prompt file {prompt_file} not found", path=stage_yaml, line=line, column=col
+            f"prompt file {prompt_file} not found",
+            path=stage_yaml,
+            line=line,
+            column=col,
+            code="LR012",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read prompt file {prompt_file}: {exc}", path=stage_yaml) from exc
@@ -374,7 +378,7 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
         fixtures = folder / fixtures
     elif fixtures is None and (folder / "fixtures").is_dir():
         fixtures = folder / "fixtures"
-    _check_termination(stage.termination, path=stage_yaml, doc=doc, prefix=("termination",))
+    check_termination(stage.termination, path=stage_yaml, doc=doc, prefix=("termination",))
     return attrs.evolve(
         stage,
         prompt=prompt,
@@ -402,7 +406,7 @@ def _split_commands(values: dict[str, Any], *, doc: Any, path: Path, prefix: Key
                 ) from None
 
 
-def _check_termination(term: Termination, *, path: Path | None, doc: Any, prefix: KeyPath) -> None:
+def check_termination(term: Termination, *, path: Path | None, doc: Any, prefix: KeyPath) -> None:
     """Reject counts that make no sense; a plugin's termination type is checked when it runs."""
     for field in ("iterations", "max", "min_iterations", "consensus"):
         value = getattr(term, field)
@@ -471,7 +475,27 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
 
 
 def agent_status_from_dict(data: Any) -> AgentStatus:
-    """Structure a parsed ``status.json``; raise ValueError with a readable reason."""
+    """Structure a parsed ``status.json``; raise ValueError with a readable reason.
+
+    Besides the ``decision`` format, loop-agents' result format is understood: with no
+    ``decision``, ``signals.plateau_suspected: true`` means ``stop`` and false means
+    ``continue``. Keys looprunner does not use are ignored.
+    """
+    if (
+        isinstance(data, Mapping)
+        and "decision" not in data
+        and isinstance(data.get("signals"), Mapping)
+    ):
+        plateau = data["signals"].get("plateau_suspected")
+        if isinstance(plateau, bool):
+            data = {
+                **data,
+                "decision": "stop" if plateau else "continue",
+                "reason": data.get("reason") or str(data["signals"].get("notes") or ""),
+            }
+    if isinstance(data, Mapping):
+        known = {a.name for a in attrs.fields(AgentStatus)}
+        data = {k: v for k, v in data.items() if k in known}
     try:
         return converter.structure(data, AgentStatus)
     except Exception as exc:

@@ -39,6 +39,8 @@ class ConfigError(LooprunnerError, ValueError):
         Where the problem is, when it comes from a file (line and column are 1-based).
     field:
         The dotted key path of the bad value (``termination.iterations``), if known.
+    code:
+        The stable lint rule this problem breaks (``LR002``; see ``docs/lint.md``).
     """
 
     exit_code = EXIT_BAD_INPUT
@@ -52,7 +54,9 @@ class ConfigError(LooprunnerError, ValueError):
         line: int | None = None,
         column: int | None = None,
         field: str | None = None,
+        code: str = "LR002",
     ) -> None:
+        self.code = code
         self.path = path
         self.line = line
         self.column = column

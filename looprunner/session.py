@@ -160,42 +160,60 @@ class Session:
 
         self.check(pipeline)
         runner = self._backend(backend, background=background)
-        env = dict(os.environ if env is None else env)
+        lock = self._take_lock()
+        try:
+            self._refuse_or_move_aside(force=force, backend=runner)
+            self.paths.run_dir.mkdir(parents=True)
+            write_atomic(self.paths.pipeline_file, convert.dump_pipeline(pipeline))
+        except BaseException:
+            lock.release()
+            raise
+        self._spawn(runner, lock, env=env, resume=False)
+
+    def _take_lock(self) -> lockmod.SessionLock:
+        """Hold the session lock while preparing a launch, so two launchers never race."""
         lock = lockmod.SessionLock(self.paths.lock_file)
         if not lock.acquire(timeout=0.5):
             raise SessionConflictError(
                 f"session {self.name!r} is already running; see 'looprunner status {self.name}'",
                 session=self.name,
             )
-        released = False
-        try:
-            self._refuse_or_move_aside(force=force, backend=runner)
-            self.paths.run_dir.mkdir(parents=True)
-            write_atomic(self.paths.pipeline_file, convert.dump_pipeline(pipeline))
-            spec = LaunchSpec(
-                session=self.name,
-                project=self.paths.project,
-                argv=self._engine_argv(runner.name),
-                env=env,
-            )
-            if runner.name == "inline":
-                lock.release()
-                released = True
-                self._inline = runner
-                runner.launch(spec)
-                return
-            fifo = handoff.create(self.paths.run_dir)
-            spec = attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo)))
+        return lock
+
+    def _spawn(
+        self,
+        runner: Backend,
+        lock: lockmod.SessionLock,
+        *,
+        env: Mapping[str, str] | None,
+        resume: bool,
+    ) -> None:
+        """Start the engine; ``lock`` is held on entry and released once it may take it."""
+        environment = dict(os.environ if env is None else env)
+        previous = self._read_state()
+        spec = LaunchSpec(
+            session=self.name,
+            project=self.paths.project,
+            argv=self._engine_argv(runner.name, resume=resume),
+            env=environment,
+            resume=resume,
+        )
+        if runner.name == "inline":
+            lock.release()
+            self._inline = runner
             runner.launch(spec)
-            if not handoff.send(fifo, env, timeout=START_TIMEOUT):
+            return
+        try:
+            fifo = handoff.create(self.paths.run_dir)
+            runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            if not handoff.send(fifo, environment, timeout=START_TIMEOUT):
                 runner.stop(self.name)
                 raise BackendError(
                     f"the engine of {self.name!r} did not start: {self._log_tail() or 'no output'}"
                 )
         finally:
-            if not released:
-                lock.release()
-        self._wait_started(runner)
+            lock.release()
+        self._wait_started(runner, previous_pid=previous.pid if previous else None)
 
     def _engine_argv(self, backend: str, *, resume: bool = False) -> tuple[str, ...]:
         argv = [
@@ -248,17 +266,21 @@ class Session:
             aside = self.paths.run_dir.with_name(f"{self.name}.{_now_stamp()}-{n}")
         self.paths.run_dir.rename(aside)
 
-    def _wait_started(self, backend: Backend) -> None:
+    def _wait_started(self, backend: Backend, *, previous_pid: int | None) -> None:
+        """Return once the engine holds the lock (or has already finished its run)."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             probe = lockmod.probe(self.paths.lock_file)
             state = self._read_state()
-            if state is not None and (
-                state.status.finished or (probe.held and state.status is RunStatus.RUNNING)
-            ):
+            ours = state is not None and state.pid != previous_pid
+            if probe.held and state is not None and state.status is RunStatus.RUNNING and ours:
                 return
+            if ours and state is not None and state.status.finished:
+                return  # a short run may end before we look
             live = backend.sessions()
-            if not probe.held and live is not None and self.name not in live and state is None:
+            if not probe.held and live is not None and self.name not in live:
+                if ours and state is not None:
+                    return
                 break  # the engine ended before recording anything
             time.sleep(0.02)
         raise BackendError(
@@ -401,6 +423,66 @@ class Session:
         self._stop_tmux()
         self._record_killed()
         return self.status()
+
+    def resume(
+        self,
+        *,
+        backend: str | Backend | None = None,
+        background: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Continue a crashed, failed or killed session from its last completed iteration.
+
+        The interrupted iteration's leftovers are cleared and it runs again; completed
+        iterations are never repeated. Returns this session (running, or finished with
+        the inline backend).
+
+        Raises
+        ------
+        SessionConflictError
+            If the session is running, or a tmux session without an engine is in the way.
+        SessionError
+            If the session already completed, or its health cannot be known.
+        """
+        from looprunner import convert
+
+        status = self.status()
+        health = status.health
+        if health is Health.NOT_FOUND:
+            raise SessionNotFoundError(f"no session named {self.name!r}", session=self.name)
+        if health is Health.RUNNING:
+            raise SessionConflictError(f"session {self.name!r} is running", session=self.name)
+        if health is Health.COMPLETE:
+            raise SessionError(
+                f"session {self.name!r} already completed; nothing to resume", session=self.name
+            )
+        if health is Health.ORPHANED:
+            raise SessionConflictError(
+                f"tmux session pipeline-{self.name} exists without an engine; "
+                f"run 'looprunner kill {self.name} --yes' or 'looprunner cleanup --fix' first",
+                session=self.name,
+            )
+        if health is Health.UNKNOWN:
+            raise SessionError(f"cannot resume {self.name!r}: {status.detail}", session=self.name)
+        if not self.paths.pipeline_file.exists():
+            raise SessionError(
+                f"session {self.name!r} has no pipeline.yaml in {self.paths.run_dir}; "
+                "start it again with --force",
+                session=self.name,
+            )
+        self.check(convert.load_resolved_pipeline(self.paths.pipeline_file))
+        chosen = backend or (status.state.backend if status.state else "tmux")
+        runner = self._backend(chosen, background=background)
+        lock = self._take_lock()
+        if runner.name == "tmux":
+            live = runner.sessions()
+            if live and self.name in live:
+                lock.release()
+                raise SessionConflictError(
+                    f"tmux session pipeline-{self.name} already exists", session=self.name
+                )
+        self._spawn(runner, lock, env=env, resume=True)
+        return self
 
     def _stop_engine(self, status: SessionStatus, *, timeout: float) -> None:
         if self._inline is not None and self._inline.engine is not None:

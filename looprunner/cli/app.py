@@ -62,7 +62,7 @@ def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from looprunner.cli import control, inspect, run
+    from looprunner.cli import control, define, inspect, run
 
     for command in (
         run.start,
@@ -72,6 +72,11 @@ def _register() -> None:
         inspect.list_sessions,
         inspect.status,
         control.kill,
+        control.resume,
+        define.stages,
+        define.pipelines,
+        define.lint,
+        define.dry_run,
     ):
         cli.add_command(command)
 

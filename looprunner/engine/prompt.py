@@ -19,8 +19,16 @@ VARIABLES = (
     "SESSION_NAME",
     "CONTEXT",
 )
-#: legacy loop-agents names, still understood
-LEGACY_ALIASES = {"SESSION": "SESSION_NAME", "PROGRESS_FILE": "PROGRESS", "INDEX": None}
+#: other loop-agents names, still understood: the legacy aliases, and the names of its
+#: result-file prompts (``${RESULT}`` is the status file, ``${OUTPUT_PATH}`` the stage's
+#: ``output_path``, or the iteration's output file when the stage sets none)
+LEGACY_ALIASES = {
+    "SESSION": "SESSION_NAME",
+    "PROGRESS_FILE": "PROGRESS",
+    "INDEX": None,
+    "RESULT": "STATUS",
+    "OUTPUT_PATH": "OUTPUT",
+}
 
 _VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
@@ -47,6 +55,8 @@ def template_values(
         "SESSION": session,
         "PROGRESS_FILE": progress,
         "INDEX": str(iteration - 1),  # loop-agents' 0-based iteration
+        "RESULT": status,
+        "OUTPUT_PATH": output,
     }
     return values
 

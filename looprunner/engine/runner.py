@@ -29,8 +29,9 @@ import attrs
 from looprunner import procinfo
 from looprunner._version import __version__
 from looprunner.engine import context as ctxmod
+from looprunner.engine import faults
 from looprunner.engine.agent_status import StatusProblem, read_agent_status, read_history
-from looprunner.engine.process import AgentRunner, ProcessResult
+from looprunner.engine.process import AgentRunner, ProcessResult, kill_grace, stop_group
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.redact import Redactor
 from looprunner.errors import LooprunnerError, SessionConflictError
@@ -50,7 +51,7 @@ from looprunner.names import SessionPaths
 from looprunner.plugins import Registries
 from looprunner.protocols import StageProgress
 from looprunner.store.atomic import sweep_temp_files, write_atomic
-from looprunner.store.events import EventLog, utc_now
+from looprunner.store.events import EventLog, iter_events, utc_now
 from looprunner.store.lock import SessionLock
 from looprunner.store.state import read_state, write_state
 
@@ -142,6 +143,9 @@ class Engine:
                 completion_reason=None,
                 error=None,
                 backend=self.backend,
+                iteration_started=None,
+                agent_pid=None,
+                agent_start_time=None,
                 **self._identity(),
             )
         else:
@@ -150,6 +154,8 @@ class Engine:
             write_atomic(self.paths.progress_file, f"# Progress: {self.paths.name}\n\n")
         self._save()
         if previous is not None:
+            self._stop_leftover_agent(previous)
+            self._reconcile_events(pipeline)
             self.events.append(
                 events.SESSION_RESUMED,
                 stage=self.state.current.id,
@@ -171,7 +177,8 @@ class Engine:
             )
         try:
             for index in range(self.state.current_stage, len(pipeline.nodes)):
-                self._run_stage(pipeline, index)
+                if self.state.stages[index].status is not RunStatus.COMPLETE:
+                    self._run_stage(pipeline, index)
         except _Stopped:
             return self._finish_killed()
         except _IterationFailed as failure:
@@ -253,6 +260,11 @@ class Engine:
             completed += 1
             history.append(status)
         self._set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
+        if index + 1 < len(pipeline.nodes):
+            self._save(current_stage=index + 1, iteration=0, iteration_completed=0)
+        else:
+            self._save()
+        faults.checkpoint("stage_complete_saved", completed)
         last = history[-1] if history else None
         self.events.append(
             events.STAGE_COMPLETE,
@@ -265,8 +277,6 @@ class Engine:
             },
         )
         self._log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
-        if index + 1 < len(pipeline.nodes):
-            self._save(current_stage=index + 1, iteration=0, iteration_completed=0)
 
     def _run_iteration(
         self,
@@ -298,7 +308,7 @@ class Engine:
         )
         if stage.output_path:
             agent_output = self.paths.project / render(stage.output_path, values)
-            values.update(OUTPUT=str(agent_output))
+            values.update(OUTPUT=str(agent_output), OUTPUT_PATH=str(agent_output))
         document = ctxmod.build_context(
             paths=self.paths,
             pipeline=pipeline,
@@ -357,7 +367,9 @@ class Engine:
                 iteration=iteration,
                 data={"provider": stage.provider_name, "model": stage.model},
             )
+            faults.checkpoint("agent_running", iteration)
 
+        faults.checkpoint("before_agent", iteration)
         result = self.runner.run(
             command,
             cwd=self.paths.project,
@@ -371,10 +383,12 @@ class Engine:
             write_atomic(output_file, self.redactor.text(captured.decode("utf-8", "replace")))
         if result.stopped:
             raise _Stopped
+        faults.checkpoint("after_agent", iteration)
         status = self._judge(result, status_file, iteration, node.id)
         write_atomic(ctxmod.stage_output(self.paths, index, node), output_file.read_bytes())
         self._set_stage(index, iterations_completed=iteration)
         self._save(iteration_completed=iteration, iteration_started=None)
+        faults.checkpoint("state_written", iteration)
         self.events.append(
             events.ITERATION_COMPLETE,
             stage=node.id,
@@ -431,6 +445,57 @@ class Engine:
             data={"type": error.type, "message": error.message},
         )
         raise _IterationFailed(error)
+
+    # ------------------------------------------------------------------ resume
+
+    def _stop_leftover_agent(self, previous: RunState) -> None:
+        """End an agent a dead engine left running, so it cannot write into a re-run."""
+        pid = previous.agent_pid
+        if pid and procinfo.is_alive(pid, previous.agent_start_time, previous.boot_id):
+            self._log(f"stopping the agent (pid {pid}) the previous engine left running")
+            stop_group(pid, kill_grace())
+
+    def _reconcile_events(self, pipeline: Pipeline) -> None:
+        """Append events a crash kept from the log, so each one exists exactly once.
+
+        State is always written before its event, so after a crash the state may be one
+        step ahead of the log, never behind: an iteration recorded complete in state
+        without its ``iteration_complete`` event, or a stage recorded complete without
+        its ``stage_complete``. Both are rebuilt from what is on disk.
+        """
+        assert self.state is not None
+        logged = list(iter_events(self.paths.events_file))
+        done = {(e.stage, e.iteration) for e in logged if e.type == events.ITERATION_COMPLETE}
+        stages_done = {e.stage for e in logged if e.type == events.STAGE_COMPLETE}
+        for index, stage_state in enumerate(self.state.stages[: self.state.current_stage + 1]):
+            node = pipeline.nodes[index]
+            for n in range(1, stage_state.iterations_completed + 1):
+                if (node.id, n) in done:
+                    continue
+                status_file = self.paths.iteration_dir(index, node.id, n) / ctxmod.STATUS_FILE
+                status = read_history([status_file])[0]
+                self.events.append(
+                    events.ITERATION_COMPLETE,
+                    stage=node.id,
+                    iteration=n,
+                    data={
+                        "decision": status.decision.value,
+                        "reason": status.reason,
+                        "summary": status.summary,
+                        "recovered": True,
+                    },
+                )
+            if stage_state.status is RunStatus.COMPLETE and node.id not in stages_done:
+                self.events.append(
+                    events.STAGE_COMPLETE,
+                    stage=node.id,
+                    iteration=stage_state.iterations_completed,
+                    data={
+                        "reason": stage_state.termination_reason,
+                        "iterations": stage_state.iterations_completed,
+                        "recovered": True,
+                    },
+                )
 
     # ------------------------------------------------------------------ endings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
 
@@ -31,7 +32,7 @@ class AgentStatus:
     reason: str = ""
     summary: str = ""
     work: WorkDone = attrs.field(factory=WorkDone)
-    errors: tuple[str, ...] = ()
+    errors: tuple[Any, ...] = ()
 
 
 @attrs.frozen

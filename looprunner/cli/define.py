@@ -1,0 +1,190 @@
+"""Commands about definitions: ``stages``, ``pipelines``, ``lint``, ``dry-run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.output import emit_json, style, table
+from looprunner.errors import EXIT_BAD_INPUT
+
+
+@click.command()
+@pass_ctx
+def stages(ctx: Context) -> int:
+    """List the stages available in the project and where each comes from."""
+    from looprunner import catalog
+
+    refs = list(catalog.iter_stages(ctx.project))
+    winners = {ref.name: ref for ref in catalog.list_stages(ctx.project)}
+    if ctx.json:
+        emit_json(
+            [
+                {
+                    "name": ref.name,
+                    "path": str(ref.path),
+                    "origin": ref.origin,
+                    "problem": ref.problem,
+                    "shadowed": winners.get(ref.name) is not ref,
+                }
+                for ref in refs
+            ]
+        )
+        return 0
+    if not refs:
+        click.echo("No stages found. Create .looprunner/stages/NAME/stage.yaml and prompt.md.")
+        return 0
+    rows = []
+    for ref in refs:
+        note = ref.problem or (
+            "shadowed by an earlier folder" if winners.get(ref.name) is not ref else ""
+        )
+        rows.append([ref.name, ref.origin, str(ref.path), note])
+    click.echo(table(["STAGE", "FROM", "PATH", "NOTE"], rows))
+    return 0
+
+
+@click.command()
+@pass_ctx
+def pipelines(ctx: Context) -> int:
+    """List the pipeline files available in the project."""
+    from looprunner.pipelines import list_pipelines
+
+    refs = list_pipelines(ctx.project)
+    if ctx.json:
+        emit_json([{"name": r.name, "path": str(r.path), "origin": r.origin} for r in refs])
+        return 0
+    if not refs:
+        click.echo("No pipelines found. Create .looprunner/pipelines/NAME.yaml.")
+        return 0
+    click.echo(table(["PIPELINE", "FROM", "PATH"], [[r.name, r.origin, str(r.path)] for r in refs]))
+    return 0
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@pass_ctx
+def lint(ctx: Context, path: Path | None) -> int:
+    """Validate stage and pipeline definitions (PATH, or the whole project)."""
+    from looprunner.lint import lint as run_lint
+    from looprunner.plugins import registries
+
+    target = path if path is not None else ctx.project
+    if not target.is_absolute():
+        target = (Path.cwd() / target) if path is not None else ctx.project
+    report = run_lint(target, project=ctx.project, registries=registries())
+    if ctx.json:
+        emit_json(
+            {
+                "errors": report.errors,
+                "warnings": report.warnings,
+                "checked": list(report.checked),
+                "findings": [
+                    {
+                        "code": f.code,
+                        "severity": f.severity,
+                        "message": f.message,
+                        "path": f.path,
+                        "line": f.line,
+                        "column": f.column,
+                    }
+                    for f in report.findings
+                ],
+            }
+        )
+    else:
+        for finding in report.findings:
+            colour = "red" if finding.severity == "error" else "yellow"
+            click.echo(style(str(finding), colour))
+        summary = (
+            f"{report.errors} error(s), {report.warnings} warning(s) "
+            f"in {len(report.checked)} definition(s)"
+        )
+        click.echo(
+            summary if report.findings else f"{len(report.checked)} definition(s): no problems"
+        )
+    return EXIT_BAD_INPUT if report.errors else 0
+
+
+@click.command("dry-run")
+@click.option("--stage", "stage", metavar="TYPE", help="Preview a loop of this stage.")
+@click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Preview this pipeline.")
+@click.option(
+    "-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's)."
+)
+@click.option("--provider", help="Provider for stages that do not set one.")
+@click.option("--model", help="Model for stages that do not set one.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Initial input file (repeatable).",
+)
+@click.option("--context", help="Text added to every stage's ${CONTEXT}.")
+@click.option(
+    "--name", default="preview", show_default=True, help="Session name used in the rendered prompt."
+)
+@pass_ctx
+def dry_run(
+    ctx: Context,
+    stage: str | None,
+    pipeline: str | None,
+    iterations: int | None,
+    provider: str | None,
+    model: str | None,
+    inputs: tuple[Path, ...],
+    context: str | None,
+    name: str,
+) -> int:
+    """Show what a start would run (stages, providers, first prompts); start nothing."""
+    from looprunner.cli.run import build_pipeline
+    from looprunner.dryrun import preview
+    from looprunner.names import validate_session_name
+    from looprunner.session import Session
+
+    validate_session_name(name)
+    resolved = build_pipeline(
+        ctx.project,
+        stage=stage,
+        pipeline=pipeline,
+        iterations=iterations,
+        provider=provider,
+        model=model,
+        inputs=inputs,
+        context=context,
+    )
+    warnings: list[str] = []
+    try:
+        Session(name, ctx.project).check(resolved)
+    except Exception as exc:
+        warnings.append(str(exc))
+    plan = preview(resolved, session=name, project=ctx.project)
+    plan["warnings"] = warnings
+    if ctx.json:
+        emit_json(plan)
+        return 0
+    click.echo(
+        f"{plan['type']} {plan['pipeline']!r} as session {name!r} (run dir {plan['run_dir']})"
+    )
+    if plan["inputs"]:
+        click.echo("inputs: " + ", ".join(plan["inputs"]))
+    for index, node in enumerate(plan["nodes"], 1):
+        term = node["termination"]
+        heading = style(f"{index}. {node['id']}", bold=True)
+        model = f" ({node['model']})" if node["model"] else ""
+        extras = f", consensus {term['consensus']}" if term["consensus"] else ""
+        if node["inputs"]["from"]:
+            extras += f", from {', '.join(node['inputs']['from'])}"
+        click.echo(
+            f"\n{heading}  stage {node['stage']}  provider {node['provider']}{model}  "
+            f"{term['type']}, up to {term['max_iterations']} iteration(s){extras}"
+        )
+        click.echo(style("--- first prompt ---", "cyan"))
+        click.echo(node["first_prompt"].rstrip())
+    for warning in warnings:
+        click.echo(style(f"\nwarning: {warning}", "yellow"))
+    return 0

@@ -1,0 +1,195 @@
+"""Checking stage and pipeline definitions before anything runs.
+
+Each finding has a stable rule code, a severity and, where there is one, the file, line
+and column. Errors make ``looprunner lint`` exit 2; warnings never fail it.
+
+| code  | severity | what |
+| ----- | -------- | ---- |
+| LR001 | error    | the file cannot be read or is not valid YAML |
+| LR002 | error    | a key is unknown, missing or has a value of the wrong type |
+| LR010 | error    | a pipeline names a stage that does not exist |
+| LR011 | warning  | a stage folder has no stage.yaml, so it is not a stage |
+| LR012 | error    | the prompt file is missing |
+| LR020 | error    | two nodes share an id |
+| LR021 | error    | ``inputs.from`` names an unknown node or one that runs later |
+| LR022 | error    | a parallel block (not supported yet) |
+| LR030 | warning  | the prompt uses a ``${VARIABLE}`` looprunner does not set |
+| LR031 | warning  | a ``judgment`` termination without ``consensus`` (2 is used) |
+| LR032 | error    | an unknown provider |
+| LR033 | error    | an unknown termination type |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import attrs
+
+from looprunner import catalog
+from looprunner.engine.prompt import unknown_variables
+from looprunner.errors import ConfigError
+from looprunner.models import Pipeline, Stage
+from looprunner.pipelines import list_pipelines, load_pipeline
+from looprunner.plugins import Registries
+
+
+@attrs.frozen
+class Finding:
+    """One problem found in a definition."""
+
+    code: str
+    severity: str  # "error" | "warning"
+    message: str
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "-"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.code} {self.severity}: {self.message}"
+
+
+@attrs.frozen
+class LintReport:
+    """Every finding, and what was checked."""
+
+    findings: tuple[Finding, ...]
+    checked: tuple[str, ...]
+
+    @property
+    def errors(self) -> int:
+        """How many findings are errors."""
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        """How many findings are warnings."""
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+
+def _from_error(exc: ConfigError) -> Finding:
+    return Finding(
+        code=exc.code,
+        severity="error",
+        message=f"{exc.field}: {exc.detail}" if exc.field else exc.detail,
+        path=str(exc.path) if exc.path else None,
+        line=exc.line,
+        column=exc.column,
+    )
+
+
+def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> Iterator[Finding]:
+    """Yield findings about a loaded stage: prompt variables, provider, termination."""
+    for name in unknown_variables(stage.prompt):
+        yield Finding(
+            "LR030",
+            "warning",
+            f"prompt uses ${{{name}}}, which looprunner does not set (left as written)",
+            where,
+        )
+    term = stage.termination
+    if term.type == "judgment" and term.consensus is None:
+        yield Finding(
+            "LR031", "warning", "judgment termination without consensus: 2 is used", where
+        )
+    if term.type not in registries.terminations.names():
+        yield Finding(
+            "LR033",
+            "error",
+            f"unknown termination type {term.type!r} "
+            f"(available: {', '.join(registries.terminations.names())})",
+            where,
+        )
+    # Whether the provider's program is installed is a fact about this machine, not the
+    # definition: ``dry-run`` and ``start`` report it.
+    if stage.provider_name not in registries.providers.names():
+        yield Finding(
+            "LR032",
+            "error",
+            f"unknown provider {stage.provider_name!r} "
+            f"(available: {', '.join(registries.providers.names())})",
+            where,
+        )
+
+
+def lint_stage_folder(folder: Path, registries: Registries) -> list[Finding]:
+    """Lint one stage folder."""
+    stage_yaml = folder / catalog.STAGE_FILE
+    if not stage_yaml.is_file():
+        return [
+            Finding(
+                "LR011",
+                "warning",
+                f"{folder} has no {catalog.STAGE_FILE}: not a stage",
+                str(folder),
+            )
+        ]
+    try:
+        stage = catalog.load_stage(folder, project=folder)
+    except ConfigError as exc:
+        return [_from_error(exc)]
+    return list(check_stage(stage, registries, where=str(stage_yaml)))
+
+
+def lint_pipeline_file(path: Path, project: Path, registries: Registries) -> list[Finding]:
+    """Lint one pipeline file (its stages are looked up in ``project``)."""
+    try:
+        pipeline: Pipeline = load_pipeline(path, project=project)
+    except ConfigError as exc:
+        return [_from_error(exc)]
+    findings: list[Finding] = []
+    for node in pipeline.nodes:
+        source = node.stage.source
+        stage_yaml = source / catalog.STAGE_FILE if source else None
+        where = str(stage_yaml) if stage_yaml and stage_yaml.is_file() else str(path)
+        findings.extend(check_stage(node.stage, registries, where=where))
+    return findings
+
+
+def _project_of(path: Path) -> Path:
+    """Return the project a definition file belongs to (above scripts/ or .looprunner/)."""
+    for parent in path.parents:
+        if parent.name in ("scripts", ".looprunner", ".claude"):
+            return parent.parent
+    return path.parent
+
+
+def lint(target: Path, *, project: Path, registries: Registries) -> LintReport:
+    """Lint a stage folder, a pipeline file, or (a folder) every definition in a project."""
+    target = target.expanduser().resolve()
+    findings: list[Finding] = []
+    checked: list[str] = []
+    if target.is_file() and target.name == catalog.STAGE_FILE:
+        target = target.parent
+    if target.is_file():
+        checked.append(str(target))
+        findings.extend(lint_pipeline_file(target, _project_of(target), registries))
+    elif (target / catalog.STAGE_FILE).is_file():
+        checked.append(str(target))
+        findings.extend(lint_stage_folder(target, registries))
+    elif target.is_dir():
+        root = target
+        for ref in catalog.iter_stages(root):
+            if ref.origin == "builtin":
+                continue
+            checked.append(str(ref.path))
+            findings.extend(lint_stage_folder(ref.path, registries))
+        for pref in list_pipelines(root):
+            checked.append(str(pref.path))
+            findings.extend(lint_pipeline_file(pref.path, root, registries))
+    else:
+        raise ConfigError(f"nothing to lint at {target}", code="LR001")
+    return LintReport(findings=tuple(_unique(findings)), checked=tuple(checked))
+
+
+def _unique(findings: Iterable[Finding]) -> Iterator[Finding]:
+    seen: set[Finding] = set()
+    for finding in findings:
+        if finding not in seen:
+            seen.add(finding)
+            yield finding
