@@ -23,11 +23,15 @@ def register_providers(registry: Any) -> None:
 
 @hookimpl
 def register_terminations(registry: Any) -> None:
-    """Register fixed and judgment."""
-    from looprunner.builtin.terminations import FixedTermination, JudgmentTermination
+    """Register fixed, judgment and queue."""
+    from looprunner.builtin.terminations import (
+        FixedTermination,
+        JudgmentTermination,
+        QueueTermination,
+    )
 
-    registry.add(FixedTermination)
-    registry.add(JudgmentTermination)
+    for cls in (FixedTermination, JudgmentTermination, QueueTermination):
+        registry.add(cls)
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Built-in terminations: ``fixed`` and ``judgment``.
+"""Built-in terminations: ``fixed``, ``judgment`` and ``queue``.
 
 Every decision is derived from the stage's recorded history alone, so a resumed
 session decides exactly as an uninterrupted one would.
@@ -6,9 +6,11 @@ session decides exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import subprocess
 from typing import ClassVar
 
-from looprunner.errors import ConfigError
+from looprunner.engine.prompt import render
+from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models import Decision, Termination
 from looprunner.protocols import StageProgress
 
@@ -64,3 +66,58 @@ class JudgmentTermination:
                 break
             streak += 1
         return "consensus" if streak >= self.consensus else None
+
+
+class QueueTermination:
+    """Stop when an external queue is empty, checked before every iteration.
+
+    The queue is asked by running ``termination.queue_command`` (an argv, never a
+    shell; ``${SESSION_NAME}`` is replaced) in the project folder: empty output means
+    the queue is empty. A command that fails stops the session with an error rather
+    than guessing.
+    """
+
+    name: ClassVar[str] = "queue"
+    cap_reason: ClassVar[str] = "max_iterations"
+    timeout: ClassVar[float] = 120.0
+
+    def __init__(self, spec: Termination) -> None:
+        self.spec = spec
+
+    def validate(self) -> None:
+        """A queue needs a command that lists what is left."""
+        if not self.spec.queue_command:
+            raise ConfigError(
+                "termination.queue_command: a 'queue' termination needs the command that "
+                "lists the remaining items (empty output = done)"
+            )
+
+    def remaining(self, progress: StageProgress) -> list[str]:
+        """Run the queue command; return its non-empty output lines."""
+        assert self.spec.queue_command
+        values = {"SESSION_NAME": progress.session, "SESSION": progress.session}
+        argv = [render(arg, values) for arg in self.spec.queue_command]
+        try:
+            result = subprocess.run(
+                argv,
+                cwd=progress.project,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LooprunnerError(f"queue command {argv[0]!r} failed: {exc}") from exc
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LooprunnerError(
+                f"queue command {argv[0]!r} exited with status {result.returncode}: {detail[0]}"
+            )
+        return [line for line in result.stdout.splitlines() if line.strip()]
+
+    def decide(self, progress: StageProgress) -> str | None:
+        """Stop when the queue is empty (or the agent said stop)."""
+        if progress.history and progress.history[-1].decision is Decision.STOP:
+            return "agent_stop"
+        return None if self.remaining(progress) else "queue_empty"

@@ -245,7 +245,12 @@ class Engine:
                 project=self.paths.project,
                 session=self.paths.name,
             )
-            reason = termination.decide(progress) if history else None
+            try:
+                reason = termination.decide(progress)
+            except LooprunnerError as exc:
+                raise _IterationFailed(
+                    RunError("termination_error", exc.message, completed + 1)
+                ) from exc
             if reason is None and completed >= cap:
                 reason = termination.cap_reason
             if reason is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -272,3 +273,36 @@ def test_changed_boot_id_is_reported_as_reboot_and_never_signalled(project, make
     killed = cli("kill", "rb", "--yes")
     assert killed.returncode == 0, killed.stderr  # and this test process is still alive
     assert json.loads(run.state_file.read_text())["status"] == "killed"
+
+
+def test_queue_termination_stops_when_the_queue_command_prints_nothing(project, make_stage, cli):
+    queue = project / "queue.txt"
+    queue.write_text("task-a\ntask-b\n")
+    # the agent takes one item off the queue per iteration, as a real worker would
+    agent = project / "worker.py"
+    agent.write_text(
+        "import json, os, pathlib, sys\n"
+        "sys.stdin.read()\n"
+        "q = pathlib.Path('queue.txt'); items = q.read_text().split()\n"
+        "q.write_text(''.join(i + '\\n' for i in items[1:]))\n"
+        "pathlib.Path(os.environ['LOOPRUNNER_STATUS']).write_text(json.dumps({'decision': 'continue', 'summary': items[0]}))\n"
+    )
+    make_stage(
+        "worker",
+        provider="command",
+        termination={"type": "queue", "max": 10, "queue_command": ["cat", str(queue)]},
+        extra=f'command: ["{sys.executable}", "{agent}"]\n',
+    )
+    done = cli("start", "q", "--stage", "worker", "--foreground")
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = Session("q", project).status().state
+    assert state.iteration_completed == 2
+    assert state.completion_reason == "queue_empty"
+
+
+def test_failing_queue_command_fails_the_session_with_its_message(project, make_stage, cli):
+    make_stage("worker", termination={"type": "queue", "queue_command": ["false"]})
+    assert cli("start", "qf", "--stage", "worker", "--foreground").returncode == 1
+    error = Session("qf", project).status().state.error
+    assert error.type == "termination_error"
+    assert "exited with status 1" in error.message
