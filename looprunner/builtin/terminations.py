@@ -85,7 +85,7 @@ class QueueTermination:
         self.spec = spec
 
     def validate(self) -> None:
-        """A queue needs a command that lists what is left."""
+        """Require the command that lists what is left in the queue."""
         if not self.spec.queue_command:
             raise ConfigError(
                 "termination.queue_command: a 'queue' termination needs the command that "

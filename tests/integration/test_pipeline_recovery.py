@@ -285,7 +285,8 @@ def test_queue_termination_stops_when_the_queue_command_prints_nothing(project, 
         "sys.stdin.read()\n"
         "q = pathlib.Path('queue.txt'); items = q.read_text().split()\n"
         "q.write_text(''.join(i + '\\n' for i in items[1:]))\n"
-        "pathlib.Path(os.environ['LOOPRUNNER_STATUS']).write_text(json.dumps({'decision': 'continue', 'summary': items[0]}))\n"
+        "status = {'decision': 'continue', 'summary': items[0]}\n"
+        "pathlib.Path(os.environ['LOOPRUNNER_STATUS']).write_text(json.dumps(status))\n"
     )
     make_stage(
         "worker",
