@@ -8,6 +8,9 @@ from __future__ import annotations
 from looprunner import procinfo
 from looprunner.models import Health, RunState, RunStatus
 
+#: the error type ``cleanup --fix`` records for a session whose engine died
+CRASHED_ERROR = "crashed"
+
 
 def derive_health(
     *,
@@ -15,16 +18,32 @@ def derive_health(
     lock_held: bool,
     tmux_present: bool | None,
     state_unreadable: bool = False,
+    engine_alive: bool = False,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
     ``tmux_present`` is None when the tmux server could not be asked; a verdict that
-    would depend on it is then ``unknown``, never ``crashed``.
+    would depend on it is then ``unknown``, never ``crashed``. ``engine_alive`` says
+    whether the engine recorded in state still exists (same pid, start time and boot):
+    it only matters when the lock file was deleted from under a running engine.
     """
     if lock_held:
         return Health.RUNNING, None
+    failed = state is not None and state.status is RunStatus.FAILED and state.error is not None
+    if (
+        failed
+        and state is not None
+        and state.error is not None
+        and state.error.type == CRASHED_ERROR
+    ):
+        return Health.CRASHED, state.error.message
     if state is not None and state.status.finished:
         return Health(state.status.value), None
+    if engine_alive and state is not None:
+        return Health.RUNNING, (
+            f"the lock file is missing but the engine (pid {state.pid}) is alive; "
+            "it recreates the lock at its next iteration"
+        )
     if tmux_present:
         return Health.ORPHANED, "a tmux session of ours exists but no engine holds the lock"
     if state is not None and state.status in (RunStatus.PENDING, RunStatus.RUNNING):

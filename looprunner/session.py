@@ -242,6 +242,17 @@ class Session:
             )
         if not self.paths.run_dir.exists():
             return
+        recorded = self._read_state()
+        if (
+            recorded is not None
+            and not recorded.status.finished
+            and procinfo.is_alive(recorded.pid, recorded.pid_start_time, recorded.boot_id)
+        ):
+            raise SessionConflictError(
+                f"session {self.name!r} is still running (engine pid {recorded.pid}) "
+                "although its lock file is missing",
+                session=self.name,
+            )
         if not force:
             state = self._read_state()
             what = (
@@ -314,11 +325,18 @@ class Session:
             tmux_sessions = _tmux_sessions(self.registries)
         live = tmux_sessions if isinstance(tmux_sessions, set) else None
         tmux_present = None if live is None else self.name in live
+        engine_alive = (
+            not probe.held
+            and state is not None
+            and not state.status.finished
+            and procinfo.is_alive(state.pid, state.pid_start_time, state.boot_id)
+        )
         health, detail = derive_health(
             state=state,
             lock_held=probe.held,
             tmux_present=tmux_present,
             state_unreadable=unreadable,
+            engine_alive=engine_alive,
         )
         meta = probe.metadata
         pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
@@ -491,10 +509,14 @@ class Session:
                 self._inline.thread.join(timeout)
             return
         meta = lockmod.read_metadata(self.paths.lock_file)
-        pid = meta.get("pid")
-        if not isinstance(pid, int) or not procinfo.is_alive(
-            pid, meta.get("pid_start_time"), meta.get("boot_id")
-        ):
+        state = status.state
+        if isinstance(meta.get("pid"), int):
+            pid, started, boot = meta["pid"], meta.get("pid_start_time"), meta.get("boot_id")
+        elif state is not None and state.pid:  # the lock file was deleted from under it
+            pid, started, boot = state.pid, state.pid_start_time, state.boot_id
+        else:
+            return
+        if not procinfo.is_alive(pid, started, boot):
             return
         if pid == os.getpid():
             raise SessionError(
@@ -504,13 +526,11 @@ class Session:
             )
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline:
+        while procinfo.is_alive(pid, started, boot) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if lockmod.probe(self.paths.lock_file).held and procinfo.is_alive(
-            pid, meta.get("pid_start_time"), meta.get("boot_id")
-        ):
+        if procinfo.is_alive(pid, started, boot):
             os.kill(pid, signal.SIGKILL)
-            while lockmod.probe(self.paths.lock_file).held and time.monotonic() < deadline + 5:
+            while procinfo.is_alive(pid, started, boot) and time.monotonic() < deadline + 5:
                 time.sleep(0.05)
 
     def _stop_tmux(self) -> None:

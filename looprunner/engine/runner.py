@@ -65,6 +65,10 @@ class _Stopped(Exception):
     """A stop was requested (SIGTERM, SIGINT, SIGHUP or ``request_stop``)."""
 
 
+class _LockLost(Exception):
+    """Another process holds this session's lock now: this engine must write nothing more."""
+
+
 class _IterationFailed(Exception):
     def __init__(self, error: RunError) -> None:
         super().__init__(error.message)
@@ -181,6 +185,9 @@ class Engine:
                     self._run_stage(pipeline, index)
         except _Stopped:
             return self._finish_killed()
+        except _LockLost:
+            self._log("another engine took over this session's lock; stopping without writing")
+            return self.state
         except _IterationFailed as failure:
             return self._finish_failed(failure.error)
         except LooprunnerError as exc:
@@ -257,6 +264,7 @@ class Engine:
                 break
             if self.runner.stop_requested:
                 raise _Stopped
+            self._check_lock()
             if completed > 0 and node.stage.delay > 0 and self.runner.wait_stop(node.stage.delay):
                 raise _Stopped
             status = self._run_iteration(
@@ -450,6 +458,15 @@ class Engine:
             data={"type": error.type, "message": error.message},
         )
         raise _IterationFailed(error)
+
+    def _check_lock(self) -> None:
+        """Notice a lock file deleted by hand, and put it back (or stop if it was taken)."""
+        if self.lock.still_ours():
+            return
+        if not self.lock.reassert():
+            raise _LockLost
+        self.lock.write_metadata(self._lock_metadata())
+        self._log("the lock file was deleted while this engine ran; it has been recreated")
 
     # ------------------------------------------------------------------ resume
 

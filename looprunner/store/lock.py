@@ -97,6 +97,26 @@ class SessionLock:
         """
         return self._handle is not None and _same_file(self._handle, self.path)
 
+    def reassert(self) -> bool:
+        """Put our lock back at the path after someone deleted the lock file.
+
+        Returns True if the lock at the path is ours (again), False if another process
+        already holds a new lock file there, in which case this holder must stop.
+        """
+        if self._handle is None:
+            return False
+        if self.still_ours():
+            return True
+        stale, self._handle = self._handle, None
+        taken = self.acquire(timeout=0)
+        if not taken:
+            self._handle = stale
+            return False
+        with contextlib.suppress(LockException, OSError):
+            portalocker.unlock(stale)
+        stale.close()
+        return True
+
     def release(self, *, remove: bool = False) -> None:
         """Release the lock; with ``remove``, unlink the file first, while still holding it."""
         handle, self._handle = self._handle, None
