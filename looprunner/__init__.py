@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         SessionNotFoundError,
     )
     from looprunner.hookspecs import hookimpl
+    from looprunner.maintenance import CleanupReport, cleanup
     from looprunner.models import (
         Event,
         Health,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendError",
+    "CleanupReport",
     "ConfigError",
     "Event",
     "Health",
@@ -54,12 +56,15 @@ __all__ = [
     "Stage",
     "Termination",
     "__version__",
+    "cleanup",
     "hookimpl",
 ]
 
 _HOMES = {
     "Session": "looprunner.session",
     "hookimpl": "looprunner.hookspecs",
+    "cleanup": "looprunner.maintenance",
+    "CleanupReport": "looprunner.maintenance",
     **dict.fromkeys(
         (
             "Event",

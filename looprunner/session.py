@@ -407,6 +407,107 @@ class Session:
             if status.resources.tmux:
                 tmux = _tmux_sessions(self.registries)
 
+    def output(self, lines: int = 50) -> tuple[str, list[str]]:
+        """Return where the output comes from (``tmux`` or ``engine.log``) and its last lines.
+
+        While the session runs in tmux, the live pane; otherwise ``engine.log``, which
+        keeps everything the engine printed after the tmux session has gone.
+        """
+        from looprunner.store.logs import last_lines
+
+        status = self.status()
+        if status.health is Health.RUNNING and status.resources.tmux:
+            try:
+                pane = self._backend("tmux").capture(self.name, lines)  # type: ignore[attr-defined]
+            except LooprunnerError:
+                pane = None
+            if pane is not None:
+                return "tmux", list(pane)
+        return "engine.log", last_lines(self.paths.engine_log, lines)
+
+    def follow_output(self, *, interval: float = 0.25) -> Iterator[str]:
+        """Yield what the engine prints from now until the session stops running."""
+        from looprunner.store.logs import follow, size
+
+        def done() -> bool:
+            return self.status().health is not Health.RUNNING
+
+        for chunk in follow(
+            self.paths.engine_log, offset=size(self.paths.engine_log), done=done, interval=interval
+        ):
+            yield chunk.decode("utf-8", "replace")
+
+    def tail(self, *, follow: bool = False, interval: float = 0.25) -> Iterator[Event]:
+        """Yield the recorded events, then (with ``follow``) new ones until the session ends."""
+        from looprunner.store.events import parse_event_line
+        from looprunner.store.logs import follow as follow_file
+
+        if not follow:
+            yield from self.events()
+            return
+
+        def done() -> bool:
+            return self.status().health is not Health.RUNNING
+
+        pending = b""
+        for chunk in follow_file(self.paths.events_file, offset=0, done=done, interval=interval):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                event = parse_event_line(raw) if raw.strip() else None
+                if event is not None:
+                    yield event
+
+    def queue_remaining(self) -> int | None:
+        """Return how many items the current stage's queue holds, if it is a queue stage.
+
+        None when the stage's termination has no queue, or the queue cannot be asked.
+        """
+        from looprunner import convert
+        from looprunner.protocols import StageProgress
+
+        state = self._read_state()
+        if state is None or not self.paths.pipeline_file.exists():
+            return None
+        try:
+            pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
+            node = pipeline.nodes[min(state.current_stage, len(pipeline.nodes) - 1)]
+            termination = self.registries.terminations.get(node.stage.termination.type)(
+                node.stage.termination
+            )
+            remaining = getattr(termination, "remaining", None)
+            if remaining is None:
+                return None
+            progress = StageProgress(
+                completed=state.iteration_completed,
+                cap=node.cap,
+                history=(),
+                project=self.paths.project,
+                session=self.name,
+            )
+            return len(remaining(progress))
+        except LooprunnerError:
+            return None
+
+    def attach_command(self) -> list[str]:
+        """Return the tmux command that attaches a terminal to this live session.
+
+        Raises
+        ------
+        SessionError
+            If the session has no live tmux session to attach to.
+        """
+        status = self.status()
+        if not status.resources.tmux:
+            what = status.health.value
+            raise SessionError(
+                f"session {self.name!r} has no live tmux session to attach to (it is {what}); "
+                f"try 'looprunner monitor {self.name}' or 'looprunner status {self.name}'",
+                session=self.name,
+            )
+        command: list[str] = self._backend("tmux").attach_argv(self.name)  # type: ignore[attr-defined]
+        return command
+
     # ------------------------------------------------------------------ control
 
     def kill(self, *, grace: float | None = None) -> SessionStatus:

@@ -100,6 +100,39 @@ class TmuxBackend:
                 found.add(session)
         return found
 
+    def created(self) -> dict[str, int] | None:
+        """Return when each of our live sessions was created (epoch seconds)."""
+        try:
+            code, out, _ = self._run(
+                "list-sessions", "-F", f"#{{session_name}}\t#{{{MARK}}}\t#{{session_created}}"
+            )
+        except BackendUnreachableError:
+            return None
+        if code != 0:
+            return {}
+        found: dict[str, int] = {}
+        for line in out:
+            tmux_name, mark, created = [*line.split("\t"), "", ""][:3]
+            session = session_from_tmux_name(tmux_name)
+            if session is not None and mark and created.isdigit():
+                found[session] = int(created)
+        return found
+
+    def capture(self, session: str, lines: int) -> list[str] | None:
+        """Return the last ``lines`` lines of the session's pane, or None if it is gone."""
+        name = tmux_session_name(session)
+        try:
+            code, out, _ = self._run(
+                "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", f"-{max(lines, 1)}"
+            )
+        except BackendUnreachableError:
+            return None
+        if code != 0:
+            return None
+        while out and not out[-1].strip():
+            out.pop()
+        return out[-lines:]
+
     def unmarked(self) -> set[str]:
         """Return ``pipeline-*`` tmux sessions that are not ours (never touched)."""
         try:

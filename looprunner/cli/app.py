@@ -58,11 +58,16 @@ def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
     """Run coding-agent loops in the background and manage their whole life."""
     click_ctx.obj = Context(project=project.expanduser().resolve(), json=as_json)
     if click_ctx.invoked_subcommand is None:
-        click.echo(click_ctx.get_help())
+        if sys.stdin.isatty() and sys.stdout.isatty() and not as_json:
+            from looprunner.cli import front
+
+            front.run(click_ctx, click_ctx.obj)
+        else:
+            click.echo(click_ctx.get_help())
 
 
 def _register() -> None:
-    from looprunner.cli import control, define, inspect, run
+    from looprunner.cli import control, define, inspect, operate, run
 
     for command in (
         run.start,
@@ -73,10 +78,15 @@ def _register() -> None:
         inspect.status,
         control.kill,
         control.resume,
+        control.cleanup,
+        operate.monitor,
+        operate.attach,
+        operate.tail,
         define.stages,
         define.pipelines,
         define.lint,
         define.dry_run,
+        define.completion,
     ):
         cli.add_command(command)
 

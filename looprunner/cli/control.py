@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
 from looprunner.errors import UsageError
 from looprunner.models import Health
 from looprunner.session import Session, as_dict, not_found
 
+if TYPE_CHECKING:
+    from looprunner.maintenance import Problem
+
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_session)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def kill(ctx: Context, name: str, yes: bool) -> int:
@@ -40,7 +45,7 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_session)
 @click.option("--backend", default=None, help="Backend to resume in (default: the one it ran in).")
 @click.option(
     "--foreground", is_flag=True, help="Resume in this process (inline backend) and wait."
@@ -71,3 +76,78 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
     if foreground:
         return 0 if after.health is Health.COMPLETE else 1
     return 0
+
+
+@click.command()
+@click.option("--fix", is_flag=True, help="Repair what is found (default: only report).")
+@click.option("--yes", is_flag=True, help="Repair everything without asking.")
+@pass_ctx
+def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
+    """Find stale locks, orphaned tmux sessions and zombie states; repair with --fix."""
+    from looprunner.maintenance import KINDS, ProblemKind
+    from looprunner.maintenance import cleanup as run_cleanup
+
+    report = run_cleanup(ctx.project)
+    kinds: tuple[ProblemKind, ...] = KINDS
+    confirm = None
+    if fix and report.problems and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to repair without confirmation; pass --yes")
+        _show_report(report.problems)
+        choice = click.prompt(
+            "Repair: [a]ll, [o]ne by one, [s]tale locks only, [c]ancel",
+            type=click.Choice(["a", "o", "s", "c"]),
+            default="a",
+        )
+        if choice == "c":
+            click.echo("Nothing changed.")
+            return 0
+        if choice == "s":
+            kinds = ("stale_lock",)
+        if choice == "o":
+
+            def confirm(problem: Problem) -> bool:
+                return click.confirm(f"Repair {problem.kind} of {problem.session}?", default=True)
+
+    if fix and report.problems:
+        report = run_cleanup(ctx.project, fix=True, kinds=kinds, confirm=confirm)
+    if ctx.json:
+        emit_json(
+            {
+                "fix": report.fix,
+                "tmux_reachable": report.tmux_reachable,
+                "problems": [
+                    {
+                        "kind": p.kind,
+                        "session": p.session,
+                        "detail": p.detail,
+                        "fixed": p.fixed,
+                        "action": p.action,
+                    }
+                    for p in report.problems
+                ],
+            }
+        )
+        return 0
+    if not report.tmux_reachable:
+        click.echo(
+            "warning: the tmux server cannot be reached; tmux sessions were not checked", err=True
+        )
+    if report.clean:
+        click.echo("Nothing to clean up: every lock, state and tmux session is in sync.")
+        return 0
+    _show_report(report.problems)
+    if not report.fix:
+        click.echo(f"\n{len(report.problems)} problem(s). Repair with: looprunner cleanup --fix")
+    return 0
+
+
+def _show_report(problems: tuple[Problem, ...]) -> None:
+    from looprunner.cli.output import table
+
+    click.echo(
+        table(
+            ["SESSION", "PROBLEM", "DETAIL", "DONE"],
+            [[p.session, p.kind, p.detail, p.action or ""] for p in problems],
+        )
+    )

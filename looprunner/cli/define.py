@@ -188,3 +188,21 @@ def dry_run(
     for warning in warnings:
         click.echo(style(f"\nwarning: {warning}", "yellow"))
     return 0
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the shell completion script for SHELL (commands and session names).
+
+    Add to your shell's startup file, e.g. for bash:
+    eval "$(looprunner completion bash)"
+    """
+    from click.shell_completion import get_completion_class
+
+    from looprunner.cli.app import cli
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "looprunner", "_LOOPRUNNER_COMPLETE").source())
+    return 0

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from datetime import UTC, datetime
 
 import click
 
 from looprunner.cli.app import Context, pass_ctx
-from looprunner.cli.output import age, emit_json, health, style, table
+from looprunner.cli.operate import complete_session
+from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
 
 NEXT_ACTIONS = {
-    Health.RUNNING: ("wait {n}", "status {n}", "kill {n} --yes"),
-    Health.CRASHED: ("start {n} --force ...",),
-    Health.FAILED: ("start {n} --force ...",),
-    Health.KILLED: ("start {n} --force ...",),
-    Health.ORPHANED: ("kill {n} --yes",),
+    Health.RUNNING: ("monitor {n}", "attach {n}", "kill {n}"),
+    Health.CRASHED: ("resume {n}", "cleanup"),
+    Health.FAILED: ("resume {n}", "tail {n}", "cleanup"),
+    Health.KILLED: ("resume {n}", "start {n} --force ..."),
+    Health.ORPHANED: ("cleanup --fix", "kill {n}"),
     Health.UNKNOWN: ("status {n}",),
 }
+#: sessions running longer than this many hours get a warning in ``list``
+LONG_RUNNING_ENV = "LOOPRUNNER_LONG_RUNNING_HOURS"
 
 
 def _row(status: SessionStatus) -> list[str]:
@@ -44,10 +49,22 @@ def _row(status: SessionStatus) -> list[str]:
 
 
 @click.command("list")
+@click.option(
+    "--long-running",
+    type=float,
+    default=None,
+    metavar="HOURS",
+    help=f"Warn about sessions running longer than this (default 2, or ${LONG_RUNNING_ENV}).",
+)
 @pass_ctx
-def list_sessions(ctx: Context) -> int:
+def list_sessions(ctx: Context, long_running: float | None) -> int:
     """List every session in the project."""
     statuses = Session.list(ctx.project)
+    if long_running is None:
+        try:
+            long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
+        except ValueError:
+            long_running = 2.0
     if ctx.json:
         emit_json([as_dict(s) for s in statuses])
         return 0
@@ -63,11 +80,40 @@ def list_sessions(ctx: Context) -> int:
     )
     counts = Counter(s.health.value for s in statuses)
     click.echo("\n" + ", ".join(f"{n} {h}" for h, n in sorted(counts.items())))
+    for status in statuses:
+        state = status.state
+        if status.health is Health.RUNNING and state is not None:
+            started = parse_ts(state.started_at)
+            hours = (datetime.now(UTC) - started).total_seconds() / 3600 if started else 0
+            if hours > long_running:
+                click.echo(
+                    style(
+                        f"warning: {status.session} has been running for {age(state.started_at)}",
+                        "yellow",
+                    )
+                )
+        elif status.health is Health.CRASHED:
+            click.echo(
+                style(
+                    f"warning: {status.session} crashed; "
+                    f"'looprunner resume {status.session}' continues it",
+                    "yellow",
+                )
+            )
+        elif status.health is Health.ORPHANED:
+            click.echo(
+                style(
+                    f"warning: {status.session} is orphaned; 'looprunner cleanup --fix' repairs it",
+                    "yellow",
+                )
+            )
+        elif status.health is Health.UNKNOWN:
+            click.echo(style(f"warning: {status.session}: {status.detail}", "yellow"))
     return 0
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_session)
 @pass_ctx
 def status(ctx: Context, name: str) -> int:
     """Show the health, resources and progress of session NAME."""
@@ -75,8 +121,9 @@ def status(ctx: Context, name: str) -> int:
     result = session.status()
     if result.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
+    queue = session.queue_remaining() if result.state is not None else None
     if ctx.json:
-        emit_json(as_dict(result))
+        emit_json({**as_dict(result), "queue_remaining": queue})
         return 0
     click.echo(
         f"{style(name, bold=True)}: {health(result.health.value)}"
@@ -121,6 +168,8 @@ def status(ctx: Context, name: str) -> int:
             rows.append(("reason", state.completion_reason))
         if state.error is not None:
             rows.append(("error", f"{state.error.type}: {state.error.message}"))
+        if queue is not None:
+            rows.append(("queue", f"{queue} item(s) remaining"))
         rows.append(("run dir", str(session.paths.run_dir)))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import UsageError
 from looprunner.models import Health, Pipeline, SessionStatus
@@ -64,7 +65,7 @@ def next_steps(name: str) -> str:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_session)
 @click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage.")
 @click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline.")
 @click.option(
@@ -174,7 +175,7 @@ def wait_for(session: Session, timeout: float | None, *, show: bool) -> SessionS
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_session)
 @click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
 @pass_ctx
 def wait(ctx: Context, name: str, timeout: float | None) -> int:
