@@ -11,6 +11,7 @@ than the engine's lock timeout is not called orphaned, since its engine may be s
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,8 +34,17 @@ from looprunner.store.state import read_state, write_state
 ProblemKind = Literal["orphaned_tmux", "zombie_state", "stale_lock"]
 #: repair order: the tmux session first, then the state, then the lock file
 KINDS: tuple[ProblemKind, ...] = ("orphaned_tmux", "zombie_state", "stale_lock")
-#: a tmux session younger than this may be an engine that is still starting
+#: a tmux session younger than this (seconds) may be an engine that is still starting
 ORPHAN_GRACE = LOCK_TIMEOUT + 5
+ORPHAN_GRACE_ENV = "LOOPRUNNER_ORPHAN_GRACE"
+
+
+def orphan_grace() -> float:
+    """Seconds before a tmux session without an engine counts as orphaned."""
+    try:
+        return float(os.environ.get(ORPHAN_GRACE_ENV, ORPHAN_GRACE))
+    except ValueError:
+        return ORPHAN_GRACE
 
 
 @attrs.frozen
@@ -101,7 +111,7 @@ def scan(project: str | Path = ".", *, registries: Registries | None = None) -> 
         alive = state is not None and not state.status.finished and _engine_alive(state)
         if created is not None and name in created and not alive:
             age = now - created[name]
-            if age >= ORPHAN_GRACE or (state is not None and state.status.finished):
+            if age >= orphan_grace() or (state is not None and state.status.finished):
                 problems.append(
                     Problem("orphaned_tmux", name, f"tmux session pipeline-{name} has no engine")
                 )

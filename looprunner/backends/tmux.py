@@ -75,7 +75,22 @@ class TmuxBackend:
                     f"tmux session {name!r} already exists", session=spec.session
                 )
             raise BackendError(f"tmux could not start {name!r}: {message}")
-        self._run("set-option", "-t", f"={name}:", MARK, "1")
+        # Mark it ours, and let it close when the engine exits even if the user's
+        # tmux.conf keeps dead panes around (one tmux call for both).
+        self._run(
+            "set-option",
+            "-t",
+            f"={name}:",
+            MARK,
+            "1",
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            f"={name}:",
+            "remain-on-exit",
+            "off",
+        )
 
     def sessions(self) -> set[str] | None:
         """Return the looprunner sessions live in tmux (one tmux call for all of them).
