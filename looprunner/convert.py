@@ -10,10 +10,9 @@ integer, got 'five'``.
 from __future__ import annotations
 
 import enum
-import io
 import json
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,7 +44,9 @@ from looprunner.models import (
     RunStatus,
     Stage,
     Termination,
+    WorkDone,
 )
+from looprunner.models.pipeline import NODE_ID
 
 T = TypeVar("T")
 KeyPath = tuple[str | int, ...]
@@ -138,6 +139,17 @@ def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
         raise _BadValue(f"expected one of {choices}, got {_describe(value)}") from None
 
 
+def _mapping_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """Wrap a class hook so a scalar or list gets a plain "expected a mapping" error."""
+
+    def structure(value: Any, cls: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise _BadValue(f"expected a mapping, got {_describe(value)}")
+        return hook(value, cls)
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     conv.register_structure_hook(int, _structure_int)
@@ -154,8 +166,10 @@ def _make_converter() -> cattrs.Converter:
     # behaviour); files looprunner writes itself are read leniently across versions.
     for strict in (Termination, JudgeSpec, NodeInputs):
         conv.register_structure_hook(
-            strict, make_dict_structure_fn(strict, conv, _cattrs_forbid_extra_keys=True)
+            strict,
+            _mapping_only(make_dict_structure_fn(strict, conv, _cattrs_forbid_extra_keys=True)),
         )
+    conv.register_structure_hook(WorkDone, _mapping_only(make_dict_structure_fn(WorkDone, conv)))
     return conv
 
 
@@ -357,6 +371,16 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
             field="prompt",
         )
     values.setdefault("name", default_name)
+    name = values["name"]
+    if not isinstance(name, str) or not NODE_ID.fullmatch(name):
+        line, col = locate(doc, ("name",))
+        raise ConfigError(
+            f"invalid stage name {name!r}: use letters, digits, '-' and '_' (at most 64)",
+            path=stage_yaml,
+            line=line,
+            column=col,
+            field="name",
+        )
     _split_commands(values, doc=doc, path=stage_yaml)
     stage = structure_from(values, Stage, path=stage_yaml, doc=doc)
     prompt_file = folder / (prompt_name or "prompt.md")
@@ -425,14 +449,14 @@ def check_termination(term: Termination, *, path: Path | None, doc: Any, prefix:
 
 
 def dump_pipeline(pipeline: Pipeline) -> str:
-    """Serialise a resolved pipeline for the run directory (prompts included)."""
+    """Serialise a resolved pipeline for the run directory (prompts included).
+
+    Written as JSON, which is also YAML: every character of a prompt survives the round
+    trip exactly (YAML would fold some line-break characters), and reading it back on
+    resume needs no YAML parser.
+    """
     data = {"format": "looprunner/resolved-pipeline/1", **converter.unstructure(pipeline)}
-    buffer = io.StringIO()
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    yaml.dump(_plain_data(data), buffer)
-    return buffer.getvalue()
+    return json.dumps(_plain_data(data), indent=2) + "\n"
 
 
 def _plain_data(value: Any) -> Any:
@@ -445,6 +469,15 @@ def _plain_data(value: Any) -> Any:
 
 def load_resolved_pipeline(path: Path) -> Pipeline:
     """Read back the pipeline a session was started with."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=path, code="LR001") from None
+    except ValueError:
+        data = None  # written by hand, or by an older version: read it as YAML
+    if isinstance(data, dict):
+        data.pop("format", None)
+        return structure_from(data, Pipeline, path=path, doc=None)
     doc = read_yaml(path)
     data = dict(expect_mapping(doc, path=path, what="a resolved pipeline"))
     data.pop("format", None)
@@ -496,6 +529,8 @@ def agent_status_from_dict(data: Any) -> AgentStatus:
     if isinstance(data, Mapping):
         known = {a.name for a in attrs.fields(AgentStatus)}
         data = {k: v for k, v in data.items() if k in known}
+        if isinstance(data.get("errors"), str):
+            data["errors"] = [data["errors"]]  # one error written as a string, not a list
     try:
         return converter.structure(data, AgentStatus)
     except Exception as exc:

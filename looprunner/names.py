@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 
 from looprunner.errors import ConfigError, InvalidSessionNameError
+from looprunner.models.pipeline import NODE_ID
 
 MAX_SESSION_NAME = 48
 TMUX_PREFIX = "pipeline-"
@@ -22,7 +23,6 @@ STATE_DIR_ENV = "LOOPRUNNER_STATE_DIR"
 DEFAULT_STATE_DIR = ".claude"
 
 _SESSION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def validate_session_name(name: str) -> str:
@@ -58,7 +58,7 @@ def is_valid_session_name(name: str) -> bool:
 
 def validate_node_id(node_id: str, *, where: str = "id") -> str:
     """Return a pipeline node id if it is safe to use as part of a folder name."""
-    if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
         raise ConfigError(
             f"invalid id {node_id!r}: use letters, digits, '-' and '_' (at most 64)",
             field=where,

@@ -70,12 +70,30 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Tell whether any process of group ``pgid`` still exists."""
+    """Tell whether any live (not zombie) process of group ``pgid`` still exists.
+
+    ``killpg(pgid, 0)`` answers in one call and is usually enough; it also counts
+    zombies, which are dead but wait for their parent (or init) to reap them, so when
+    it says yes, ``/proc`` is asked which members are really alive.
+    """
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def stop_group(pgid: int, grace: float) -> None:

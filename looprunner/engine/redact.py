@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _SECRET_NAME = re.compile(
-    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE_?KEY|AUTH)",
+    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE_?KEY|AUTH(?!OR))",
     re.IGNORECASE,
 )
 #: values shorter than this are not treated as secrets (they would match everywhere)

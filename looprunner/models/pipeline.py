@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -28,11 +29,24 @@ class NodeInputs:
     select: Literal["latest", "all"] = "latest"
 
 
+#: a node id becomes part of a folder name: letters, digits, '-' and '_' only
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _check_node_id(instance: object, attribute: object, value: str) -> None:
+    if not isinstance(value, str) or not NODE_ID.fullmatch(value):
+        raise ConfigError(
+            f"invalid id {value!r}: use letters, digits, '-' and '_' (at most 64), "
+            "since it names the stage's folder",
+            field="id",
+        )
+
+
 @attrs.frozen
 class Node:
     """One step of a pipeline: a stage with this node's overrides already applied."""
 
-    id: str
+    id: str = attrs.field(validator=_check_node_id)
     stage: Stage
     inputs: NodeInputs = attrs.field(factory=NodeInputs)
     max_iterations: int | None = None

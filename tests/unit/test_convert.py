@@ -241,11 +241,6 @@ def test_stage_errors_name_file_line_column_and_field(case: BadStageCase, tmp_pa
     assert str(error).startswith(f"{stage_yaml}:{case.line}:{case.column}: {case.message}")
 
 
-@pytest.mark.xfail(
-    reason="convert: a scalar where a mapping is expected reports Python internals "
-    "(\"invalid value (AttributeError: 'str' object has no attribute 'keys')\")",
-    strict=True,
-)
 def test_scalar_where_a_mapping_belongs_says_a_mapping_is_expected(tmp_path: Path) -> None:
     stage_yaml = write_stage(tmp_path / "work", "name: w\ntermination: fixed\n")
     with pytest.raises(ConfigError) as info:
@@ -255,12 +250,6 @@ def test_scalar_where_a_mapping_belongs_says_a_mapping_is_expected(tmp_path: Pat
     assert "AttributeError" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="convert.load_stage_file accepts any 'name:' and Pipeline.loop uses it unchecked as "
-    "the node id, so 'name: ../../escape' makes the engine write stage-00-../../escape/, "
-    "i.e. iteration folders outside the run directory (another session's run dir)",
-    strict=True,
-)
 @pytest.mark.parametrize("name", ["../../escape", "a/b"], ids=["parent-dirs", "slash"])
 def test_a_stage_name_that_is_a_path_is_refused(tmp_path: Path, name: str) -> None:
     stage_yaml = write_stage(tmp_path / "work", f"name: {name}\n")
@@ -606,11 +595,6 @@ def test_loop_pipeline_round_trip(tmp_path: Path) -> None:
     assert loaded.nodes[0].cap == 7
 
 
-@pytest.mark.xfail(
-    reason="convert.dump_pipeline: U+0085 (NEL) in a prompt is written so that "
-    "load_resolved_pipeline reads it back as a space; a resumed session gets another prompt",
-    strict=True,
-)
 def test_resolved_pipeline_round_trip_keeps_a_next_line_character(tmp_path: Path) -> None:
     pipeline = Pipeline.loop(Stage(name="work", prompt="one\x85two"))
     target = tmp_path / "pipeline.yaml"
@@ -672,11 +656,6 @@ def test_agent_status_errors_are_readable(case: StatusCase) -> None:
     assert str(info.value).startswith(case.message)
 
 
-@pytest.mark.xfail(
-    reason="convert.agent_status_from_dict: a string 'errors' value is split into single "
-    "characters (errors == ('f', 'l', 'a', ...)) instead of being refused or kept whole",
-    strict=True,
-)
 def test_errors_given_as_one_string_is_not_split_into_characters() -> None:
     try:
         status = convert.agent_status_from_dict({"decision": "stop", "errors": "flaky test"})
