@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from looprunner.errors import (
         BackendError,
+        BackendUnreachableError,
         ConfigError,
         InvalidSessionNameError,
         LooprunnerError,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
         SessionConflictError,
         SessionError,
         SessionNotFoundError,
+        SessionTimeoutError,
     )
     from looprunner.hookspecs import hookimpl
     from looprunner.maintenance import CleanupReport, cleanup
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendError",
+    "BackendUnreachableError",
     "CleanupReport",
     "ConfigError",
     "Event",
@@ -53,6 +56,7 @@ __all__ = [
     "SessionError",
     "SessionNotFoundError",
     "SessionStatus",
+    "SessionTimeoutError",
     "Stage",
     "Termination",
     "__version__",
@@ -89,6 +93,8 @@ _HOMES = {
             "SessionConflictError",
             "SessionError",
             "SessionNotFoundError",
+            "SessionTimeoutError",
+            "BackendUnreachableError",
         ),
         "looprunner.errors",
     ),

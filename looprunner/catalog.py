@@ -11,6 +11,7 @@ The first folder found wins, so a project can override a shipped stage.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +41,22 @@ def stage_roots(project: Path) -> list[tuple[str, Path]]:
         ("project", project / ".looprunner" / "stages"),
         ("loop-agents", project / "scripts" / "stages"),
         ("builtin", BUILTIN_STAGES),
+        *plugin_stage_roots(),
     ]
+
+
+@functools.cache
+def plugin_stage_roots() -> tuple[tuple[str, Path], ...]:
+    """Stage folders shipped by installed plugins (``register_stage_types``)."""
+    from looprunner.plugins import registries
+
+    regs = registries()
+    roots = []
+    for name in regs.stage_types.names():
+        folder = getattr(regs.stage_types.get(name), "folder", None)
+        if folder is not None:
+            roots.append((f"plugin {regs.stage_types.owner(name)}", Path(folder)))
+    return tuple(roots)
 
 
 def iter_stages(project: Path) -> Iterator[StageRef]:

@@ -9,6 +9,7 @@ integer, got 'five'``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import shlex
@@ -30,7 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from looprunner.errors import ConfigError
+from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models import (
     AgentStatus,
     Decision,
@@ -307,6 +308,36 @@ def _config_error(
 
 def _plain(exc: BaseException) -> str:
     return f"invalid value ({type(exc).__name__}: {exc})"
+
+
+@contextlib.contextmanager
+def located(stage_folder: Path | None, keypath: KeyPath) -> Iterator[None]:
+    """Give an error raised inside the block the file and line of ``keypath`` in stage.yaml.
+
+    For checks that happen after loading (is this provider registered?), so the user
+    still learns where the bad name is written. Keeps the error's class and exit code.
+    """
+    try:
+        yield
+    except LooprunnerError as exc:
+        stage_yaml = stage_folder / "stage.yaml" if stage_folder else None
+        if (
+            stage_yaml is None
+            or not stage_yaml.is_file()
+            or (isinstance(exc, ConfigError) and exc.path)
+        ):
+            raise
+        try:
+            doc = read_yaml(stage_yaml)
+        except ConfigError:
+            raise exc from None
+        if not isinstance(doc, Mapping) or keypath[0] not in doc:
+            raise
+        line, col = locate(doc, keypath)
+        where = f"{stage_yaml}:{line}:{col}: " if line else f"{stage_yaml}: "
+        exc.message = where + exc.message
+        exc.args = (exc.message,)
+        raise
 
 
 def expect_mapping(data: Any, *, path: Path, what: str) -> CommentedMap:

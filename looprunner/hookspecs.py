@@ -1,7 +1,12 @@
 """Every pluggy hook of looprunner: the only way plugins reach the core.
 
 Project name and entry-point group: ``looprunner``. Implement hooks with
-:data:`looprunner.hookimpl`. Built-ins register through these same hooks.
+:data:`looprunner.hookimpl`; an implementation may take any subset of a hook's
+arguments. Built-ins register through these same hooks.
+
+Registration hooks run once per plugin manager. Lifecycle hooks (``on_*``) run in the
+engine process; one that raises is written to engine.log and to the event log as a
+``hook_error`` event, and the session goes on.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from looprunner.models import IterationResult, Node, Pipeline, RunError, RunState, StageResult
     from looprunner.plugins import Registry
+    from looprunner.session import Session
 
 PROJECT = "looprunner"
 
@@ -58,4 +65,110 @@ def register_backends(registry: Registry[Any]) -> None:
     ----------
     registry:
         The backend registry.
+    """
+
+
+@hookspec
+def register_stage_types(registry: Registry[Any]) -> None:
+    """Register stage types: folders of stage definitions a plugin ships.
+
+    Fires once, when a plugin manager is built. Each class names itself with
+    ``name: ClassVar[str]`` and gives ``folder: ClassVar[Path]``, a folder holding
+    ``NAME/stage.yaml`` + ``prompt.md`` stage folders (package data). Its stages are found
+    after the project's own and the built-ins, so a project can override them.
+
+    Parameters
+    ----------
+    registry:
+        The stage-type registry.
+    """
+
+
+@hookspec
+def on_session_start(session: Session, pipeline: Pipeline) -> None:
+    """Called in the engine process when a session starts or resumes.
+
+    Parameters
+    ----------
+    session:
+        The :class:`~looprunner.session.Session` (``session.name``, ``session.status()``).
+    pipeline:
+        The resolved pipeline it runs.
+    """
+
+
+@hookspec
+def on_iteration_start(
+    session: Session, stage: Node, iteration: int, context: dict[str, Any]
+) -> None:
+    """Called before the agent of an iteration starts.
+
+    Parameters
+    ----------
+    session:
+        The session.
+    stage:
+        The pipeline node being run (``stage.id``, ``stage.stage`` is the Stage).
+    iteration:
+        The 1-based iteration number within the stage.
+    context:
+        The context.json document the agent gets (read-only: changing it has no effect).
+    """
+
+
+@hookspec
+def on_iteration(session: Session, stage: Node, iteration: int, result: IterationResult) -> None:
+    """Called after an iteration completed and was recorded.
+
+    Parameters
+    ----------
+    session:
+        The session.
+    stage:
+        The pipeline node.
+    iteration:
+        The 1-based iteration number.
+    result:
+        Decision, reason, summary, exit code and duration of the iteration.
+    """
+
+
+@hookspec
+def on_stage_complete(session: Session, stage: Node, result: StageResult) -> None:
+    """Called when a stage (pipeline node) has completed.
+
+    Parameters
+    ----------
+    session:
+        The session.
+    stage:
+        The pipeline node.
+    result:
+        How many iterations it ran and why it stopped.
+    """
+
+
+@hookspec
+def on_complete(session: Session, state: RunState) -> None:
+    """Called once when the session completed (every stage done).
+
+    Parameters
+    ----------
+    session:
+        The session.
+    state:
+        The final state, as written to state.json.
+    """
+
+
+@hookspec
+def on_error(session: Session, error: RunError) -> None:
+    """Called once when the session failed (the agent, a status file or the engine).
+
+    Parameters
+    ----------
+    session:
+        The session.
+    error:
+        ``type``, ``message`` and ``iteration`` of the failure, as written to state.json.
     """

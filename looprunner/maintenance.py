@@ -92,7 +92,7 @@ def scan(project: str | Path = ".", *, registries: Registries | None = None) -> 
     paths = ProjectPaths.of(project)
     registries = registries or Registries(make_plugin_manager())
     tmux = registries.backends.get("tmux")()
-    created: dict[str, int] | None = tmux.created()
+    created: dict[str, int] | None = tmux.created(paths.project)
     names: set[str] = set(created or ())
     if paths.runs.is_dir():
         names.update(p.name for p in paths.runs.iterdir() if is_valid_session_name(p.name))
@@ -177,7 +177,7 @@ def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Pr
             if state is not None and not state.status.finished and _engine_alive(state):
                 return attrs.evolve(problem, action="left alone: its engine is alive")
             try:
-                killed = registries.backends.get("tmux")().stop(problem.session)
+                killed = registries.backends.get("tmux")().stop(problem.session, paths.project)
             except LooprunnerError as exc:
                 return attrs.evolve(problem, action=f"not fixed: {exc.message}")
             action = "killed the tmux session" if killed else "already gone"

@@ -203,6 +203,18 @@ class _Loader:
                         (key, index, "inputs", "from"),
                         code="LR021",
                     )
+        shared = self.string(data, "context", ()) or ""
+        if shared:  # the pipeline's context comes first in every node's ${CONTEXT}
+            nodes = [
+                attrs.evolve(
+                    node,
+                    stage=attrs.evolve(
+                        node.stage,
+                        context="\n\n".join(p for p in (shared, node.stage.context) if p),
+                    ),
+                )
+                for node in nodes
+            ]
         return Pipeline(
             name=self.string(data, "name", ()) or self.path.stem,
             description=self.string(data, "description", ()) or "",

@@ -10,17 +10,19 @@ built-ins through the same hooks as everyone else.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import pluggy
 
 from looprunner import hookspecs
-from looprunner.errors import PluginError, ProviderError
+from looprunner._version import __version__
+from looprunner.errors import ConfigError, PluginError, ProviderError, UsageError
 
 T = TypeVar("T")
 
 AUTOLOAD_ENV = "LOOPRUNNER_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_NAME = "looprunner.builtin"
 DISABLED_ENV = "LOOPRUNNER_DISABLED_PLUGINS"
 
 
@@ -52,8 +54,12 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
-            error = ProviderError if self.kind == "provider" else PluginError
-            raise error(f"unknown {self.kind} {name!r} (available: {known})") from None
+            message = f"unknown {self.kind} {name!r} (available: {known})"
+            if self.kind == "provider":
+                raise ProviderError(message) from None
+            if self.kind == "backend":
+                raise UsageError(message) from None
+            raise ConfigError(message, code="LR033") from None
 
     def names(self) -> list[str]:
         """Return every registered name, sorted."""
@@ -71,10 +77,13 @@ class Registries:
     """Every registry one plugin manager fills."""
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.stage_types: Registry[Any] = Registry("stage type")
         self.providers: Registry[Any] = Registry("provider")
         self.terminations: Registry[Any] = Registry("termination")
         self.backends: Registry[Any] = Registry("backend")
         for hook_name, registry in (
+            ("register_stage_types", self.stage_types),
             ("register_providers", self.providers),
             ("register_terminations", self.terminations),
             ("register_backends", self.backends),
@@ -103,9 +112,68 @@ def make_plugin_manager(
             raise PluginError(f"a looprunner plugin failed to load: {exc}") from exc
     from looprunner.builtin import plugin as builtin_plugin
 
-    pm.register(builtin_plugin, name="looprunner.builtin")
+    pm.register(builtin_plugin, name=BUILTIN_NAME)
     pm.check_pending()
     return pm
+
+
+def call_lifecycle(
+    pm: pluggy.PluginManager,
+    name: str,
+    on_error: Callable[[str, str, BaseException], None],
+    **kwargs: Any,
+) -> None:
+    """Call every implementation of lifecycle hook ``name``, each on its own.
+
+    Each implementation gets only the arguments it asks for. One that raises is
+    reported through ``on_error(plugin, hook, exception)`` and the others still run:
+    a broken plugin never stops a session.
+    """
+    hook = getattr(pm.hook, name)
+    for impl in reversed(hook.get_hookimpls()):  # the order pluggy itself uses
+        try:
+            impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        except Exception as exc:
+            on_error(pm.get_name(impl.plugin) or repr(impl.plugin), name, exc)
+
+
+def plugin_info(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """Describe each registered plugin: name, distribution, version, what it registers."""
+    regs = Registries(pm)
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        registers = {
+            kind: sorted(n for n in registry.names() if registry.owner(n) == name)
+            for kind, registry in (
+                ("stage_types", regs.stage_types),
+                ("providers", regs.providers),
+                ("terminations", regs.terminations),
+                ("backends", regs.backends),
+            )
+        }
+        hooks = sorted(
+            caller.name
+            for caller in pm.get_hookcallers(plugin) or []
+            if caller.name.startswith("on_")
+        )
+        rows.append(
+            {
+                "name": name,
+                "distribution": dist.project_name if dist else _builtin(name, "looprunner"),
+                "version": dist.version if dist else _builtin(name, __version__),
+                "registers": {k: v for k, v in registers.items() if v},
+                "hooks": hooks,
+            }
+        )
+    return rows
+
+
+def _builtin(name: str, value: str) -> str | None:
+    return value if name == BUILTIN_NAME else None
 
 
 def registries(pm: pluggy.PluginManager | None = None) -> Registries:

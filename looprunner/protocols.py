@@ -82,8 +82,8 @@ class Backend(Protocol):
     def launch(self, spec: LaunchSpec) -> None:
         """Start the engine; return once it is started (not finished) where possible."""
 
-    def sessions(self) -> set[str] | None:
-        """Return the names of live sessions of ours, or None if that cannot be known."""
+    def sessions(self, project: Path) -> set[str] | None:
+        """Return the project's live sessions, or None if that cannot be known."""
 
-    def stop(self, session: str) -> bool:
-        """Remove what the backend holds for ``session``; return whether there was any."""
+    def stop(self, session: str, project: Path) -> bool:
+        """Remove what the backend holds for the project's ``session``; return if any."""

@@ -132,19 +132,27 @@ class Session:
         return session
 
     def check(self, pipeline: Pipeline) -> None:
-        """Raise if ``pipeline`` cannot run here (unknown provider, missing program, ...)."""
+        """Raise if ``pipeline`` cannot run here (unknown provider, missing program, ...).
+
+        A name a stage file gets wrong is reported at its line in that file.
+        """
+        from looprunner.convert import located
+
         for node in pipeline.nodes:
-            provider = self.registries.providers.get(node.stage.provider_name)()
-            provider.check(node.stage)
-            termination = self.registries.terminations.get(node.stage.termination.type)
-            termination(node.stage.termination).validate()
+            stage = node.stage
+            with located(stage.source, ("provider",)):
+                provider = self.registries.providers.get(stage.provider_name)()
+            provider.check(stage)
+            with located(stage.source, ("termination", "type")):
+                termination = self.registries.terminations.get(stage.termination.type)
+            termination(stage.termination).validate()
 
     def _backend(self, backend: str | Backend, *, background: bool = False) -> Backend:
         if not isinstance(backend, str):
             return backend
         cls = self.registries.backends.get(backend)
         if backend == "inline":
-            return cls(background=background)  # type: ignore[no-any-return]
+            return cls(background=background, registries=self.registries)  # type: ignore[no-any-return]
         return cls()  # type: ignore[no-any-return]
 
     def _launch(
@@ -202,12 +210,18 @@ class Session:
             lock.release()
             self._inline = runner
             runner.launch(spec)
+            thread = getattr(runner, "thread", None)
+            deadline = time.monotonic() + START_TIMEOUT
+            while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+                if getattr(getattr(runner, "engine", None), "state", None) is not None:
+                    break  # the engine holds the lock and has recorded its state
+                time.sleep(0.01)
             return
         try:
             fifo = handoff.create(self.paths.run_dir)
             runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
             if not handoff.send(fifo, environment, timeout=START_TIMEOUT):
-                runner.stop(self.name)
+                runner.stop(self.name, self.paths.project)
                 raise BackendError(
                     f"the engine of {self.name!r} did not start: {self._log_tail() or 'no output'}"
                 )
@@ -233,7 +247,7 @@ class Session:
         return tuple(argv)
 
     def _refuse_or_move_aside(self, *, force: bool, backend: Backend) -> None:
-        live = backend.sessions() if backend.name == "tmux" else set()
+        live = backend.sessions(self.paths.project) if backend.name == "tmux" else set()
         if live and self.name in live:
             raise SessionConflictError(
                 f"tmux session pipeline-{self.name} exists but no engine holds the lock; "
@@ -288,7 +302,7 @@ class Session:
                 return
             if ours and state is not None and state.status.finished:
                 return  # a short run may end before we look
-            live = backend.sessions()
+            live = backend.sessions(self.paths.project)
             if not probe.held and live is not None and self.name not in live:
                 if ours and state is not None:
                     return
@@ -322,7 +336,7 @@ class Session:
         except ValueError:
             state, unreadable = None, True
         if tmux_sessions is ...:
-            tmux_sessions = _tmux_sessions(self.registries)
+            tmux_sessions = _tmux_sessions(self.registries, self.paths.project)
         live = tmux_sessions if isinstance(tmux_sessions, set) else None
         tmux_present = None if live is None else self.name in live
         engine_alive = (
@@ -382,7 +396,8 @@ class Session:
             If there is no such session.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        tmux = _tmux_sessions(self.registries)
+        tmux = _tmux_sessions(self.registries, self.paths.project)
+        orphaned_before = False
         while True:
             status = self.status(tmux_sessions=tmux)
             if status.health is Health.NOT_FOUND:
@@ -390,12 +405,13 @@ class Session:
             if on_progress is not None:
                 on_progress(status)
             if status.health not in (Health.RUNNING, Health.UNKNOWN):
-                if status.health is not Health.ORPHANED:
+                if status.health is not Health.ORPHANED or orphaned_before:
                     return status
-                # an engine that just exited leaves its tmux session for an instant
-                tmux = _tmux_sessions(self.registries)
-                if status.state is not None and status.state.status.finished:
-                    return status
+                # an engine that just exited leaves its tmux session for an instant:
+                # look once more before calling it orphaned
+                orphaned_before = True
+                tmux = _tmux_sessions(self.registries, self.paths.project)
+                continue
             if deadline is not None and time.monotonic() >= deadline:
                 raise SessionTimeoutError(
                     f"session {self.name!r} still {status.health.value} after {timeout:g}s",
@@ -405,7 +421,7 @@ class Session:
                 poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
             )
             if status.resources.tmux:
-                tmux = _tmux_sessions(self.registries)
+                tmux = _tmux_sessions(self.registries, self.paths.project)
 
     def output(self, lines: int = 50) -> tuple[str, list[str]]:
         """Return where the output comes from (``tmux`` or ``engine.log``) and its last lines.
@@ -594,7 +610,7 @@ class Session:
         runner = self._backend(chosen, background=background)
         lock = self._take_lock()
         if runner.name == "tmux":
-            live = runner.sessions()
+            live = runner.sessions(self.paths.project)
             if live and self.name in live:
                 lock.release()
                 raise SessionConflictError(
@@ -641,11 +657,11 @@ class Session:
             return
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            live = backend.sessions()
+            live = backend.sessions(self.paths.project)
             if not live or self.name not in live:
                 return
             time.sleep(0.05)  # the engine just exited: its tmux session closes by itself
-        backend.stop(self.name)
+        backend.stop(self.name, self.paths.project)
 
     def _record_killed(self) -> None:
         """Mark a session whose engine is gone as killed (the lock makes us its writer)."""
@@ -699,7 +715,7 @@ class Session:
                 p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem)
             )
         registries = Registries(make_plugin_manager())
-        tmux = _tmux_sessions(registries)
+        tmux = _tmux_sessions(registries, paths.project)
         if tmux:
             names.update(tmux)
         return [
@@ -712,12 +728,12 @@ class Session:
         return self
 
 
-def _tmux_sessions(registries: Registries) -> set[str] | None:
+def _tmux_sessions(registries: Registries, project: Path) -> set[str] | None:
     try:
         backend = registries.backends.get("tmux")()
     except LooprunnerError:
         return None
-    result: set[str] | None = backend.sessions()
+    result: set[str] | None = backend.sessions(project)
     return result
 
 

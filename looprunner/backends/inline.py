@@ -7,9 +7,13 @@ before it returns (or in a background thread when ``background=True``).
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from looprunner.protocols import LaunchSpec
+
+if TYPE_CHECKING:
+    from looprunner.plugins import Registries
 
 
 class InlineBackend:
@@ -17,8 +21,9 @@ class InlineBackend:
 
     name: ClassVar[str] = "inline"
 
-    def __init__(self, *, background: bool = False) -> None:
+    def __init__(self, *, background: bool = False, registries: Registries | None = None) -> None:
         self.background = background
+        self.registries = registries
         self.thread: threading.Thread | None = None
         self.engine: object | None = None
 
@@ -26,7 +31,9 @@ class InlineBackend:
         """Run the engine now (or start a thread that does)."""
         from looprunner.engine.main import make_engine
 
-        engine = make_engine(spec.project, spec.session, backend=self.name, env=spec.env)
+        engine = make_engine(
+            spec.project, spec.session, backend=self.name, env=spec.env, registries=self.registries
+        )
         self.engine = engine
 
         def run() -> None:
@@ -40,10 +47,10 @@ class InlineBackend:
         else:
             run()
 
-    def sessions(self) -> set[str] | None:
+    def sessions(self, project: Path) -> set[str] | None:
         """Inline engines have no backend resource: the lock says whether they run."""
         return set()
 
-    def stop(self, session: str) -> bool:
+    def stop(self, session: str, project: Path) -> bool:
         """Nothing to remove: the engine is stopped through its lock holder's pid."""
         return False

@@ -5,20 +5,22 @@ The only module that imports libtmux. The server is chosen by
 server), or injected as a ``libtmux.Server``. Sessions are started in argv form
 (``new-session -d -s NAME -- ARGV...``), never through a shell string, targeted exactly
 with ``=NAME`` (``-t pipeline-foo`` alone would also match ``pipeline-foobar``), and
-marked with the user option ``@looprunner`` so nothing of anyone else's is ever touched.
+marked with the user option ``@looprunner`` set to the project's path, so nothing of
+anyone else's (another project's session of the same name included) is ever touched.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import ClassVar
 
 import libtmux
 from libtmux.exc import LibTmuxException
 
 from looprunner.errors import BackendError, BackendUnreachableError
-from looprunner.names import TMUX_PREFIX, session_from_tmux_name, tmux_session_name
+from looprunner.names import session_from_tmux_name, tmux_session_name
 from looprunner.protocols import LaunchSpec
 
 SOCKET_ENV = "LOOPRUNNER_TMUX_SOCKET"
@@ -71,8 +73,10 @@ class TmuxBackend:
             if "duplicate session" in message:
                 from looprunner.errors import SessionConflictError
 
+                other = self.owner(spec.session)
+                whose = f" (it belongs to {other})" if other and other != str(spec.project) else ""
                 raise SessionConflictError(
-                    f"tmux session {name!r} already exists", session=spec.session
+                    f"tmux session {name!r} already exists{whose}", session=spec.session
                 )
             raise BackendError(f"tmux could not start {name!r}: {message}")
         # Mark it ours, and let it close when the engine exits even if the user's
@@ -82,7 +86,7 @@ class TmuxBackend:
             "-t",
             f"={name}:",
             MARK,
-            "1",
+            str(spec.project),
             ";",
             "set-option",
             "-w",
@@ -92,46 +96,59 @@ class TmuxBackend:
             "off",
         )
 
-    def sessions(self) -> set[str] | None:
-        """Return the looprunner sessions live in tmux (one tmux call for all of them).
+    def _listing(self) -> list[tuple[str, int, str]] | None:
+        """Every tmux session as (name, created epoch, our mark); None if tmux cannot answer.
 
-        An absent server means no sessions; a server that exists but does not answer
-        means we cannot know, and None is returned.
+        An absent server, or no tmux at all, means no sessions; a server that exists but
+        does not answer means we cannot know.
         """
+        if shutil.which("tmux") is None:
+            return []
         try:
-            code, out, err = self._run("list-sessions", "-F", f"#{{session_name}}\t#{{{MARK}}}")
+            code, out, err = self._run(
+                "list-sessions", "-F", f"#{{session_name}}\t#{{session_created}}\t#{{{MARK}}}"
+            )
         except BackendUnreachableError:
             return None
         if code != 0:
             text = " ".join(err)
             if any(marker in text for marker in _NO_SERVER) and "Permission denied" not in text:
-                return set()
+                return []
             return None
-        found = set()
+        rows = []
         for line in out:
-            tmux_name, _, mark = line.partition("\t")
+            name, _, rest = line.partition("\t")
+            created, _, mark = rest.partition("\t")
+            rows.append((name, int(created) if created.isdigit() else 0, mark))
+        return rows
+
+    def created(self, project: Path) -> dict[str, int] | None:
+        """Return this project's live sessions with when each was created (epoch seconds).
+
+        A session is this project's when its ``@looprunner`` mark is the project's path:
+        the same session name in another project is somebody else's.
+        """
+        rows = self._listing()
+        if rows is None:
+            return None
+        found: dict[str, int] = {}
+        for tmux_name, created, mark in rows:
             session = session_from_tmux_name(tmux_name)
-            if session is not None and mark:
-                found.add(session)
+            if session is not None and mark == str(project):
+                found[session] = created
         return found
 
-    def created(self) -> dict[str, int] | None:
-        """Return when each of our live sessions was created (epoch seconds)."""
-        try:
-            code, out, _ = self._run(
-                "list-sessions", "-F", f"#{{session_name}}\t#{{{MARK}}}\t#{{session_created}}"
-            )
-        except BackendUnreachableError:
-            return None
-        if code != 0:
-            return {}
-        found: dict[str, int] = {}
-        for line in out:
-            tmux_name, mark, created = [*line.split("\t"), "", ""][:3]
-            session = session_from_tmux_name(tmux_name)
-            if session is not None and mark and created.isdigit():
-                found[session] = int(created)
-        return found
+    def sessions(self, project: Path) -> set[str] | None:
+        """Return this project's live sessions (one tmux call for all of them)."""
+        found = self.created(project)
+        return None if found is None else set(found)
+
+    def owner(self, session: str) -> str | None:
+        """Return the project whose mark a live ``pipeline-NAME`` session carries, if any."""
+        for tmux_name, _, mark in self._listing() or []:
+            if tmux_name == tmux_session_name(session):
+                return mark or None
+        return None
 
     def capture(self, session: str, lines: int) -> list[str] | None:
         """Return the last ``lines`` lines of the session's pane, or None if it is gone."""
@@ -148,25 +165,11 @@ class TmuxBackend:
             out.pop()
         return out[-lines:]
 
-    def unmarked(self) -> set[str]:
-        """Return ``pipeline-*`` tmux sessions that are not ours (never touched)."""
-        try:
-            code, out, _ = self._run("list-sessions", "-F", f"#{{session_name}}\t#{{{MARK}}}")
-        except BackendUnreachableError:
-            return set()
-        if code != 0:
-            return set()
-        return {
-            line.split("\t", 1)[0]
-            for line in out
-            if line.startswith(TMUX_PREFIX) and not line.partition("\t")[2]
-        }
-
-    def stop(self, session: str) -> bool:
-        """Kill the tmux session of ``session`` if it is ours; return whether one was killed."""
+    def stop(self, session: str, project: Path) -> bool:
+        """Kill the tmux session of ``session`` if this project's; return whether one was."""
         name = tmux_session_name(session)
         code, out, _ = self._run("show-options", "-t", f"={name}:", "-v", MARK)
-        if code != 0 or not "".join(out).strip():
+        if code != 0 or "".join(out).strip() != str(project):
             return False
         code, _, _ = self._run("kill-session", "-t", f"={name}")
         return code == 0

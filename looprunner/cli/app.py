@@ -87,6 +87,7 @@ def _register() -> None:
         define.lint,
         define.dry_run,
         define.completion,
+        define.plugins,
     ):
         cli.add_command(command)
 
@@ -94,10 +95,22 @@ def _register() -> None:
 _register()
 
 
+def _show_warnings() -> None:
+    """Print library warnings (a deprecated pipeline key, ...) as one line on stderr."""
+    import warnings
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        click.echo(f"looprunner: warning: {message}", err=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; never shows a traceback for an expected error."""
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
     fallback = Context(project=Path.cwd(), json=as_json)
+    _show_warnings()
     try:
         result: Any = cli.main(args=argv, prog_name="looprunner", standalone_mode=False)
     except LooprunnerError as exc:

@@ -59,7 +59,11 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
         raise not_found(name, ctx.project)
     if foreground and backend not in (None, "inline"):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
-    session.resume(backend="inline" if foreground else backend)
+    from looprunner.cli.run import engine_output
+
+    foreground = foreground or backend == "inline"
+    with engine_output(ctx):
+        session.resume(backend="inline" if foreground else backend)
     after = session.status()
     if ctx.json:
         emit_json(as_dict(after))

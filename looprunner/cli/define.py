@@ -27,7 +27,7 @@ def stages(ctx: Context) -> int:
                     "path": str(ref.path),
                     "origin": ref.origin,
                     "problem": ref.problem,
-                    "shadowed": winners.get(ref.name) is not ref,
+                    "shadowed": winners[ref.name].path != ref.path,
                 }
                 for ref in refs
             ]
@@ -39,7 +39,7 @@ def stages(ctx: Context) -> int:
     rows = []
     for ref in refs:
         note = ref.problem or (
-            "shadowed by an earlier folder" if winners.get(ref.name) is not ref else ""
+            "shadowed by an earlier folder" if winners[ref.name].path != ref.path else ""
         )
         rows.append([ref.name, ref.origin, str(ref.path), note])
     click.echo(table(["STAGE", "FROM", "PATH", "NOTE"], rows))
@@ -205,4 +205,25 @@ def completion(shell: str) -> int:
     cls = get_completion_class(shell)
     assert cls is not None
     click.echo(cls(cli, {}, "looprunner", "_LOOPRUNNER_COMPLETE").source())
+    return 0
+
+
+@click.command()
+@pass_ctx
+def plugins(ctx: Context) -> int:
+    """List the loaded plugins, their distribution and version, and what they add."""
+    from looprunner.plugins import make_plugin_manager, plugin_info
+
+    rows = plugin_info(make_plugin_manager())
+    if ctx.json:
+        emit_json(rows)
+        return 0
+    table_rows = []
+    for row in rows:
+        adds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in row["registers"].items())
+        if row["hooks"]:
+            adds += ("; " if adds else "") + "hooks: " + ", ".join(row["hooks"])
+        dist = f"{row['distribution'] or '-'} {row['version'] or ''}".strip()
+        table_rows.append([row["name"], dist, adds])
+    click.echo(table(["PLUGIN", "DISTRIBUTION", "ADDS"], table_rows))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,13 @@ def build_pipeline(
         context=context,
         inputs=tuple(str(p.resolve()) for p in inputs),
     )
+
+
+def engine_output(ctx: Context) -> contextlib.AbstractContextManager[object]:
+    """Send an in-process engine's log to stderr when stdout carries JSON."""
+    if ctx.json:
+        return contextlib.redirect_stdout(sys.stderr)
+    return contextlib.nullcontext()
 
 
 def next_steps(name: str) -> str:
@@ -119,7 +127,9 @@ def start(
     if foreground and backend not in (None, "inline"):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = "inline" if foreground else (backend or "tmux")
-    session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+    foreground = chosen == "inline"  # an in-process engine runs to its end before returning
+    with engine_output(ctx):
+        session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
     status = session.status()
     if ctx.json:
         emit_json(as_dict(status))
@@ -241,7 +251,8 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
         context=None,
     )
     started = time.monotonic()
-    session = Session.start(name, pipeline, project, backend=backend, force=True)
+    with engine_output(ctx):
+        session = Session.start(name, pipeline, project, backend=backend, force=True)
     status = wait_for(session, None, show=not ctx.json)
     if ctx.json:
         emit_json({"project": str(project), **as_dict(status)})

@@ -9,18 +9,24 @@ from looprunner import handoff
 from looprunner.engine.runner import Engine
 from looprunner.errors import SessionConflictError
 from looprunner.names import ProjectPaths
-from looprunner.plugins import registries
+from looprunner.plugins import Registries
+from looprunner.plugins import registries as default_registries
 
 #: how long the engine waits for the launcher to hand over its environment
 HANDOFF_TIMEOUT = 10.0
 
 
 def make_engine(
-    project: Path, session: str, *, backend: str, env: Mapping[str, str] | None = None
+    project: Path,
+    session: str,
+    *,
+    backend: str,
+    env: Mapping[str, str] | None = None,
+    registries: Registries | None = None,
 ) -> Engine:
-    """Build an engine for ``session`` in ``project`` with the default plugins."""
+    """Build an engine for ``session`` in ``project`` (default plugins unless given)."""
     paths = ProjectPaths.of(project).session(session)
-    return Engine(paths, backend=backend, registries=registries(), env=env)
+    return Engine(paths, backend=backend, registries=registries or default_registries(), env=env)
 
 
 def run_engine(

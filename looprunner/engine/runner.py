@@ -40,15 +40,17 @@ from looprunner.models import (
     AgentStatus,
     Decision,
     Invocation,
+    IterationResult,
     Pipeline,
     RunError,
     RunState,
     RunStatus,
+    StageResult,
     StageState,
     events,
 )
 from looprunner.names import SessionPaths
-from looprunner.plugins import Registries
+from looprunner.plugins import Registries, call_lifecycle
 from looprunner.protocols import StageProgress
 from looprunner.store.atomic import sweep_temp_files, write_atomic
 from looprunner.store.events import EventLog, iter_events, utc_now
@@ -97,10 +99,23 @@ class Engine:
         self.lock = SessionLock(paths.lock_file)
         self.events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
         self.state: RunState | None = None
+        self._session_api: Any = None
         self._log_handle: Any = None
         self._log_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def session_api(self) -> Any:
+        """The :class:`~looprunner.session.Session` that hooks receive."""
+        if self._session_api is None:
+            from looprunner.session import Session
+
+            self._session_api = Session(
+                self.paths.name, self.paths.project, plugin_manager=self.registries.pm
+            )
+            self._session_api._registries = self.registries
+        return self._session_api
 
     def request_stop(self) -> None:
         """Stop the session: the agent's group is ended and the session recorded killed."""
@@ -179,6 +194,7 @@ class Engine:
                 f"session {self.paths.name} started: {pipeline.kind} {pipeline.name!r}, "
                 f"{len(pipeline.nodes)} stage(s)"
             )
+        self._hook("on_session_start", pipeline=pipeline)
         try:
             for index in range(self.state.current_stage, len(pipeline.nodes)):
                 if self.state.stages[index].status is not RunStatus.COMPLETE:
@@ -211,6 +227,7 @@ class Engine:
         self._save(status=RunStatus.COMPLETE, finished_at=utc_now(), completion_reason=reason)
         self.events.append(events.SESSION_COMPLETE, data={"reason": reason})
         self._log(f"session complete: {reason}")
+        self._hook("on_complete", state=self.state)
         return self.state
 
     def _run_stage(self, pipeline: Pipeline, index: int) -> None:
@@ -290,6 +307,13 @@ class Engine:
             },
         )
         self._log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
+        self._hook(
+            "on_stage_complete",
+            stage=node,
+            result=StageResult(
+                id=node.id, stage=node.stage.name, iterations=completed, reason=reason
+            ),
+        )
 
     def _run_iteration(
         self,
@@ -321,6 +345,7 @@ class Engine:
         )
         if stage.output_path:
             agent_output = self.paths.project / render(stage.output_path, values)
+            agent_output.parent.mkdir(parents=True, exist_ok=True)
             values.update(OUTPUT=str(agent_output), OUTPUT_PATH=str(agent_output))
         document = ctxmod.build_context(
             paths=self.paths,
@@ -332,6 +357,7 @@ class Engine:
             output_path=agent_output,
         )
         write_atomic(context_file, json.dumps(self.redactor.data(document), indent=2) + "\n")
+        self._hook("on_iteration_start", stage=node, iteration=iteration, context=document)
         prompt = render(stage.prompt, values)
         invocation = Invocation(
             session=self.paths.name,
@@ -358,7 +384,7 @@ class Engine:
             command = provider.command(invocation)
         except LooprunnerError as exc:
             raise _IterationFailed(
-                RunError(type="provider_missing", message=exc.message, iteration=iteration)
+                RunError(type="provider_exit", message=exc.message, iteration=iteration)
             ) from exc
         captured = bytearray()
 
@@ -392,13 +418,18 @@ class Engine:
             on_start=on_start,
         )
         self._save(agent_pid=None, agent_start_time=None)
-        if not output_file.exists() or output_file.stat().st_size == 0:
+        if agent_output != output_file and agent_output.is_file():
+            # the stage writes its output into the project: keep a copy with the run
+            text = agent_output.read_text(encoding="utf-8", errors="replace")
+            write_atomic(output_file, self.redactor.text(text))
+        elif not output_file.exists() or output_file.stat().st_size == 0:
             write_atomic(output_file, self.redactor.text(captured.decode("utf-8", "replace")))
         if result.stopped:
             raise _Stopped
         faults.checkpoint("after_agent", iteration)
         status = self._judge(result, status_file, iteration, node.id)
-        write_atomic(ctxmod.stage_output(self.paths, index, node), output_file.read_bytes())
+        output_text = output_file.read_text(encoding="utf-8", errors="replace")
+        write_atomic(ctxmod.stage_output(self.paths, index, node), self.redactor.text(output_text))
         self._set_stage(index, iterations_completed=iteration)
         self._save(iteration_completed=iteration, iteration_started=None)
         faults.checkpoint("state_written", iteration)
@@ -418,6 +449,19 @@ class Engine:
             f"iteration {iteration} done: {status.decision.value}"
             + (f" ({status.summary})" if status.summary else "")
         )
+        self._hook(
+            "on_iteration",
+            stage=node,
+            iteration=iteration,
+            result=IterationResult(
+                decision=status.decision,
+                reason=status.reason,
+                summary=status.summary,
+                exit_code=result.exit_code,
+                duration=result.duration,
+                status=status,
+            ),
+        )
         return status
 
     def _judge(
@@ -427,7 +471,7 @@ class Engine:
         error: RunError | None = None
         if result.spawn_error is not None:
             error = RunError(
-                "provider_missing", f"could not start the agent: {result.spawn_error}", iteration
+                "provider_exit", f"could not start the agent: {result.spawn_error}", iteration
             )
         elif result.timed_out:
             error = RunError(
@@ -458,6 +502,18 @@ class Engine:
             data={"type": error.type, "message": error.message},
         )
         raise _IterationFailed(error)
+
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin that raises is reported, never fatal."""
+
+        def report(plugin: str, hook: str, exc: BaseException) -> None:
+            message = f"{type(exc).__name__}: {exc}"
+            self._log(f"plugin {plugin} failed in {hook}: {message}")
+            self.events.append(
+                events.HOOK_ERROR, data={"plugin": plugin, "hook": hook, "error": message}
+            )
+
+        call_lifecycle(self.registries.pm, name, report, session=self.session_api, **kwargs)
 
     def _check_lock(self) -> None:
         """Notice a lock file deleted by hand, and put it back (or stop if it was taken)."""
@@ -535,6 +591,7 @@ class Engine:
             data={"type": error.type, "message": error.message},
         )
         self._log(f"session failed: {error.type}: {error.message}")
+        self._hook("on_error", error=error)
         return self.state
 
     def _finish_killed(self) -> RunState:

@@ -13,6 +13,7 @@ from looprunner.models.agent import (
 )
 from looprunner.models.events import Event
 from looprunner.models.pipeline import Node, NodeInputs, Pipeline
+from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.stage import JudgeSpec, Stage, Termination
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import LockInfo, Resources, SessionStatus
@@ -25,6 +26,7 @@ __all__ = [
     "Event",
     "Health",
     "Invocation",
+    "IterationResult",
     "JudgeSpec",
     "LockInfo",
     "Node",
@@ -36,6 +38,7 @@ __all__ = [
     "RunStatus",
     "SessionStatus",
     "Stage",
+    "StageResult",
     "StageState",
     "Termination",
     "WorkDone",

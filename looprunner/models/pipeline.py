@@ -119,10 +119,12 @@ class Pipeline:
 
         def adjust(node: Node) -> Node:
             stage = node.stage
+            # a CLI model only fits the CLI's provider: a stage that picks its own
+            # provider keeps its own model (or the provider's default)
             stage = attrs.evolve(
                 stage,
                 provider=stage.provider or provider,
-                model=stage.model or model,
+                model=stage.model or (model if not stage.provider else None),
                 context="\n\n".join(part for part in (stage.context, context or "") if part),
             )
             return attrs.evolve(node, stage=stage)

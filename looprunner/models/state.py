@@ -39,11 +39,12 @@ class Health(enum.StrEnum):
 ErrorType = Literal[
     "provider_exit",
     "provider_timeout",
-    "provider_missing",
     "status_missing",
     "status_invalid",
     "agent_error",
     "engine_error",
+    "termination_error",
+    "crashed",
     "config",
 ]
 

@@ -196,7 +196,7 @@ def test_cleanup_finds_and_fixes_each_problem_and_touches_nothing_else(
     wait_until(lambda: zombie.status().health is Health.CRASHED, what="crashed")
     # an orphaned tmux session: ours (marked) but with no engine
     tmux(tmux_socket, "new-session", "-d", "-s", "pipeline-ghost", "--", "sleep", "600")
-    tmux(tmux_socket, "set-option", "-t", "=pipeline-ghost:", "@looprunner", "1")
+    tmux(tmux_socket, "set-option", "-t", "=pipeline-ghost:", "@looprunner", str(project))
     # tmux sessions that are not ours must survive
     tmux(tmux_socket, "new-session", "-d", "-s", "pipeline-notours", "--", "sleep", "600")
     tmux(tmux_socket, "new-session", "-d", "-s", "work", "--", "sleep", "600")

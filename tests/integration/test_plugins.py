@@ -1,0 +1,145 @@
+"""A separately installed plugin package: registration, stages, lifecycle hooks, autoload."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from looprunner import Session
+from looprunner.hookspecs import hookimpl
+from looprunner.plugins import Registries, make_plugin_manager
+from tests.conftest import REPO
+
+SAMPLE = REPO / "tests" / "fixtures" / "plugins" / "looprunner-sample"
+
+
+@pytest.fixture(scope="session")
+def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample plugin installed with pip into a folder of its own."""
+    site = tmp_path_factory.mktemp("sample-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(SAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
+
+@pytest.fixture
+def with_plugin(sample_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Make the installed plugin visible to every looprunner process; return its hook log."""
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [str(sample_site), os.environ.get("PYTHONPATH")])),
+    )
+    monkeypatch.setenv("SAMPLE_PLUGIN_LOG", str(log))
+    return log
+
+
+@pytest.mark.tmux
+def test_installed_plugin_provider_termination_stage_and_hooks_run_a_session(
+    project, cli, with_plugin
+):
+    stages = {s["name"]: s for s in json.loads(cli("--json", "stages").stdout)}
+    assert stages["sample-stage"]["origin"] == "plugin sample"
+    started = cli("start", "plug", "--stage", "sample-stage")
+    assert started.returncode == 0, started.stderr
+    assert cli("wait", "plug", "--timeout", "60").returncode == 0
+    state = Session("plug", project).status().state
+    assert state.completion_reason == "twice"
+    assert state.iteration_completed == 2
+    assert with_plugin.read_text().splitlines() == [
+        "iteration 1 continue 0",
+        "iteration 2 continue 0",
+        "complete plug complete",
+    ]
+    errors = [e for e in Session("plug", project).events() if e.type == "hook_error"]
+    assert len(errors) == 1
+    assert errors[0].data["plugin"] == "sample" and errors[0].data["hook"] == "on_stage_complete"
+    assert "breaks on purpose" in errors[0].data["error"]
+
+
+def test_plugins_command_shows_the_plugin_and_what_it_adds(cli, with_plugin):
+    rows = {row["name"]: row for row in json.loads(cli("--json", "plugins").stdout)}
+    sample = rows["sample"]
+    assert (sample["distribution"], sample["version"]) == ("looprunner-sample", "1.2.3")
+    assert sample["registers"] == {
+        "stage_types": ["sample"],
+        "providers": ["sample-agent"],
+        "terminations": ["sample-twice"],
+    }
+    assert sample["hooks"] == ["on_complete", "on_iteration", "on_stage_complete"]
+    assert "looprunner-sample 1.2.3" in cli("plugins").stdout
+
+
+def test_disabling_autoload_or_the_plugin_leaves_it_out(cli, with_plugin):
+    for env in (
+        {"LOOPRUNNER_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        {"LOOPRUNNER_DISABLED_PLUGINS": "sample"},
+    ):
+        names = [row["name"] for row in json.loads(cli("--json", "plugins", env=env).stdout)]
+        assert names == ["looprunner.builtin"], env
+        missing = cli("start", "x", "--stage", "sample-stage", env=env)
+        assert missing.returncode == 2
+        assert "unknown stage 'sample-stage'" in missing.stderr
+
+
+def test_two_plugins_claiming_one_name_is_an_error_naming_both():
+    class Impostor:
+        name = "mock"
+
+    class Plugin:
+        @hookimpl
+        def register_providers(self, registry):
+            registry.add(Impostor)
+
+    pm = make_plugin_manager(autoload=False)
+    pm.register(Plugin(), name="impostor")
+    expected = r"registered twice: by looprunner\.builtin and by impostor"
+    with pytest.raises(Exception, match=expected):
+        Registries(pm)
+
+
+def test_a_hook_implementation_may_take_any_subset_of_arguments(project, make_stage):
+    make_stage("work", termination={"type": "fixed", "iterations": 2})
+    seen: list[tuple] = []
+
+    class Plugin:
+        @hookimpl
+        def on_iteration_start(self, iteration, context):
+            seen.append(("start", iteration, context["iteration"]))
+
+        @hookimpl
+        def on_iteration(self, result):
+            seen.append(("done", result.decision.value))
+
+        @hookimpl
+        def on_error(self, error):  # never called: the session completes
+            seen.append(("error", error.type))
+
+    pm = make_plugin_manager(autoload=False)
+    pm.register(Plugin(), name="subset")
+    from looprunner import Stage
+
+    session = Session.start(
+        "subset", Stage.load("work", project=project), project, backend="inline", plugin_manager=pm
+    )
+    assert session.status().state.status == "complete"
+    assert seen == [("start", 1, 1), ("done", "continue"), ("start", 2, 2), ("done", "continue")]
