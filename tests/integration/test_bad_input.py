@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.conftest import _socket_path, tree
+from looprunner.testing import tmux_socket_path
+from tests.conftest import tree
 from tests.integration.conftest import FAKES_BIN
 
 GOOD_STAGE = "name: work\nprovider: mock\ntermination:\n  type: fixed\n  iterations: 1\n"
@@ -309,7 +310,7 @@ def test_bad_input_is_refused_before_anything_is_written(project, cli, tmux_sock
     for needle in case.needles:
         assert _fill(needle, project) in message
     assert not (project / ".claude").exists(), "a refused command wrote state"
-    assert not _socket_path(tmux_socket).exists(), "a refused command started tmux"
+    assert not tmux_socket_path(tmux_socket).exists(), "a refused command started tmux"
 
 
 # --------------------------------------------------------------------------- not found

@@ -1,0 +1,34 @@
+"""A test kit for plugin authors (and looprunner's own tests).
+
+Installed with looprunner as a pytest plugin (entry point ``pytest11``), it gives every
+test suite these fixtures, none of them autouse:
+
+``lr_tmux``
+    A private tmux server: ``LOOPRUNNER_TMUX_SOCKET`` is set to a socket of this test
+    alone, and that server (only that one) is killed afterwards.
+``lr_project``
+    An empty project folder, with the tmux server above selected.
+``lr_stage``
+    ``lr_stage(name, provider="mock", termination=..., statuses=..., outputs=...)``
+    writes ``.looprunner/stages/NAME`` with mock fixtures and returns the folder.
+``lr_fake_agent``
+    ``lr_fake_agent(script)`` returns an argv for the ``command`` provider: a real
+    program that, each iteration, writes the status ``script`` gives for that
+    iteration (``{"1": {"decision": "continue"}, "default": {...}}``), or exits with
+    ``{"exit": N}``, sleeps with ``{"sleep": S}``, or writes no status.
+``lr_cli``
+    ``lr_cli("start", "NAME", "--stage", "work")`` runs the real command line against
+    the project and returns the ``CompletedProcess``.
+
+and :func:`wait_until`, a poll-with-deadline for conditions a test waits on.
+"""
+
+from looprunner.testing.kit import (
+    FAKE_AGENT,
+    fake_agent_argv,
+    tmux_socket_path,
+    wait_until,
+    write_stage,
+)
+
+__all__ = ["FAKE_AGENT", "fake_agent_argv", "tmux_socket_path", "wait_until", "write_stage"]

@@ -1,0 +1,78 @@
+"""The plain functions behind the pytest fixtures (usable without pytest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def write_stage(
+    project: Path,
+    name: str = "work",
+    *,
+    provider: str = "mock",
+    termination: Mapping[str, Any] | None = None,
+    statuses: Mapping[Any, Any] | None = None,
+    outputs: Mapping[Any, str] | None = None,
+    prompt: str = "Iteration ${ITERATION} of ${SESSION_NAME}. Write ${STATUS}.\n",
+    extra: str = "",
+) -> Path:
+    """Write ``PROJECT/.looprunner/stages/NAME`` (stage.yaml, prompt.md, mock fixtures).
+
+    ``statuses`` and ``outputs`` map an iteration number, or ``"default"``, to the
+    status document and output text the mock agent gives for it.
+    """
+    folder = project / ".looprunner" / "stages" / name
+    fixtures = folder / "fixtures"
+    fixtures.mkdir(parents=True, exist_ok=True)
+    term = dict(termination or {"type": "fixed", "iterations": 3})
+    lines = [f"name: {name}", f"provider: {provider}", "termination:"]
+    lines += [f"  {key}: {json.dumps(value)}" for key, value in term.items()]
+    (folder / "stage.yaml").write_text("\n".join(lines) + "\n" + extra)
+    (folder / "prompt.md").write_text(prompt)
+    default_status = {"decision": "continue", "reason": "more", "summary": "did one"}
+    for key, status in (statuses or {"default": default_status}).items():
+        target = "status.json" if key == "default" else f"status-{key}.json"
+        (fixtures / target).write_text(json.dumps(status))
+    for key, text in (outputs or {}).items():
+        target = "default.txt" if key == "default" else f"iteration-{key}.txt"
+        (fixtures / target).write_text(text)
+    return folder
+
+
+def tmux_socket_path(name: str) -> Path:
+    """Where tmux keeps the socket of ``tmux -L NAME`` (to tell whether a server started)."""
+    base = os.environ.get("TMUX_TMPDIR", "/tmp")
+    return Path(base) / f"tmux-{os.getuid()}" / name
+
+
+def fake_agent_argv(script_file: Path) -> list[str]:
+    """Return the argv of the scriptable fake agent reading ``script_file``."""
+    return [sys.executable, str(FAKE_AGENT), str(script_file)]
