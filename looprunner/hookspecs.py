@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from looprunner.maintenance import Problem
     from looprunner.models import IterationResult, Node, Pipeline, RunError, RunState, StageResult
     from looprunner.plugins import Registry
     from looprunner.session import Session
@@ -171,4 +172,22 @@ def on_error(session: Session, error: RunError) -> None:
         The session.
     error:
         ``type``, ``message`` and ``iteration`` of the failure, as written to state.json.
+    """
+
+
+@hookspec
+def on_cleanup(session: Session, problem: Problem) -> None:
+    """Called by ``cleanup --fix`` after it repaired a problem of a session.
+
+    For plugins that keep resources of their own per session: a task tracker can put a
+    crashed session's claimed work back in the queue when ``problem.kind`` is
+    ``"zombie_state"`` (the session was marked crashed).
+
+    Parameters
+    ----------
+    session:
+        The session the problem belonged to.
+    problem:
+        ``kind`` (``stale_lock``, ``orphaned_tmux``, ``zombie_state``), ``detail`` and
+        ``action`` (what was done).
     """

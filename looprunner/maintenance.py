@@ -26,7 +26,7 @@ from looprunner.errors import LooprunnerError
 from looprunner.health import CRASHED_ERROR, crash_reason
 from looprunner.models import RunError, RunState, RunStatus, events
 from looprunner.names import ProjectPaths, is_valid_session_name
-from looprunner.plugins import Registries, make_plugin_manager
+from looprunner.plugins import Registries, call_lifecycle, make_plugin_manager
 from looprunner.store import lock as lockmod
 from looprunner.store.events import EventLog, utc_now
 from looprunner.store.state import read_state, write_state
@@ -162,8 +162,27 @@ def cleanup(
         if confirm is not None and not confirm(problem):
             done.append(attrs.evolve(problem, action="skipped"))
             continue
-        done.append(_repair(problem, paths, registries))
+        repaired = _repair(problem, paths, registries)
+        if repaired.fixed:
+            repaired = _tell_plugins(repaired, paths, registries)
+        done.append(repaired)
     return CleanupReport(problems=tuple(done), tmux_reachable=report.tmux_reachable, fix=True)
+
+
+def _tell_plugins(problem: Problem, paths: ProjectPaths, registries: Registries) -> Problem:
+    """Call ``on_cleanup`` hooks; a plugin's failure is noted in the problem's action."""
+    from looprunner.session import Session
+
+    failures: list[str] = []
+
+    def report(plugin: str, hook: str, exc: BaseException) -> None:
+        failures.append(f"plugin {plugin} failed in {hook}: {type(exc).__name__}: {exc}")
+
+    session = Session(problem.session, paths.project, plugin_manager=registries.pm)
+    call_lifecycle(registries.pm, "on_cleanup", report, session=session, problem=problem)
+    if not failures:
+        return problem
+    return attrs.evolve(problem, action="; ".join([problem.action or "", *failures]).lstrip("; "))
 
 
 def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Problem:
