@@ -299,7 +299,12 @@ def _config_error(
                 field=_dotted(keypath) or None,
             )
         line, col = locate(doc, keypath)
-        message = str(leaf) if isinstance(leaf, _BadValue | ConfigError) else _plain(leaf)
+        if isinstance(leaf, ConfigError):
+            message = leaf.detail
+        elif isinstance(leaf, _BadValue):
+            message = str(leaf)
+        else:
+            message = _plain(leaf)
         return ConfigError(
             message, path=path, line=line, column=col, field=_dotted(keypath) or None
         )

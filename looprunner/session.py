@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -27,6 +27,9 @@ from looprunner.errors import (
     SessionTimeoutError,
 )
 from looprunner.health import derive_health
+
+if TYPE_CHECKING:
+    from looprunner.display import SessionList
 from looprunner.models import (
     Event,
     Health,
@@ -89,6 +92,46 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session({self.name!r}, project={str(self.paths.project)!r})"
+
+    def _repr_html_(self) -> str:
+        from looprunner.display import html_table
+
+        return html_table([self.status()])
+
+    def __str__(self) -> str:
+        from looprunner.display import progress_lines
+
+        return "\n".join(progress_lines(self.status()))
+
+    def watch(self, *, interval: float = 0.5, out: Any = None) -> SessionStatus:
+        """Show live progress, a bar per stage, until the session ends; return its status.
+
+        Works in a notebook (the output updates in place) and in a terminal.
+        """
+        from looprunner.display import watch
+
+        return watch(self, interval=interval, out=out)
+
+    async def aevents(
+        self, *, follow: bool = False, interval: float = 0.25
+    ) -> AsyncIterator[Event]:
+        """Iterate the session's events without blocking an event loop.
+
+        With ``follow``, new events are yielded as they are written until the session
+        stops running.
+        """
+        import asyncio
+
+        seen = 0
+        while True:
+            finished = self.status().health is not Health.RUNNING
+            for event in self.events():
+                if event.seq > seen:
+                    seen = event.seq
+                    yield event
+            if not follow or finished:
+                return
+            await asyncio.sleep(interval)
 
     @property
     def registries(self) -> Registries:
@@ -704,8 +747,13 @@ class Session:
     # ------------------------------------------------------------------ listing
 
     @classmethod
-    def list(cls, project: str | Path = ".") -> list[SessionStatus]:
-        """Return the status of every session in the project, by name (tmux asked once)."""
+    def list(cls, project: str | Path = ".") -> SessionList:
+        """Return the status of every session in the project, by name (tmux asked once).
+
+        The list shows itself as a table in Jupyter and in a REPL.
+        """
+        from looprunner.display import SessionList
+
         paths = ProjectPaths.of(project)
         names: set[str] = set()
         if paths.runs.is_dir():
@@ -718,10 +766,10 @@ class Session:
         tmux = _tmux_sessions(registries, paths.project)
         if tmux:
             names.update(tmux)
-        return [
+        return SessionList(
             cls(name, paths.project)._with(registries).status(tmux_sessions=tmux)
             for name in sorted(names)
-        ]
+        )
 
     def _with(self, registries: Registries) -> Session:
         self._registries = registries

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from looprunner.errors import ConfigError
+
 if TYPE_CHECKING:
     from looprunner.models.pipeline import Pipeline
 
@@ -24,6 +26,14 @@ class JudgeSpec:
     model: str | None = None
 
 
+def _count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Refuse a count that is not a whole number (``True`` is not a count either)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(
+            f"expected an integer, got {value!r}", field=f"termination.{attribute.name}"
+        )
+
+
 @attrs.frozen
 class Termination:
     """When a stage stops.
@@ -34,10 +44,10 @@ class Termination:
     """
 
     type: str = "fixed"
-    iterations: int | None = None
-    max: int | None = None
-    min_iterations: int | None = None
-    consensus: int | None = None
+    iterations: int | None = attrs.field(default=None, validator=_count)
+    max: int | None = attrs.field(default=None, validator=_count)
+    min_iterations: int | None = attrs.field(default=None, validator=_count)
+    consensus: int | None = attrs.field(default=None, validator=_count)
     judge: JudgeSpec | None = None
     queue_command: tuple[str, ...] | None = None
 
@@ -58,6 +68,17 @@ class Termination:
     def merged(self, overrides: Mapping[str, Any]) -> Termination:
         """Return this termination with the keys in ``overrides`` replaced."""
         return attrs.evolve(self, **dict(overrides))
+
+
+def _as_termination(value: Termination | Mapping[str, Any]) -> Termination:
+    """Accept ``termination={"type": "fixed", "iterations": 3}`` in Python code too."""
+    if isinstance(value, Termination):
+        return value
+    known = {a.name for a in attrs.fields(Termination)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}", field="termination")
+    return Termination(**dict(value))
 
 
 @attrs.frozen
@@ -86,7 +107,7 @@ class Stage:
     description: str = ""
     provider: str | None = None
     model: str | None = None
-    termination: Termination = attrs.field(factory=Termination)
+    termination: Termination = attrs.field(factory=Termination, converter=_as_termination)
     delay: float = 0.0
     context: str = ""
     output_path: str | None = None

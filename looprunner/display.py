@@ -1,0 +1,134 @@
+"""How sessions look in a notebook (HTML tables) and a terminal (text), and ``watch``.
+
+Kept apart from :mod:`looprunner.session` so the session logic does not mix with
+presentation; imports nothing of IPython unless it is already running.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import sys
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from looprunner.models import Health, SessionStatus
+
+if TYPE_CHECKING:
+    from looprunner.session import Session
+
+COLUMNS = ("session", "type", "stage", "iteration", "health", "started")
+
+
+def row(status: SessionStatus) -> dict[str, str]:
+    """Return the display fields of one status."""
+    state = status.state
+    if state is None:
+        return dict.fromkeys(COLUMNS, "-") | {
+            "session": status.session,
+            "health": status.health.value,
+        }
+    current = state.current
+    return {
+        "session": status.session,
+        "type": state.type,
+        "stage": f"{current.id} ({state.current_stage + 1}/{len(state.stages)})",
+        "iteration": f"{state.iteration_completed}/{current.max_iterations}",
+        "health": status.health.value,
+        "started": state.started_at,
+    }
+
+
+def html_table(statuses: Iterable[SessionStatus]) -> str:
+    """Render statuses as an HTML table, for Jupyter."""
+    head = "".join(f"<th>{name}</th>" for name in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(row(s)[c])}</td>" for c in COLUMNS) + "</tr>"
+        for s in statuses
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def text_table(statuses: Iterable[SessionStatus]) -> str:
+    """Render statuses as aligned text, for a REPL."""
+    rows = [row(s) for s in statuses]
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in COLUMNS}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+class SessionList(list[SessionStatus]):
+    """A list of statuses that shows itself as a table in Jupyter and in a REPL."""
+
+    def _repr_html_(self) -> str:
+        return html_table(self)
+
+    def __str__(self) -> str:
+        return text_table(self)
+
+
+def bar(done: int, total: int, width: int = 24) -> str:
+    """Draw a text progress bar: ``[########------]``."""
+    filled = width if total <= 0 else min(width, round(width * done / total))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def progress_lines(status: SessionStatus) -> list[str]:
+    """One line per stage: its bar, iterations done / cap, and its status."""
+    state = status.state
+    if state is None:
+        return [f"{status.session}: {status.health.value}"]
+    return [f"{status.session}: {status.health.value}"] + [
+        f"  {stage.id:<20} {bar(stage.iterations_completed, stage.max_iterations)} "
+        f"{stage.iterations_completed}/{stage.max_iterations} {stage.status.value}"
+        for stage in state.stages
+    ]
+
+
+def _in_notebook() -> bool:
+    """Tell whether a Jupyter kernel runs this code (IPython is never imported here)."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None) if shell is not None else None
+    ip = get() if get else None
+    return ip is not None and hasattr(ip, "kernel")
+
+
+def watch(session: Session, *, interval: float = 0.5, out: TextIO | None = None) -> SessionStatus:
+    """Show live progress (a bar per stage) until the session stops running.
+
+    In Jupyter the display updates in place; in a terminal the lines are redrawn; in a
+    log (not a terminal) a line is printed only when something changed.
+    """
+    stream = out or sys.stdout
+    notebook = out is None and _in_notebook()
+    handle: Any = None
+    last = ""
+    live = not notebook and stream.isatty()
+    drawn = 0
+    while True:
+        status = session.status()
+        lines = progress_lines(status)
+        text = "\n".join(lines)
+        if text != last:
+            if notebook:
+                ipd: Any = importlib.import_module("IPython.display")  # a kernel runs
+
+                view = ipd.HTML("<pre>" + html.escape(text) + "</pre>")
+                if handle is None:
+                    handle = ipd.display(view, display_id=True)
+                else:
+                    handle.update(view)
+            elif live:
+                if drawn:
+                    stream.write(f"\x1b[{drawn}F\x1b[J")
+                stream.write(text + "\n")
+                drawn = len(lines)
+            else:
+                stream.write(text + "\n")
+            stream.flush()
+            last = text
+        if status.health not in (Health.RUNNING, Health.UNKNOWN):
+            return status
+        time.sleep(interval)
