@@ -48,3 +48,18 @@ def docs(session: nox.Session) -> None:
     """Check the docs against the code: every CLI command and option is documented."""
     session.install("-e", ".", *group("test"))
     session.run("pytest", "tests/test_docs.py", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run the example script and execute the example notebook top to bottom."""
+    session.install("-e", ".", "nbclient>=0.10", "ipykernel>=6", "nbformat>=5")
+    session.run("python", "examples/run_pipeline.py", "--inline")
+    session.run(
+        "python",
+        "-c",
+        "import nbformat, nbclient; "
+        "nb = nbformat.read('examples/notebook.ipynb', as_version=4); "
+        "nbclient.NotebookClient(nb, timeout=120, kernel_name='python3').execute(); "
+        "print('notebook ran:', len(nb.cells), 'cells')",
+    )
