@@ -1,30 +1,69 @@
-"""``state.json``: written atomically by the engine, read by anyone without locking."""
+"""``state.json``: written atomically by the engine, read by anyone without locking.
+
+Each write first keeps the current file as ``state.prev.json`` (a hard link, so it costs
+no copy), then replaces ``state.json`` atomically. Atomic replacement already means a
+reader never sees a torn file; the previous version is there for what atomicity cannot
+prevent — a file damaged on disk, or edited by hand — so readers can fall back to the
+last good state instead of failing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from looprunner import convert
 from looprunner.models import RunState
-from looprunner.store.atomic import write_atomic
+from looprunner.store.atomic import TEMP_PREFIX, write_atomic
+
+PREVIOUS_NAME = "state.prev.json"
+
+
+def previous_path(path: Path) -> Path:
+    """Where the previous state is kept."""
+    return path.with_name(PREVIOUS_NAME)
 
 
 def write_state(path: Path, state: RunState) -> None:
-    """Replace the state file atomically (temp file, fsync, rename)."""
+    """Keep the current state as the previous one, then replace it atomically."""
+    if path.exists():
+        keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            keep.unlink()
+        try:
+            os.link(path, keep)
+            keep.replace(previous_path(path))
+        except OSError:  # a file system without hard links: keep going without a backup
+            with contextlib.suppress(OSError):
+                keep.unlink()
     write_atomic(path, convert.state_to_json(state))
 
 
 def read_state(path: Path) -> RunState | None:
     """Return the recorded state, or None if there is no state file.
 
+    A state file that does not parse gives the previous state instead, if that one
+    does.
+
     Raises
     ------
     ValueError
-        If the file exists but does not parse (never written by looprunner's atomic
-        writer, so someone else changed it).
+        If the state file exists but neither it nor the previous one parses.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    return convert.state_from_json(text)
+    except (OSError, UnicodeDecodeError):
+        text = None
+    error: ValueError = ValueError(f"{path} cannot be read")
+    if text is not None:
+        try:
+            return convert.state_from_json(text)
+        except ValueError as exc:
+            error = exc
+    try:
+        return convert.state_from_json(previous_path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise error from None
