@@ -418,8 +418,15 @@ class Session:
             detail=detail,
         )
 
-    def events(self) -> Iterator[Event]:
-        """Iterate over the session's recorded events, oldest first."""
+    def events(self, *, last: int | None = None) -> Iterator[Event]:
+        """Iterate over the session's recorded events, oldest first.
+
+        ``last=N`` gives only the last N, read from the end of the log (fast on any size).
+        """
+        if last is not None:
+            from looprunner.store.events import last_events
+
+            return iter(last_events(self.paths.events_file, last))
         return iter_events(self.paths.events_file)
 
     def wait(
@@ -496,8 +503,14 @@ class Session:
         ):
             yield chunk.decode("utf-8", "replace")
 
-    def tail(self, *, follow: bool = False, interval: float = 0.25) -> Iterator[Event]:
-        """Yield the recorded events, then (with ``follow``) new ones until the session ends."""
+    def tail(
+        self, *, follow: bool = False, interval: float = 0.25, offset: int = 0
+    ) -> Iterator[Event]:
+        """Yield the recorded events, then (with ``follow``) new ones until the session ends.
+
+        ``offset`` skips the first bytes of the log (a follower that already showed the
+        backlog starts at the log's size then).
+        """
         from looprunner.store.events import parse_event_line
         from looprunner.store.logs import follow as follow_file
 
@@ -509,7 +522,9 @@ class Session:
             return self.status().health is not Health.RUNNING
 
         pending = b""
-        for chunk in follow_file(self.paths.events_file, offset=0, done=done, interval=interval):
+        for chunk in follow_file(
+            self.paths.events_file, offset=offset, done=done, interval=interval
+        ):
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for raw in complete:

@@ -174,7 +174,8 @@ def status(ctx: Context, name: str) -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key.ljust(width)}  {value}")
-    recent = [e for e in session.events() if e.type == "iteration_complete"][-5:]
+    # the log's end is enough for the last few iterations, however long the log is
+    recent = [e for e in session.events(last=50) if e.type == "iteration_complete"][-5:]
     if recent:
         click.echo("  recent iterations:")
         for event in recent:

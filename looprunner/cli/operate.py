@@ -129,10 +129,13 @@ def describe(event: Event) -> str:
 def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
     """Show session NAME's event log (raw JSON lines with --json)."""
     session, _ = _existing(ctx, name)
-    events = session.tail(follow=False)
-    backlog = list(events)
+    from looprunner.store.logs import size
+
+    start = size(session.paths.events_file)  # follow from here: the backlog covers the rest
     if lines is not None:
-        backlog = backlog[-lines:] if lines > 0 else []
+        backlog = list(session.events(last=lines)) if lines > 0 else []
+    else:
+        backlog = list(session.events())
     from looprunner import convert
 
     def show(event: Event) -> None:
@@ -144,9 +147,9 @@ def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
     for event in backlog:
         show(event)
     if follow:
-        seen = max((e.seq for e in session.events()), default=0)
+        seen = max((e.seq for e in session.events(last=1)), default=0)
         try:
-            for event in session.tail(follow=True):
+            for event in session.tail(follow=True, offset=start):
                 if event.seq > seen:
                     seen = event.seq
                     show(event)

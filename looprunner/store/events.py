@@ -59,7 +59,8 @@ class EventLog:
 
     def _next_seq(self) -> int:
         if self._seq is None:
-            self._seq = max((event.seq for event in read_events(self.path)), default=0)
+            last = last_events(self.path, 1)
+            self._seq = last[-1].seq if last else 0
         self._seq += 1
         return self._seq
 
@@ -123,6 +124,22 @@ def iter_events(path: Path) -> Iterator[Event]:
             event = parse_event_line(raw)
             if event is not None:
                 yield event
+
+
+def last_events(path: Path, count: int) -> list[Event]:
+    """Return the last ``count`` readable events, reading from the end of the file.
+
+    Costs the same for a log of a thousand lines or of a gigabyte.
+    """
+    from looprunner.store.logs import last_lines
+
+    wanted = count
+    while True:
+        lines = last_lines(path, wanted + 1)
+        events = [e for e in (parse_event_line(line.encode()) for line in lines) if e]
+        if len(events) >= count or len(lines) <= wanted:
+            return events[-count:] if count else []
+        wanted *= 2  # torn or foreign lines were among them: read a little further back
 
 
 def read_events(path: Path) -> list[Event]:
