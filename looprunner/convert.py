@@ -27,9 +27,6 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models import (
@@ -180,7 +177,10 @@ converter = _make_converter()
 # --------------------------------------------------------------------------- YAML
 
 
-def _yaml() -> YAML:
+def _yaml() -> Any:
+    # imported here: reading state and events never needs a YAML parser
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     return yaml
@@ -199,6 +199,8 @@ def read_yaml(path: Path) -> Any:
 
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse YAML text read from ``path`` (used only to name it in errors)."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     try:
         return _yaml().load(text)
     except MarkedYAMLError as exc:
@@ -222,11 +224,16 @@ def locate(doc: Any, keypath: KeyPath, *, key: bool = False) -> tuple[int | None
     for depth, part in enumerate(keypath):
         last = depth == len(keypath) - 1
         try:
-            if isinstance(node, CommentedMap) and part in node:
+            if isinstance(node, Mapping) and hasattr(node, "lc") and part in node:
                 line, col = node.lc.key(part) if (last and key) else node.lc.value(part)
                 position = (line + 1, col + 1)
                 node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            elif (
+                isinstance(node, list)
+                and hasattr(node, "lc")
+                and isinstance(part, int)
+                and part < len(node)
+            ):
                 line, col = node.lc.item(part)
                 position = (line + 1, col + 1)
                 node = node[part]
@@ -345,13 +352,13 @@ def located(stage_folder: Path | None, keypath: KeyPath) -> Iterator[None]:
         raise
 
 
-def expect_mapping(data: Any, *, path: Path, what: str) -> CommentedMap:
+def expect_mapping(data: Any, *, path: Path, what: str) -> Any:
     """Return ``data`` if it is a mapping, else raise naming the file."""
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{what} must be a mapping of keys to values, got {_describe(data)}", path=path, line=1
         )
-    return data  # type: ignore[return-value]
+    return data
 
 
 # --------------------------------------------------------------------------- stages
@@ -384,7 +391,7 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
     folder = stage_yaml.parent
     doc = read_yaml(stage_yaml)
     if doc is None:
-        doc = CommentedMap()
+        doc = {}
     data = expect_mapping(doc, path=stage_yaml, what="a stage file")
     for key in data:
         if key not in STAGE_KEYS:

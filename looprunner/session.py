@@ -379,7 +379,7 @@ class Session:
         except ValueError:
             state, unreadable = None, True
         if tmux_sessions is ...:
-            tmux_sessions = _tmux_sessions(self.registries, self.paths.project)
+            tmux_sessions = _tmux_sessions(None, self.paths.project)
         live = tmux_sessions if isinstance(tmux_sessions, set) else None
         tmux_present = None if live is None else self.name in live
         engine_alive = (
@@ -446,7 +446,7 @@ class Session:
             If there is no such session.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        tmux = _tmux_sessions(self.registries, self.paths.project)
+        tmux = _tmux_sessions(None, self.paths.project)
         orphaned_before = False
         while True:
             status = self.status(tmux_sessions=tmux)
@@ -460,7 +460,7 @@ class Session:
                 # an engine that just exited leaves its tmux session for an instant:
                 # look once more before calling it orphaned
                 orphaned_before = True
-                tmux = _tmux_sessions(self.registries, self.paths.project)
+                tmux = _tmux_sessions(None, self.paths.project)
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 raise SessionTimeoutError(
@@ -471,7 +471,7 @@ class Session:
                 poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
             )
             if status.resources.tmux:
-                tmux = _tmux_sessions(self.registries, self.paths.project)
+                tmux = _tmux_sessions(None, self.paths.project)
 
     def output(self, lines: int = 50) -> tuple[str, list[str]]:
         """Return where the output comes from (``tmux`` or ``engine.log``) and its last lines.
@@ -546,6 +546,8 @@ class Session:
         try:
             pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
             node = pipeline.nodes[min(state.current_stage, len(pipeline.nodes) - 1)]
+            if node.stage.termination.type in ("fixed", "judgment"):
+                return None  # no queue to ask (and no need to load the plugins)
             termination = self.registries.terminations.get(node.stage.termination.type)(
                 node.stage.termination
             )
@@ -777,27 +779,24 @@ class Session:
             names.update(
                 p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem)
             )
-        registries = Registries(make_plugin_manager())
-        tmux = _tmux_sessions(registries, paths.project)
+        tmux = _tmux_sessions(None, paths.project)
         if tmux:
             names.update(tmux)
         return SessionList(
-            cls(name, paths.project)._with(registries).status(tmux_sessions=tmux)
-            for name in sorted(names)
+            cls(name, paths.project).status(tmux_sessions=tmux) for name in sorted(names)
         )
 
-    def _with(self, registries: Registries) -> Session:
-        self._registries = registries
-        return self
 
+def _tmux_sessions(registries: Registries | None, project: Path) -> set[str] | None:
+    """Ask tmux once which of the project's sessions are live.
 
-def _tmux_sessions(registries: Registries, project: Path) -> set[str] | None:
-    try:
-        backend = registries.backends.get("tmux")()
-    except LooprunnerError:
-        return None
-    result: set[str] | None = backend.sessions(project)
-    return result
+    The tmux session is one of the three resources every session is judged by, so this
+    talks to the built-in tmux backend directly: looking at a session never needs the
+    plugins loaded (which costs more than the look itself).
+    """
+    from looprunner.backends.tmux import TmuxBackend
+
+    return TmuxBackend().sessions(project)
 
 
 def session_names(statuses: list[SessionStatus]) -> list[str]:

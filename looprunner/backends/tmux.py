@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import libtmux
-from libtmux.exc import LibTmuxException
+if TYPE_CHECKING:
+    import libtmux
 
 from looprunner.errors import BackendError, BackendUnreachableError
 from looprunner.names import session_from_tmux_name, tmux_session_name
@@ -29,27 +30,55 @@ _NO_SERVER = ("no server running", "error connecting to", "No such file or direc
 
 
 def server_from_env() -> libtmux.Server:
-    """Return the tmux server looprunner uses (``LOOPRUNNER_TMUX_SOCKET`` or the default)."""
-    socket = os.environ.get(SOCKET_ENV) or None
-    return libtmux.Server(socket_name=socket)
+    """Return the libtmux server looprunner uses (``LOOPRUNNER_TMUX_SOCKET`` or the default)."""
+    import libtmux
+
+    return libtmux.Server(socket_name=os.environ.get(SOCKET_ENV) or None)
 
 
 class TmuxBackend:
-    """Runs engines in detached tmux sessions."""
+    """Runs engines in detached tmux sessions.
+
+    Give it a ``libtmux.Server`` to drive a server of your own; without one it talks to
+    the server ``LOOPRUNNER_TMUX_SOCKET`` names by running ``tmux`` directly, which
+    spares every command-line call the cost of importing libtmux (about 50 ms).
+    """
 
     name: ClassVar[str] = "tmux"
+    #: a tmux call that takes longer than this is a server that does not answer
+    TIMEOUT: ClassVar[float] = 10.0
 
     def __init__(self, server: libtmux.Server | None = None) -> None:
-        self.server = server if server is not None else server_from_env()
+        self.server = server
+        self.socket_name = (
+            server.socket_name if server is not None else (os.environ.get(SOCKET_ENV) or None)
+        )
 
     def _run(self, *args: str) -> tuple[int, list[str], list[str]]:
-        if shutil.which("tmux") is None:
+        if self.server is not None:
+            from libtmux.exc import LibTmuxException
+
+            try:
+                result = self.server.cmd(*args)
+            except LibTmuxException as exc:
+                raise BackendUnreachableError(f"tmux failed: {exc}") from exc
+            return int(result.returncode or 0), list(result.stdout), list(result.stderr)
+        tmux = shutil.which("tmux")
+        if tmux is None:
             raise BackendUnreachableError("tmux is not installed (it is not on PATH)")
+        argv = [tmux, *(("-L", self.socket_name) if self.socket_name else ()), *args]
         try:
-            result = self.server.cmd(*args)
-        except LibTmuxException as exc:
-            raise BackendUnreachableError(f"tmux failed: {exc}") from exc
-        return int(result.returncode or 0), list(result.stdout), list(result.stderr)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BackendUnreachableError(f"tmux did not answer: {exc}") from exc
+        return done.returncode, done.stdout.splitlines(), done.stderr.splitlines()
 
     def launch(self, spec: LaunchSpec) -> None:
         """Start ``python -m looprunner engine ...`` in a new detached tmux session."""
@@ -178,9 +207,8 @@ class TmuxBackend:
         """Return the command that attaches a terminal (switch-client inside tmux)."""
         name = tmux_session_name(session)
         base = ["tmux"]
-        socket = self.server.socket_name
-        if socket:
-            base += ["-L", socket]
+        if self.socket_name:
+            base += ["-L", self.socket_name]
         if os.environ.get("TMUX"):
             return [*base, "switch-client", "-t", f"={name}"]
         return [*base, "attach-session", "-t", f"={name}"]

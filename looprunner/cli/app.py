@@ -7,6 +7,7 @@ DESIGN.md: 0 ok, 1 failed, 2 bad input, 3 conflict, 4 not found.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,60 @@ def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoRet
     sys.exit(code)
 
 
+#: command name -> "module:function"; a command's module is imported only when it runs,
+#: so ``looprunner status`` does not pay for importing every other command
+COMMANDS = {
+    "start": "run:start",
+    "wait": "run:wait",
+    "demo": "run:demo",
+    "engine": "run:engine",
+    "list": "inspect:list_sessions",
+    "status": "inspect:status",
+    "kill": "control:kill",
+    "resume": "control:resume",
+    "cleanup": "control:cleanup",
+    "monitor": "operate:monitor",
+    "attach": "operate:attach",
+    "tail": "operate:tail",
+    "stages": "define:stages",
+    "pipelines": "define:pipelines",
+    "lint": "define:lint",
+    "dry-run": "define:dry_run",
+    "completion": "define:completion",
+    "plugins": "define:plugins",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports each command's module on first use."""
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        """Every command, imported (for documentation tools that walk the group)."""
+        return {name: self._load(name) for name in COMMANDS}
+
+    @commands.setter
+    def commands(self, value: object) -> None:
+        """Ignore click's own table: :data:`COMMANDS` is the table."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return the command names without importing their modules."""
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return one command."""
+        return self._load(cmd_name) if cmd_name in COMMANDS else None
+
+    def _load(self, cmd_name: str) -> click.Command:
+        target = COMMANDS[cmd_name]
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(f"looprunner.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
 @click.group(
+    cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -64,35 +118,6 @@ def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
             front.run(click_ctx, click_ctx.obj)
         else:
             click.echo(click_ctx.get_help())
-
-
-def _register() -> None:
-    from looprunner.cli import control, define, inspect, operate, run
-
-    for command in (
-        run.start,
-        run.wait,
-        run.demo,
-        run.engine,
-        inspect.list_sessions,
-        inspect.status,
-        control.kill,
-        control.resume,
-        control.cleanup,
-        operate.monitor,
-        operate.attach,
-        operate.tail,
-        define.stages,
-        define.pipelines,
-        define.lint,
-        define.dry_run,
-        define.completion,
-        define.plugins,
-    ):
-        cli.add_command(command)
-
-
-_register()
 
 
 def _show_warnings() -> None:

@@ -9,6 +9,8 @@ from looprunner.models import AgentStatus, Node, Pipeline
 from looprunner.names import SessionPaths
 
 OUTPUT_FILE = "output.md"
+#: how many earlier iterations' outputs ``inputs.from_previous_iterations`` lists
+PREVIOUS_OUTPUTS = 50
 STATUS_FILE = "status.json"
 CONTEXT_FILE = "context.json"
 
@@ -31,7 +33,11 @@ def build_context(
     """Return the ``context.json`` document of one iteration (all paths absolute)."""
     node = pipeline.nodes[index]
     iteration_dir = paths.iteration_dir(index, node.id, iteration)
-    earlier = [paths.iteration_dir(index, node.id, n) / OUTPUT_FILE for n in range(1, iteration)]
+    # every completed iteration left an output.md; list the most recent ones only, so
+    # an iteration costs the same at 10,000 as at 10
+    stage_dir = paths.stage_dir(index, node.id)
+    first = max(1, iteration - PREVIOUS_OUTPUTS)
+    earlier = [f"{stage_dir}/iterations/{n:03d}/{OUTPUT_FILE}" for n in range(first, iteration)]
     from_stage: dict[str, list[str]] = {}
     wanted = set(node.inputs.from_nodes)
     if not wanted and index > 0:
@@ -65,7 +71,7 @@ def build_context(
         "inputs": {
             "from_initial": list(pipeline.inputs) if node.inputs.from_initial else [],
             "from_stage": from_stage,
-            "from_previous_iterations": [str(p) for p in earlier if p.exists()],
+            "from_previous_iterations": earlier,
         },
         "commands": dict(pipeline.commands),
         "context": node.stage.context,

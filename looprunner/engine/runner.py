@@ -356,7 +356,10 @@ class Engine:
             previous=previous,
             output_path=agent_output,
         )
-        write_atomic(context_file, json.dumps(self.redactor.data(document), indent=2) + "\n")
+        # not fsynced: if lost in a crash, the iteration re-runs and writes it again
+        write_atomic(
+            context_file, json.dumps(self.redactor.data(document), indent=2) + "\n", durable=False
+        )
         self._hook("on_iteration_start", stage=node, iteration=iteration, context=document)
         prompt = render(stage.prompt, values)
         invocation = Invocation(
@@ -394,7 +397,10 @@ class Engine:
             self._write_out(chunk.decode("utf-8", "replace"))
 
         def on_start(pid: int) -> None:
+            # bookkeeping, not history: atomic but not fsynced (the next durable write of
+            # state or events carries it to disk)
             self._save(
+                durable=False,
                 iteration=iteration,
                 iteration_started=utc_now(),
                 agent_pid=pid,
@@ -402,6 +408,7 @@ class Engine:
             )
             self.events.append(
                 events.ITERATION_START,
+                durable=False,
                 stage=node.id,
                 iteration=iteration,
                 data={"provider": stage.provider_name, "model": stage.model},
@@ -417,7 +424,8 @@ class Engine:
             on_output=on_output,
             on_start=on_start,
         )
-        self._save(agent_pid=None, agent_start_time=None)
+        assert self.state is not None
+        self.state = attrs.evolve(self.state, agent_pid=None, agent_start_time=None)
         if agent_output != output_file and agent_output.is_file():
             # the stage writes its output into the project: keep a copy with the run
             text = agent_output.read_text(encoding="utf-8", errors="replace")
@@ -429,7 +437,12 @@ class Engine:
         faults.checkpoint("after_agent", iteration)
         status = self._judge(result, status_file, iteration, node.id)
         output_text = output_file.read_text(encoding="utf-8", errors="replace")
-        write_atomic(ctxmod.stage_output(self.paths, index, node), self.redactor.text(output_text))
+        # a copy of the iteration's output.md, written again if lost
+        write_atomic(
+            ctxmod.stage_output(self.paths, index, node),
+            self.redactor.text(output_text),
+            durable=False,
+        )
         self._set_stage(index, iterations_completed=iteration)
         self._save(iteration_completed=iteration, iteration_started=None)
         faults.checkpoint("state_written", iteration)
@@ -653,10 +666,10 @@ class Engine:
             **self._identity(),
         )
 
-    def _save(self, **changes: Any) -> None:
+    def _save(self, *, durable: bool = True, **changes: Any) -> None:
         assert self.state is not None
         self.state = attrs.evolve(self.state, updated_at=utc_now(), **changes)
-        write_state(self.paths.state_file, self.state)
+        write_state(self.paths.state_file, self.state, durable=durable)
 
     def _set_stage(self, index: int, **changes: Any) -> None:
         assert self.state is not None

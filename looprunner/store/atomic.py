@@ -10,13 +10,17 @@ from pathlib import Path
 TEMP_PREFIX = ".tmp-"
 
 
-def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     Writes a temporary file in the same folder, fsyncs it, renames it over ``path`` with
     :func:`os.replace`, then fsyncs the folder so the rename survives a power cut. A
     crash at any point leaves the previous file intact; a temporary file left behind by
     a crash is removed by :func:`sweep_temp_files`.
+
+    ``durable=False`` skips both fsyncs: still atomic (never torn), but a power cut may
+    bring back the previous version. For files that are rewritten when lost (an
+    iteration's context.json is written again when the iteration re-runs).
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX + path.name + ".")
@@ -24,14 +28,16 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(folder: Path) -> None:

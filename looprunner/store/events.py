@@ -71,8 +71,13 @@ class EventLog:
         stage: str | None = None,
         iteration: int | None = None,
         data: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> Event:
-        """Append one event and flush it to disk before returning."""
+        """Append one event, flushed to disk before returning unless ``durable=False``.
+
+        A non-durable event is still written whole (one ``write``), and reaches the disk
+        with the next durable one at the latest.
+        """
         payload = dict(data or {})
         if self._redact is not None:
             payload = self._redact(payload)
@@ -96,7 +101,8 @@ class EventLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, line)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return event

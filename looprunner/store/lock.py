@@ -17,8 +17,57 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
-import portalocker
-from portalocker.exceptions import LockException
+
+try:  # POSIX: probing needs only flock, the primitive portalocker's default locker uses
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+class LockException(Exception):
+    """The lock is held by someone else."""
+
+
+def _lock(handle: IO[bytes], *, shared: bool = False, blocking: bool = False) -> None:
+    """Take an flock through portalocker (imported here: it is slow to import)."""
+    import portalocker
+    from portalocker.exceptions import LockException as PortalockerLockException
+
+    flags = portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
+    if not blocking:
+        flags |= portalocker.LockFlags.NON_BLOCKING
+    try:
+        portalocker.lock(handle, flags)
+    except PortalockerLockException as exc:
+        raise LockException(str(exc)) from exc
+
+
+def _unlock(handle: IO[bytes]) -> None:
+    import portalocker
+
+    with contextlib.suppress(Exception):
+        portalocker.unlock(handle)
+
+
+def _try_shared(handle: IO[bytes]) -> bool:
+    """Take a shared lock for an instant if nobody holds the exclusive one.
+
+    Uses ``fcntl.flock`` directly where it exists: the same lock portalocker takes on
+    POSIX, without paying for importing portalocker on every ``status`` call.
+    """
+    if fcntl is None:  # pragma: no cover - not POSIX
+        try:
+            _lock(handle, shared=True)
+        except LockException:
+            return False
+        _unlock(handle)
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return True
 
 
 @attrs.frozen
@@ -64,9 +113,7 @@ class SessionLock:
             handle = self.path.open("a+b")
             os.set_inheritable(handle.fileno(), False)
             try:
-                portalocker.lock(
-                    handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-                )
+                _lock(handle)
             except LockException:
                 handle.close()
             else:
@@ -112,8 +159,7 @@ class SessionLock:
         if not taken:
             self._handle = stale
             return False
-        with contextlib.suppress(LockException, OSError):
-            portalocker.unlock(stale)
+        _unlock(stale)
         stale.close()
         return True
 
@@ -125,8 +171,7 @@ class SessionLock:
         if remove and _same_file(handle, self.path):
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-        with contextlib.suppress(LockException, OSError):
-            portalocker.unlock(handle)
+        _unlock(handle)
         handle.close()
 
     def __enter__(self) -> SessionLock:
@@ -160,16 +205,7 @@ def probe(path: Path) -> LockProbe:
     except OSError:
         return LockProbe(present=True, held=False)
     with handle:
-        try:
-            portalocker.lock(
-                handle, portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING
-            )
-        except LockException:
-            held = True
-        else:
-            held = False
-            with contextlib.suppress(LockException, OSError):
-                portalocker.unlock(handle)
+        held = not _try_shared(handle)
         raw = handle.read()
     try:
         metadata = json.loads(raw or b"{}")

@@ -25,7 +25,7 @@ def previous_path(path: Path) -> Path:
     return path.with_name(PREVIOUS_NAME)
 
 
-def write_state(path: Path, state: RunState) -> None:
+def write_state(path: Path, state: RunState, *, durable: bool = True) -> None:
     """Keep the current state as the previous one, then replace it atomically."""
     if path.exists():
         keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
@@ -37,7 +37,7 @@ def write_state(path: Path, state: RunState) -> None:
         except OSError:  # a file system without hard links: keep going without a backup
             with contextlib.suppress(OSError):
                 keep.unlink()
-    write_atomic(path, convert.state_to_json(state))
+    write_atomic(path, convert.state_to_json(state), durable=durable)
 
 
 def read_state(path: Path) -> RunState | None:

@@ -1,0 +1,469 @@
+"""looprunner's benchmark suite: ``python benchmarks/run.py [--quick] [--only NAME]``.
+
+Each benchmark prints a table row and the whole run is written as JSON to
+``benchmarks/results/<timestamp>.json`` (and ``latest.json``). Figures are medians of
+repeated runs on this machine; compare only figures from one run. ``--quick`` uses
+small counts so CI can run every benchmark in seconds (its figures are noisier).
+Targets are documented in docs/performance.md; this script reports, it never fails on
+a slow figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from looprunner import Pipeline, Session, Stage  # noqa: E402
+from looprunner.names import ProjectPaths  # noqa: E402
+from looprunner.store.events import read_events  # noqa: E402
+
+PY = sys.executable
+TRIVIAL_AGENT = ["/bin/sh", "-c", 'printf \'{"decision":"continue"}\' > "$LOOPRUNNER_STATUS"']
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def parse_ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def run_loop(project: Path, name: str, stage: Stage, iterations: int) -> Session:
+    """Run a loop in this process (its log goes to engine.log, not the terminal)."""
+    with Path(os.devnull).open("w") as quiet, contextlib.redirect_stdout(quiet):
+        return Session.start(
+            name, Pipeline.loop(stage, iterations=iterations), project, backend="inline"
+        )
+
+
+def mean_overhead(session: Session, wall: float) -> float:
+    """(wall time of the run - time spent in agents) / iterations."""
+    events = read_events(session.paths.events_file)
+    durations = [float(e.data["duration"]) for e in events if e.type == "iteration_complete"]
+    return (wall - sum(durations)) / max(1, len(durations))
+
+
+def per_iteration_overhead(session: Session) -> list[float]:
+    """Wall time between iteration starts minus the agent's own run time."""
+    events = read_events(session.paths.events_file)
+    starts = [parse_ts(e.ts) for e in events if e.type == "iteration_start"]
+    durations = [float(e.data["duration"]) for e in events if e.type == "iteration_complete"]
+    return [
+        (starts[i + 1] - starts[i]) - durations[i]
+        for i in range(min(len(starts) - 1, len(durations)))
+    ]
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.results: list[dict[str, Any]] = []
+        self.root = Path(tempfile.mkdtemp(prefix="looprunner-bench-"))
+        self.socket = f"lrbench-{uuid.uuid4().hex[:8]}"
+        os.environ["LOOPRUNNER_TMUX_SOCKET"] = self.socket
+        os.environ.setdefault("LOOPRUNNER_KILL_GRACE", "2")
+
+    def project(self, name: str) -> Path:
+        folder = self.root / name
+        folder.mkdir()
+        return folder
+
+    def record(self, name: str, figure: float, unit: str, target: str, **detail: Any) -> None:
+        row = {"name": name, "figure": figure, "unit": unit, "target": target, **detail}
+        self.results.append(row)
+        print(
+            f"{name:<34} {figure:>10} {unit:<6} target {target:<14} {json.dumps(detail)}",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ benchmarks
+
+    def engine_overhead(self) -> None:
+        """Engine work per iteration, agent time excluded (mock and trivial command)."""
+        n = 50 if self.quick else 500
+        project = self.project("overhead")
+        mock = Stage(
+            name="mock", provider="mock", prompt="x", termination={"type": "fixed", "iterations": n}
+        )
+        t0 = time.perf_counter()
+        session = run_loop(project, "mock", mock, n)
+        wall = time.perf_counter() - t0
+        values = per_iteration_overhead(session)
+        self.record(
+            "engine overhead / iteration (mock)",
+            ms(median(values)),
+            "ms",
+            "<= 5 ms",
+            iterations=n,
+            mean_ms=ms(mean_overhead(session, wall)),
+        )
+        command = Stage(
+            name="cmd",
+            provider="command",
+            command=tuple(TRIVIAL_AGENT),
+            prompt="x",
+            termination={"type": "fixed", "iterations": n},
+        )
+        t0 = time.perf_counter()
+        session = run_loop(project, "cmd", command, n)
+        wall = time.perf_counter() - t0
+        values = per_iteration_overhead(session)
+        self.record(
+            "overhead beyond agent (command)",
+            ms(median(values)),
+            "ms",
+            "<= 10 ms",
+            iterations=n,
+            mean_ms=ms(mean_overhead(session, wall)),
+        )
+
+    def flatness(self) -> None:
+        """Is iteration 10,000 as cheap as iteration 10? (full mode only; quick: 1,000)."""
+        n = 1000 if self.quick else 10_000
+        project = self.project("flat")
+        stage = Stage(
+            name="cmd",
+            provider="command",
+            command=tuple(TRIVIAL_AGENT),
+            prompt="x",
+            termination={"type": "fixed", "iterations": n},
+        )
+        started = time.monotonic()
+        session = run_loop(project, "flat", stage, n)
+        values = per_iteration_overhead(session)
+        early, late = median(values[5:55]), median(values[-50:])
+        self.record(
+            "late vs early iteration overhead",
+            round(late / early, 2) if early else float("nan"),
+            "x",
+            "<= 1.2 x",
+            early_ms=ms(early),
+            late_ms=ms(late),
+            iterations=n,
+            total_s=round(time.monotonic() - started, 1),
+        )
+
+    def start_latency(self) -> None:
+        """Session.start (tmux) until the engine holds the lock and state says running."""
+        rounds = 5 if self.quick else 20
+        project = self.project("start")
+        stage = Stage(
+            name="w",
+            provider="mock",
+            prompt="x",
+            termination={"type": "fixed", "iterations": 1},
+            mock_delay=30,
+        )
+        times = []
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            session = Session.start(f"s{i}", stage, project)
+            times.append(time.perf_counter() - t0)
+            session.kill()
+        self.record(
+            "Session.start until running (tmux)",
+            ms(median(times)),
+            "ms",
+            "<= 300 ms",
+            rounds=rounds,
+        )
+
+    def cli_times(self) -> None:
+        """Whole-process `status` and `list --json` (200 on disk, 20 live), tmux calls counted."""
+        project = self.project("cli")
+        on_disk = 40 if self.quick else 200
+        live = 5 if self.quick else 20
+        done = Stage(
+            name="w", provider="mock", prompt="x", termination={"type": "fixed", "iterations": 1}
+        )
+        first = run_loop(project, "seed", done, 1)
+        runs = ProjectPaths.of(project).runs
+        for i in range(on_disk - live - 1):
+            target = runs / f"old-{i}"
+            shutil.copytree(first.paths.run_dir, target)
+            state = json.loads((target / "state.json").read_text())
+            state["session"] = f"old-{i}"
+            (target / "state.json").write_text(json.dumps(state))
+        slow = Stage(
+            name="w",
+            provider="mock",
+            prompt="x",
+            termination={"type": "fixed", "iterations": 1},
+            mock_delay=60,
+        )
+        live_sessions = [Session.start(f"live-{i}", slow, project) for i in range(live)]
+        shim = self.root / "shim"
+        shim.mkdir()
+        log = self.root / "tmux-calls.log"
+        real = shutil.which("tmux")
+        (shim / "tmux").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+        (shim / "tmux").chmod(0o755)
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+        def timed(*args: str) -> float:
+            t0 = time.perf_counter()
+            subprocess.run(
+                [PY, "-m", "looprunner", "--project", str(project), *args],
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            return time.perf_counter() - t0
+
+        rounds = 5 if self.quick else 15
+        status_times = [timed("status", "live-0") for _ in range(rounds)]
+        self.record(
+            "`looprunner status NAME` process",
+            ms(median(status_times)),
+            "ms",
+            "<= 150 ms",
+            rounds=rounds,
+        )
+        log.write_text("")
+        list_times = [timed("--json", "list") for _ in range(rounds)]
+        calls = len(log.read_text().splitlines()) / rounds
+        self.record(
+            "`looprunner list --json` process",
+            ms(median(list_times)),
+            "ms",
+            "<= 250 ms",
+            sessions=on_disk,
+            live=live,
+            tmux_calls_per_list=calls,
+        )
+        for session in live_sessions:
+            session.kill()
+
+    def import_time(self) -> None:
+        """`python -c "import looprunner"` minus a bare interpreter start."""
+        rounds = 10 if self.quick else 30
+
+        def wall(code: str) -> float:
+            t0 = time.perf_counter()
+            subprocess.run([PY, "-c", code], check=True)
+            return time.perf_counter() - t0
+
+        bare = median([wall("pass") for _ in range(rounds)])
+        full = median([wall("import looprunner") for _ in range(rounds)])
+        api = median(
+            [wall("from looprunner import Session, Stage, Pipeline") for _ in range(rounds)]
+        )
+        self.record(
+            "import looprunner (beyond python)",
+            ms(full - bare),
+            "ms",
+            "<= 60 ms",
+            interpreter_ms=ms(bare),
+            api_import_ms=ms(api - bare),
+        )
+
+    def idle_engine(self) -> None:
+        """CPU and memory of an engine waiting on a long-running agent."""
+        window = 3 if self.quick else 20
+        project = self.project("idle")
+        stage = Stage(
+            name="w",
+            provider="mock",
+            prompt="x",
+            termination={"type": "fixed", "iterations": 1},
+            mock_delay=window + 30,
+        )
+        session = Session.start("idle", stage, project)
+        state = session.status().state
+        while state is None or not state.agent_pid:
+            time.sleep(0.05)
+            state = session.status().state
+        pid = state.pid
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(window)
+        used, spent = cpu() - c0, time.monotonic() - t0
+        rss_kb = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS")
+        )
+        self.record("idle engine CPU", round(100 * used / spent, 2), "%", "~0 %", window_s=window)
+        self.record("idle engine RSS", round(rss_kb / 1024, 1), "MB", "<= 40 MB")
+        session.kill()
+
+    def big_logs(self) -> None:
+        """`monitor` and `tail -n` on a 1 GB log vs a 1 MB one (time should not grow)."""
+        size = (64 if self.quick else 1024) * 1024 * 1024
+        project = self.project("logs")
+        stage = Stage(
+            name="w", provider="mock", prompt="x", termination={"type": "fixed", "iterations": 2}
+        )
+        session = run_loop(project, "logs", stage, 2)
+        events = session.paths.events_file.read_bytes()
+        engine_log = session.paths.engine_log.read_bytes()
+
+        def grow(path: Path, tail: bytes, total: int) -> None:
+            filler = b'{"ts":"x","seq":0,"type":"filler","session":"logs"}\n' * 20000
+            with path.open("wb") as handle:
+                while handle.tell() < total - len(tail):
+                    handle.write(filler)
+                handle.write(tail)
+
+        timings: dict[str, dict[str, float]] = {}
+        for label, total in (("1MB", 1024 * 1024), ("big", size)):
+            grow(session.paths.events_file, events, total)
+            grow(session.paths.engine_log, engine_log, total)
+
+            def timed(*args: str) -> float:
+                t0 = time.perf_counter()
+                subprocess.run(
+                    [PY, "-m", "looprunner", "--project", str(project), *args],
+                    capture_output=True,
+                    check=True,
+                )
+                return time.perf_counter() - t0
+
+            timings[label] = {
+                "monitor": median([timed("monitor", "logs", "-n", "50") for _ in range(3)]),
+                "tail": median([timed("tail", "logs", "-n", "50") for _ in range(3)]),
+                "status": median([timed("status", "logs") for _ in range(3)]),
+            }
+        for what in ("monitor", "tail", "status"):
+            self.record(
+                f"`{what}` on {size // 2**20} MB logs",
+                ms(timings["big"][what]),
+                "ms",
+                "~ same as 1 MB",
+                small_ms=ms(timings["1MB"][what]),
+            )
+
+    def concurrent(self) -> None:
+        """Many sessions at once: all complete, no lock error, no lost event."""
+        count = 10 if self.quick else 100
+        project = self.project("many")
+        stage = Stage(
+            name="w", provider="mock", prompt="x", termination={"type": "fixed", "iterations": 3}
+        )
+        stage_dir = project / ".looprunner" / "stages" / "w"
+        stage_dir.mkdir(parents=True)
+        (stage_dir / "stage.yaml").write_text(
+            "name: w\nprovider: mock\ntermination:\n  type: fixed\n  iterations: 3\n"
+        )
+        (stage_dir / "prompt.md").write_text("x ${ITERATION}\n")
+        t0 = time.monotonic()
+        procs = [
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "looprunner",
+                    "--project",
+                    str(project),
+                    "start",
+                    f"c{i}",
+                    "--stage",
+                    "w",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(count)
+        ]
+        failures = sum(1 for p in procs if p.wait() != 0)
+        statuses = [Session(f"c{i}", project).wait(timeout=600) for i in range(count)]
+        complete = sum(1 for s in statuses if s.health.value == "complete")
+        lost = 0
+        for i in range(count):
+            evs = read_events(Session(f"c{i}", project).paths.events_file)
+            if [e.seq for e in evs] != list(range(1, len(evs) + 1)) or sum(
+                e.type == "iteration_complete" for e in evs
+            ) != 3:
+                lost += 1
+        self.record(
+            "concurrent sessions complete",
+            complete,
+            "of",
+            f"{count} of {count}",
+            start_failures=failures,
+            sessions_with_lost_events=lost,
+            wall_s=round(time.monotonic() - t0, 1),
+        )
+
+
+BENCHMARKS: dict[str, Callable[[Bench], None]] = {
+    "overhead": Bench.engine_overhead,
+    "flatness": Bench.flatness,
+    "start": Bench.start_latency,
+    "cli": Bench.cli_times,
+    "import": Bench.import_time,
+    "idle": Bench.idle_engine,
+    "logs": Bench.big_logs,
+    "concurrent": Bench.concurrent,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (CI)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only these"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=HERE / "results", help="folder for the JSON results"
+    )
+    args = parser.parse_args(argv)
+    bench = Bench(quick=args.quick)
+    try:
+        for name, function in BENCHMARKS.items():
+            if args.only and name not in args.only:
+                continue
+            function(bench)
+    finally:
+        bench.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "results": bench.results,
+    }
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    for target in (args.out / f"{stamp}.json", args.out / "latest.json"):
+        target.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
