@@ -63,3 +63,10 @@ def examples(session: nox.Session) -> None:
         "nbclient.NotebookClient(nb, timeout=120, kernel_name='python3').execute(); "
         "print('notebook ran:', len(nb.cells), 'cells')",
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite (pass --quick for the short version CI runs)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)
