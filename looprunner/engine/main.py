@@ -38,10 +38,13 @@ def run_engine(
     env: Mapping[str, str] | None = None
     if env_fifo is not None:
         received = handoff.receive(env_fifo, timeout=HANDOFF_TIMEOUT)
-        if received is not None:
-            os.environ.clear()
-            os.environ.update(received)
-            env = received
+        if received is None:
+            # never run agents with the tmux server's environment instead of the caller's
+            print("looprunner engine: the launcher handed over no environment; not starting")
+            return 1
+        os.environ.clear()
+        os.environ.update(received)
+        env = received
     engine = make_engine(project, session, backend=backend, env=env)
     try:
         state = engine.run(resume=resume)
