@@ -4,7 +4,8 @@ Project name and entry-point group: ``looprunner``. Implement hooks with
 :data:`looprunner.hookimpl`; an implementation may take any subset of a hook's
 arguments. Built-ins register through these same hooks.
 
-Registration hooks run once per plugin manager. Lifecycle hooks (``on_*``) run in the
+Registration hooks run whenever a plugin manager's registries are built, so they
+should only add classes. Lifecycle hooks (``on_*``) run in the
 engine process; one that raises is written to engine.log and to the event log as a
 ``hook_error`` event, and the session goes on.
 """
@@ -31,7 +32,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_providers(registry: Registry[Any]) -> None:
     """Register agent providers.
 
-    Fires once, when a plugin manager is built. Call ``registry.add(cls)`` for each
+    Fires each time a plugin manager's registries are built. Call ``registry.add(cls)`` for each
     provider class; the class names itself with ``name: ClassVar[str]``.
 
     Parameters
@@ -46,7 +47,7 @@ def register_providers(registry: Registry[Any]) -> None:
 def register_terminations(registry: Registry[Any]) -> None:
     """Register termination strategies (``fixed``, ``judgment``, ...).
 
-    Fires once, when a plugin manager is built. Each class implements
+    Fires each time a plugin manager's registries are built. Each class implements
     :class:`looprunner.protocols.TerminationStrategy` and names itself.
 
     Parameters
@@ -60,7 +61,7 @@ def register_terminations(registry: Registry[Any]) -> None:
 def register_backends(registry: Registry[Any]) -> None:
     """Register backends that run engine processes (``tmux``, ``inline``, ...).
 
-    Fires once, when a plugin manager is built.
+    Fires each time a plugin manager's registries are built.
 
     Parameters
     ----------
@@ -73,7 +74,7 @@ def register_backends(registry: Registry[Any]) -> None:
 def register_stage_types(registry: Registry[Any]) -> None:
     """Register stage types: folders of stage definitions a plugin ships.
 
-    Fires once, when a plugin manager is built. Each class names itself with
+    Fires each time a plugin manager's registries are built. Each class names itself with
     ``name: ClassVar[str]`` and gives ``folder: ClassVar[Path]``, a folder holding
     ``NAME/stage.yaml`` + ``prompt.md`` stage folders (package data). Its stages are found
     after the project's own and the built-ins, so a project can override them.

@@ -105,6 +105,11 @@ def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> I
             f"(available: {', '.join(registries.terminations.names())})",
             where,
         )
+    else:
+        try:
+            registries.terminations.get(term.type)(term).validate()
+        except ConfigError as exc:
+            yield Finding("LR002", "error", exc.detail, where)
     # Whether the provider's program is installed is a fact about this machine, not the
     # definition: ``dry-run`` and ``start`` report it.
     if stage.provider_name not in registries.providers.names():

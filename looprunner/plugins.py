@@ -91,7 +91,7 @@ class Registries:
             hook = getattr(pm.hook, hook_name)
             for impl in hook.get_hookimpls():
                 registry.current_plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
-                impl.function(registry)
+                impl.function(**dict.fromkeys(impl.argnames, registry))
 
 
 def make_plugin_manager(
@@ -108,12 +108,15 @@ def make_plugin_manager(
     if autoload:
         try:
             pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-        except Exception as exc:
+        except Exception as exc:  # a plugin's import error or a bad hook signature
             raise PluginError(f"a looprunner plugin failed to load: {exc}") from exc
     from looprunner.builtin import plugin as builtin_plugin
 
     pm.register(builtin_plugin, name=BUILTIN_NAME)
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"a looprunner plugin implements an unknown hook: {exc}") from exc
     return pm
 
 

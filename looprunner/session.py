@@ -6,6 +6,7 @@ Everything the command line and notebooks do goes through this class.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -214,12 +215,20 @@ class Session:
         lock = self._take_lock()
         try:
             self._refuse_or_move_aside(force=force, backend=runner)
+        except BaseException:
+            # a refused start leaves nothing behind: not even the lock file it made
+            lock.release(remove=True)
+            raise
+        try:
             self.paths.run_dir.mkdir(parents=True)
             write_atomic(self.paths.pipeline_file, convert.dump_pipeline(pipeline))
+            self._spawn(runner, lock, env=env, resume=False)
         except BaseException:
-            lock.release()
+            if not self.paths.state_file.exists():  # the engine never ran: undo the start
+                shutil.rmtree(self.paths.run_dir, ignore_errors=True)
+                if lock.acquire(timeout=0):
+                    lock.release(remove=True)
             raise
-        self._spawn(runner, lock, env=env, resume=False)
 
     def _take_lock(self) -> lockmod.SessionLock:
         """Hold the session lock while preparing a launch, so two launchers never race."""
@@ -290,16 +299,7 @@ class Session:
         return tuple(argv)
 
     def _refuse_or_move_aside(self, *, force: bool, backend: Backend) -> None:
-        live = backend.sessions(self.paths.project) if backend.name == "tmux" else set()
-        if live and self.name in live:
-            raise SessionConflictError(
-                f"tmux session pipeline-{self.name} exists but no engine holds the lock; "
-                "run 'looprunner cleanup' first",
-                session=self.name,
-            )
-        if not self.paths.run_dir.exists():
-            return
-        recorded = self._read_state()
+        recorded = self._read_state() if self.paths.run_dir.exists() else None
         if (
             recorded is not None
             and not recorded.status.finished
@@ -310,6 +310,24 @@ class Session:
                 "although its lock file is missing",
                 session=self.name,
             )
+        if backend.name == "tmux":
+            owner = getattr(backend, "owner", None)
+            holder = owner(self.name) if owner else None
+            if holder == str(self.paths.project):
+                raise SessionConflictError(
+                    f"tmux session pipeline-{self.name} exists but no engine holds the lock; "
+                    "run 'looprunner cleanup --fix' first",
+                    session=self.name,
+                )
+            if holder is not None:
+                whose = f"another project ({holder})" if holder else "no looprunner project"
+                raise SessionConflictError(
+                    f"tmux session pipeline-{self.name} already exists and belongs to {whose}; "
+                    "choose another name",
+                    session=self.name,
+                )
+        if not self.paths.run_dir.exists():
+            return
         if not force:
             state = self._read_state()
             what = (

@@ -1,4 +1,4 @@
-"""The documentation tells the truth: commands, options, stage keys, links and examples."""
+"""The documentation tells the truth: commands, options, keys, hooks, links and examples."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from ruamel.yaml import YAML
 import looprunner
 from looprunner.cli.app import cli
 from looprunner.convert import STAGE_KEYS, load_stage_file
-from looprunner.models import Termination
+from looprunner.models import Health, Termination
+from looprunner.plugins import make_plugin_manager
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 DOC_PAGES = sorted(DOCS.glob("*.md"))
+ALL_DOC_PAGES = sorted(DOCS.rglob("*.md"))  # the plugin author pages under docs/plugins/ too
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -154,8 +156,13 @@ def test_docs_pages_exist():
         "cli.md",
         "lint.md",
         "python-api.md",
+        "operations.md",
+        "recovery.md",
+        "migration.md",
     }
     assert expected <= {p.name for p in DOC_PAGES}
+    plugin_pages = {"index.md", "hooks.md", "reference.md"}
+    assert plugin_pages <= {p.name for p in (DOCS / "plugins").glob("*.md")}
 
 
 class LinkCase(NamedTuple):
@@ -165,8 +172,8 @@ class LinkCase(NamedTuple):
 
 
 LINK_CASES = [
-    LinkCase(f"{page.name} -> {target}", page, target)
-    for page in DOC_PAGES
+    LinkCase(f"{page.relative_to(DOCS)} -> {target}", page, target)
+    for page in ALL_DOC_PAGES
     for target in _LINK.findall(without_code_blocks(page.read_text(encoding="utf-8")))
     if not re.match(r"[a-z][a-z0-9+.-]*:", target)  # http:, https:, mailto: ...
 ]
@@ -252,3 +259,142 @@ def test_run_loop_example_runs_to_completion(args, tmp_path):
     assert "session_complete" in result.stdout
     assert "'reason': 'agent_stop'" in result.stdout
     assert "- iteration 3: hello #3 from session hello" in result.stdout
+
+
+# --------------------------------------------------------------------------- plugin hooks
+
+HOOKS_PAGE = DOCS / "plugins" / "hooks.md"
+_SIGNATURE_HEADING = re.compile(r"^## `(\w+)\(([^)`]*)\)`[ \t]*$", re.MULTILINE)
+_ARGUMENT_ROW = re.compile(r"^\| `(\w+)` \|", re.MULTILINE)
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def hook_sections() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Map each hook documented in hooks.md to (its heading's arguments, its section text)."""
+    text = without_code_blocks(HOOKS_PAGE.read_text(encoding="utf-8"))
+    found: dict[str, tuple[tuple[str, ...], str]] = {}
+    matches = list(_SIGNATURE_HEADING.finditer(text))
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        body = text[match.end() : end].split("\n## ", 1)[0]
+        args = tuple(a.strip() for a in match.group(2).split(",") if a.strip())
+        assert match.group(1) not in found, f"hooks.md: two sections for {match.group(1)}"
+        found[match.group(1)] = (args, body)
+    return found
+
+
+def argument_table(section: str) -> list[str]:
+    """The argument names in a hook section's ``| argument | meaning |`` table."""
+    table = section.split("| argument | meaning |", 1)
+    assert len(table) == 2, "the section has no '| argument | meaning |' table"
+    rows = []
+    for line in table[1].strip().splitlines():
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return _ARGUMENT_ROW.findall("\n".join(rows))
+
+
+class HookCase(NamedTuple):
+    test_id: str
+    name: str
+    argnames: tuple[str, ...]
+
+
+_HOOKS = make_plugin_manager(autoload=False).hook
+HOOK_CASES = [
+    HookCase(name, name, tuple(getattr(_HOOKS, name).spec.argnames))
+    for name in sorted(vars(_HOOKS))
+    if getattr(_HOOKS, name).spec is not None
+]
+
+
+def test_there_are_hooks_to_document():
+    names = {case.name for case in HOOK_CASES}
+    assert {"register_providers", "on_iteration", "on_cleanup"} <= names
+
+
+@pytest.mark.parametrize("case", HOOK_CASES, ids=[c.test_id for c in HOOK_CASES])
+def test_every_hook_has_a_section_headed_by_its_exact_signature(case):
+    signature = f"{case.name}({', '.join(case.argnames)})"
+    sections = hook_sections()
+    assert case.name in sections, f"docs/plugins/hooks.md has no section '## `{signature}`'"
+    args, body = sections[case.name]
+    assert args == case.argnames, (
+        f"docs/plugins/hooks.md: the section of {case.name} is headed with ({', '.join(args)}); "
+        f"the hook is `{signature}`"
+    )
+    assert argument_table(body) == list(case.argnames), (
+        f"docs/plugins/hooks.md: the argument table of {case.name} must list "
+        f"{', '.join(case.argnames)}, in order"
+    )
+
+
+def test_hooks_md_documents_no_hook_that_does_not_exist():
+    assert set(hook_sections()) <= {case.name for case in HOOK_CASES}
+
+
+class ExampleCase(NamedTuple):
+    test_id: str
+    code: str
+
+
+_HOOK_BLOCKS = _PYTHON_BLOCK.findall(HOOKS_PAGE.read_text(encoding="utf-8"))
+EXAMPLE_CASES = [
+    ExampleCase(f"hooks.md example {i}", block) for i, block in enumerate(_HOOK_BLOCKS[1:], 1)
+]
+
+
+@pytest.mark.parametrize("case", HOOK_CASES, ids=[c.test_id for c in HOOK_CASES])
+def test_every_hook_section_has_an_example(case):
+    raw = HOOKS_PAGE.read_text(encoding="utf-8")
+    assert f"\n## `{case.name}(" in raw
+    section = raw.split(f"\n## `{case.name}(", 1)[1].split("\n## ", 1)[0]
+    assert "```python" in section, f"docs/plugins/hooks.md: {case.name} has no example"
+
+
+@pytest.mark.parametrize("case", EXAMPLE_CASES, ids=[c.test_id for c in EXAMPLE_CASES])
+def test_hook_examples_run(case, tmp_path):
+    """Each example runs as written after the page's harness (its first Python block)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", f"{_HOOK_BLOCKS[0]}\n{case.code}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plugin example failed in" not in result.stdout, result.stdout
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@pytest.mark.parametrize("health", [h.value for h in Health])
+def test_every_health_has_a_section_in_operations_md(health):
+    text = without_code_blocks(read("operations.md"))
+    headings = {heading.strip("`") for _, heading in _HEADING.findall(text)}
+    assert health in headings, f"docs/operations.md has no section headed `{health}`"
+
+
+def environment_variables() -> list[str]:
+    """Every ``LOOPRUNNER_*`` variable named in the library's source."""
+    pattern = re.compile(r"(?<![\w$])LOOPRUNNER_[A-Z][A-Z0-9_]*")
+    names: set[str] = set()
+    for path in (REPO / "looprunner").rglob("*.py"):
+        names.update(pattern.findall(path.read_text(encoding="utf-8")))
+    return sorted(names)
+
+
+def test_the_source_reads_environment_variables():
+    assert {"LOOPRUNNER_TMUX_SOCKET", "LOOPRUNNER_STATE_DIR"} <= set(environment_variables())
+
+
+@pytest.mark.parametrize("variable", environment_variables())
+def test_every_environment_variable_is_in_operations_md(variable):
+    assert mentions(read("operations.md"), variable), (
+        f"docs/operations.md does not mention {variable}"
+    )

@@ -173,10 +173,14 @@ class TmuxBackend:
         return None if found is None else set(found)
 
     def owner(self, session: str) -> str | None:
-        """Return the project whose mark a live ``pipeline-NAME`` session carries, if any."""
+        """Return whose the live ``pipeline-NAME`` session is.
+
+        A project path; ``""`` when looprunner did not create it; None when there is no
+        such session.
+        """
         for tmux_name, _, mark in self._listing() or []:
             if tmux_name == tmux_session_name(session):
-                return mark or None
+                return mark
         return None
 
     def capture(self, session: str, lines: int) -> list[str] | None:

@@ -61,7 +61,8 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     from looprunner.cli.run import engine_output
 
-    foreground = foreground or backend == "inline"
+    recorded = before.state.backend if before.state else None
+    foreground = foreground or (backend or recorded) == "inline"
     with engine_output(ctx):
         session.resume(backend="inline" if foreground else backend)
     after = session.status()
