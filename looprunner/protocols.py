@@ -54,6 +54,10 @@ class TerminationStrategy(Protocol):
     def validate(self) -> None:
         """Raise :class:`~looprunner.errors.ConfigError` if the spec is unusable."""
 
+    # Optional: ``check(self) -> None`` raising a LooprunnerError when this machine cannot
+    # run the termination (a program it needs is missing). Called by ``start`` and
+    # ``dry-run``, never by ``lint``, which judges the definition only.
+
     def decide(self, progress: StageProgress) -> str | None:
         """Return a reason to stop now, or None to run another iteration.
 

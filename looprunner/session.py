@@ -189,7 +189,11 @@ class Session:
             provider.check(stage)
             with located(stage.source, ("termination", "type")):
                 termination = self.registries.terminations.get(stage.termination.type)
-            termination(stage.termination).validate()
+            strategy = termination(stage.termination)
+            strategy.validate()
+            machine_check = getattr(strategy, "check", None)
+            if machine_check is not None:  # optional: facts about this machine, not the file
+                machine_check()
 
     def _backend(self, backend: str | Backend, *, background: bool = False) -> Backend:
         if not isinstance(backend, str):
@@ -580,8 +584,20 @@ class Session:
                 session=self.name,
             )
             return len(remaining(progress))
-        except LooprunnerError:
+        except Exception:  # a plugin's queue that cannot be asked must not break status
             return None
+
+    def pipeline(self) -> Pipeline:
+        """Return the resolved pipeline this session runs (``pipeline.yaml`` of its run).
+
+        Raises
+        ------
+        ConfigError
+            If the run has no readable pipeline file.
+        """
+        from looprunner import convert
+
+        return convert.load_resolved_pipeline(self.paths.pipeline_file)
 
     def attach_command(self) -> list[str]:
         """Return the tmux command that attaches a terminal to this live session.

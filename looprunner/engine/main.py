@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def run_engine(
         os.environ.clear()
         os.environ.update(received)
         env = received
+    # this process is the engine's own: let plugins' INFO messages reach engine.log
+    logging.getLogger().setLevel(logging.INFO)
     engine = make_engine(project, session, backend=backend, env=env)
     try:
         state = engine.run(resume=resume)

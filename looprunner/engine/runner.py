@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -65,6 +66,20 @@ MAX_CAPTURE = 16 * 1024 * 1024
 
 class _Stopped(Exception):
     """A stop was requested (SIGTERM, SIGINT, SIGHUP or ``request_stop``)."""
+
+
+class _EngineLogHandler(logging.Handler):
+    """Puts what plugins log (``logging``, level INFO and up) into engine.log, redacted."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(level=logging.INFO)
+        self.engine = engine
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.engine._log(f"{record.name}: {record.getMessage()}")
+        except Exception:  # logging must never break the engine
+            self.handleError(record)
 
 
 class _LockLost(Exception):
@@ -135,12 +150,15 @@ class Engine:
                 session=self.paths.name,
             )
         restore = self._install_signal_handlers()
+        log_handler = _EngineLogHandler(self)
+        logging.getLogger().addHandler(log_handler)
         try:
             self._open_log()
             self.lock.write_metadata(self._lock_metadata())
             sweep_temp_files(self.paths.run_dir)
             return self._run_locked(resume=resume)
         finally:
+            logging.getLogger().removeHandler(log_handler)
             restore()
             self.runner.close()
             finished = self.state is not None and self.state.status.finished
