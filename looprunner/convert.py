@@ -200,9 +200,21 @@ def read_yaml(path: Path) -> Any:
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse YAML text read from ``path`` (used only to name it in errors)."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     try:
         return _yaml().load(text)
+    except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        position = exc.position if isinstance(exc.position, int) else 0
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        raise ConfigError(
+            f"invalid YAML: character {exc.character!r} is not allowed",
+            code="LR001",
+            path=path,
+            line=line,
+            column=column,
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

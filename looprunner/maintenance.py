@@ -20,7 +20,7 @@ from typing import Literal
 import attrs
 
 from looprunner import procinfo
-from looprunner.engine.process import kill_grace, stop_group
+from looprunner.engine.process import kill_grace, stop_leftover_group
 from looprunner.engine.runner import LOCK_TIMEOUT
 from looprunner.errors import LooprunnerError
 from looprunner.health import CRASHED_ERROR, crash_reason
@@ -204,10 +204,9 @@ def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Pr
         if problem.kind == "zombie_state":
             if state is None or state.status.finished or _engine_alive(state):
                 return attrs.evolve(problem, fixed=True, action="already resolved")
-            if state.agent_pid and procinfo.is_alive(
-                state.agent_pid, state.agent_start_time, state.boot_id
-            ):
-                stop_group(state.agent_pid, kill_grace())
+            stop_leftover_group(
+                state.agent_pid, state.agent_start_time, state.boot_id, kill_grace()
+            )
             _mark_crashed(session.state_file, session.events_file, state)
             return attrs.evolve(
                 problem,

@@ -19,6 +19,7 @@ import attrs
 import pluggy
 
 from looprunner import handoff, procinfo
+from looprunner.engine.redact import Redactor
 from looprunner.errors import (
     BackendError,
     LooprunnerError,
@@ -225,7 +226,10 @@ class Session:
             raise
         try:
             self.paths.run_dir.mkdir(parents=True)
-            write_atomic(self.paths.pipeline_file, convert.dump_pipeline(pipeline))
+            # secrets typed into --context never reach the disk either (a resumed agent
+            # then sees [redacted:NAME] where the value was)
+            redact = Redactor(os.environ if env is None else env).text
+            write_atomic(self.paths.pipeline_file, redact(convert.dump_pipeline(pipeline)))
             self._spawn(runner, lock, env=env, resume=False)
         except BaseException:
             if not self.paths.state_file.exists():  # the engine never ran: undo the start
@@ -318,6 +322,15 @@ class Session:
             owner = getattr(backend, "owner", None)
             holder = owner(self.name) if owner else None
             if holder == str(self.paths.project):
+                from looprunner.maintenance import orphan_grace
+
+                created = (backend.created(self.paths.project) or {}).get(self.name)  # type: ignore[attr-defined]
+                if created is not None and time.time() - created < orphan_grace():
+                    # another start launched it an instant ago; its engine is starting
+                    raise SessionConflictError(
+                        f"session {self.name!r} is already running (its engine is starting)",
+                        session=self.name,
+                    )
                 raise SessionConflictError(
                     f"tmux session pipeline-{self.name} exists but no engine holds the lock; "
                     "run 'looprunner cleanup --fix' first",
@@ -641,14 +654,15 @@ class Session:
         if status.health is Health.RUNNING:
             self._stop_engine(status, timeout=KILL_TIMEOUT if grace is None else grace + 5)
         state = self._read_state()
-        if (
-            state is not None
-            and state.agent_pid
-            and procinfo.is_alive(state.agent_pid, state.agent_start_time, state.boot_id)
-        ):
-            from looprunner.engine.process import kill_grace, stop_group
+        if state is not None and state.agent_pid:
+            from looprunner.engine.process import kill_grace, stop_leftover_group
 
-            stop_group(state.agent_pid, kill_grace() if grace is None else grace)
+            stop_leftover_group(
+                state.agent_pid,
+                state.agent_start_time,
+                state.boot_id,
+                kill_grace() if grace is None else grace,
+            )
         self._stop_tmux()
         self._record_killed()
         return self.status()

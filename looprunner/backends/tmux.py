@@ -26,7 +26,12 @@ from looprunner.protocols import LaunchSpec
 
 SOCKET_ENV = "LOOPRUNNER_TMUX_SOCKET"
 MARK = "@looprunner"
-_NO_SERVER = ("no server running", "error connecting to", "No such file or directory")
+_NO_SERVER = (
+    "no server running",
+    "error connecting to",
+    "No such file or directory",
+    "server exited unexpectedly",  # a server shutting down as its last session ends
+)
 
 
 def server_from_env() -> libtmux.Server:

@@ -106,6 +106,31 @@ def stop_group(pgid: int, grace: float) -> None:
     signal_group(pgid, signal.SIGKILL)
 
 
+def stop_leftover_group(
+    pgid: int | None, started: int | None, boot: str | None, grace: float
+) -> bool:
+    """Stop what is left of an agent's process group after its engine died.
+
+    The agent (the group's leader, pid ``pgid``, started at ``started``) may be gone
+    while programs it started live on. Its group is signalled when the leader is still
+    the recorded process, or when no process has the leader's pid any more: a group id
+    is never given to a new process while members of the group exist, so the members
+    are the agent's. A pid now used by another process is never signalled, nor is
+    anything after a reboot. Return whether anything was stopped.
+    """
+    from looprunner import procinfo
+
+    if not pgid or (boot is not None and procinfo.boot_id() not in (None, boot)):
+        return False
+    leader_now = procinfo.start_time(pgid)
+    if leader_now is not None and (started is None or leader_now != started):
+        return False  # the pid belongs to another process now (or cannot be told apart)
+    if not group_alive(pgid):
+        return False
+    stop_group(pgid, grace)
+    return True
+
+
 class AgentRunner:
     """Runs agent commands one at a time; :meth:`request_stop` may come from any thread."""
 

@@ -32,7 +32,12 @@ from looprunner._version import __version__
 from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_status import StatusProblem, read_agent_status, read_history
-from looprunner.engine.process import AgentRunner, ProcessResult, kill_grace, stop_group
+from looprunner.engine.process import (
+    AgentRunner,
+    ProcessResult,
+    kill_grace,
+    stop_leftover_group,
+)
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.redact import Redactor
 from looprunner.errors import LooprunnerError, SessionConflictError
@@ -266,8 +271,10 @@ class Engine:
             ]
         )
         if completed == 0 and stage_state.status is RunStatus.PENDING:
-            self._save(current_stage=index, iteration=0, iteration_completed=0)
+            # state first (the stage is running), then its event: a crash in between
+            # leaves the event to be re-appended on resume, never appended twice
             self._set_stage(index, status=RunStatus.RUNNING)
+            self._save(current_stage=index, iteration=0, iteration_completed=0)
             self.events.append(
                 events.STAGE_START,
                 stage=node.id,
@@ -559,10 +566,10 @@ class Engine:
 
     def _stop_leftover_agent(self, previous: RunState) -> None:
         """End an agent a dead engine left running, so it cannot write into a re-run."""
-        pid = previous.agent_pid
-        if pid and procinfo.is_alive(pid, previous.agent_start_time, previous.boot_id):
-            self._log(f"stopping the agent (pid {pid}) the previous engine left running")
-            stop_group(pid, kill_grace())
+        if stop_leftover_group(
+            previous.agent_pid, previous.agent_start_time, previous.boot_id, kill_grace()
+        ):
+            self._log(f"stopped what the previous engine's agent (group {previous.agent_pid}) left")
 
     def _reconcile_events(self, pipeline: Pipeline) -> None:
         """Append events a crash kept from the log, so each one exists exactly once.
@@ -576,8 +583,24 @@ class Engine:
         logged = list(iter_events(self.paths.events_file))
         done = {(e.stage, e.iteration) for e in logged if e.type == events.ITERATION_COMPLETE}
         stages_done = {e.stage for e in logged if e.type == events.STAGE_COMPLETE}
+        stages_started = {e.stage for e in logged if e.type == events.STAGE_START}
+        if not any(e.type == events.SESSION_START for e in logged):
+            self.events.append(
+                events.SESSION_START,
+                data={"pipeline": pipeline.name, "type": pipeline.kind, "recovered": True},
+            )
         for index, stage_state in enumerate(self.state.stages[: self.state.current_stage + 1]):
             node = pipeline.nodes[index]
+            if stage_state.status is not RunStatus.PENDING and node.id not in stages_started:
+                self.events.append(
+                    events.STAGE_START,
+                    stage=node.id,
+                    data={
+                        "stage": node.stage.name,
+                        "max_iterations": stage_state.max_iterations,
+                        "recovered": True,
+                    },
+                )
             for n in range(1, stage_state.iterations_completed + 1):
                 if (node.id, n) in done:
                     continue

@@ -55,11 +55,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:
-    """Remove temporary files a crashed writer left in ``folder``; return what was removed."""
+    """Remove temporary files crashed writers left in ``folder`` and below it.
+
+    Only the holder of the session's lock calls this, so no live writer's file is taken.
+    Returns what was removed.
+    """
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for leftover in folder.glob(TEMP_PREFIX + "*"):
+    for leftover in folder.rglob(TEMP_PREFIX + "*"):
         with contextlib.suppress(OSError):
             leftover.unlink()
             removed.append(leftover)

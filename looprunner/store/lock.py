@@ -70,6 +70,9 @@ def _try_shared(handle: IO[bytes]) -> bool:
     return True
 
 
+REASSERT_WAIT = 3.0
+
+
 @attrs.frozen
 class LockProbe:
     """What a look at a lock file (without holding it) found."""
@@ -155,7 +158,8 @@ class SessionLock:
         if self.still_ours():
             return True
         stale, self._handle = self._handle, None
-        taken = self.acquire(timeout=0)
+        # a refused start or a cleanup may hold the new file for an instant: wait that out
+        taken = self.acquire(timeout=REASSERT_WAIT)
         if not taken:
             self._handle = stale
             return False
