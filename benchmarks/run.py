@@ -396,7 +396,9 @@ class Bench:
             )
             for i in range(count)
         ]
-        failures = sum(1 for p in procs if p.wait() != 0)
+        outcomes = [(p.wait(), p.stderr.read().decode() if p.stderr else "") for p in procs]
+        failures = sum(1 for code, _ in outcomes if code != 0)
+        reasons = sorted({err.strip()[:160] for code, err in outcomes if code != 0})
         statuses = [Session(f"c{i}", project).wait(timeout=600) for i in range(count)]
         complete = sum(1 for s in statuses if s.health.value == "complete")
         lost = 0
@@ -412,6 +414,7 @@ class Bench:
             "of",
             f"{count} of {count}",
             start_failures=failures,
+            failure_messages=reasons,
             sessions_with_lost_events=lost,
             wall_s=round(time.monotonic() - t0, 1),
         )

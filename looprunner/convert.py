@@ -208,8 +208,9 @@ def parse_yaml(text: str, path: Path) -> Any:
         position = exc.position if isinstance(exc.position, int) else 0
         line = text.count("\n", 0, position) + 1
         column = position - (text.rfind("\n", 0, position) + 1) + 1
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
         raise ConfigError(
-            f"invalid YAML: character {exc.character!r} is not allowed",
+            f"invalid YAML: character {character!r} is not allowed",
             code="LR001",
             path=path,
             line=line,

@@ -58,7 +58,7 @@ from looprunner.store.events import EventLog, iter_events, utc_now
 from looprunner.store.state import read_state, write_state
 
 #: how long ``start`` waits for the engine to hold the lock and record ``running``
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
 #: how long ``kill`` waits for an engine to end after SIGTERM before using SIGKILL
 KILL_TIMEOUT = 15.0
 
@@ -226,8 +226,8 @@ class Session:
             raise
         try:
             self.paths.run_dir.mkdir(parents=True)
-            # secrets typed into --context never reach the disk either (a resumed agent
-            # then sees [redacted:NAME] where the value was)
+            # secrets typed into --context never reach the disk either (the agents then
+            # see [redacted:NAME] where the value was: they have the variable itself)
             redact = Redactor(os.environ if env is None else env).text
             write_atomic(self.paths.pipeline_file, redact(convert.dump_pipeline(pipeline)))
             self._spawn(runner, lock, env=env, resume=False)
@@ -370,22 +370,41 @@ class Session:
         self.paths.run_dir.rename(aside)
 
     def _wait_started(self, backend: Backend, *, previous_pid: int | None) -> None:
-        """Return once the engine holds the lock (or has already finished its run)."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            probe = lockmod.probe(self.paths.lock_file)
+        """Return once the engine holds the lock (or has already finished its run).
+
+        Looks at the lock and state often (cheap) and asks tmux now and then (a process
+        each time), so a hundred starts at once do not starve their own engines. An
+        engine that has not started when time runs out has its tmux session removed, so
+        a failed start leaves nothing running.
+        """
+
+        def started() -> bool:
             state = self._read_state()
             ours = state is not None and state.pid != previous_pid
-            if probe.held and state is not None and state.status is RunStatus.RUNNING and ours:
+            if state is None or not ours:
+                return False
+            held = lockmod.probe(self.paths.lock_file).held
+            # running with the lock held, or already through a short run
+            return (held and state.status is RunStatus.RUNNING) or state.status.finished
+
+        deadline = time.monotonic() + START_TIMEOUT
+        pause, next_tmux_look = 0.01, time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            if started():
                 return
-            if ours and state is not None and state.status.finished:
-                return  # a short run may end before we look
-            live = backend.sessions(self.paths.project)
-            if not probe.held and live is not None and self.name not in live:
-                if ours and state is not None:
-                    return
-                break  # the engine ended before recording anything
-            time.sleep(0.02)
+            if time.monotonic() >= next_tmux_look:
+                next_tmux_look = time.monotonic() + 0.5
+                live = backend.sessions(self.paths.project)
+                held = lockmod.probe(self.paths.lock_file).held
+                if not held and live is not None and self.name not in live:
+                    if started():
+                        return
+                    break  # the engine ended before recording anything
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
+        if started():
+            return
+        backend.stop(self.name, self.paths.project)
         raise BackendError(
             f"the engine of {self.name!r} did not start: {self._log_tail() or 'no output'}"
         )
