@@ -20,15 +20,27 @@ test suite these fixtures, none of them autouse:
     ``lr_cli("start", "NAME", "--stage", "work")`` runs the real command line against
     the project and returns the ``CompletedProcess``.
 
-and :func:`wait_until`, a poll-with-deadline for conditions a test waits on.
+and :func:`wait_until`, a poll-with-deadline for conditions a test waits on, and
+:func:`install_plugin` / :func:`plugin_path_env`, which install a plugin distribution
+into a folder and expose it to the looprunner processes a test starts.
 """
 
 from looprunner.testing.kit import (
     FAKE_AGENT,
     fake_agent_argv,
+    install_plugin,
+    plugin_path_env,
     tmux_socket_path,
     wait_until,
     write_stage,
 )
 
-__all__ = ["FAKE_AGENT", "fake_agent_argv", "tmux_socket_path", "wait_until", "write_stage"]
+__all__ = [
+    "FAKE_AGENT",
+    "fake_agent_argv",
+    "install_plugin",
+    "plugin_path_env",
+    "tmux_socket_path",
+    "wait_until",
+    "write_stage",
+]

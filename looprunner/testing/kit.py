@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +72,37 @@ def tmux_socket_path(name: str) -> Path:
     """Where tmux keeps the socket of ``tmux -L NAME`` (to tell whether a server started)."""
     base = os.environ.get("TMUX_TMPDIR", "/tmp")
     return Path(base) / f"tmux-{os.getuid()}" / name
+
+
+def install_plugin(source: Path, target: Path) -> Path:
+    """Install the plugin distribution at ``source`` into folder ``target`` with pip.
+
+    No dependencies and no build isolation (offline, fast). Put ``target`` on
+    ``PYTHONPATH`` (see :func:`plugin_path_env`) and every looprunner process a test
+    starts loads the plugin through its entry point, exactly as after ``pip install``.
+    """
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def plugin_path_env(site: Path) -> str:
+    """Return ``PYTHONPATH`` with ``site`` first (for a plugin installed by install_plugin)."""
+    return os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
 
 
 def fake_agent_argv(script_file: Path) -> list[str]:

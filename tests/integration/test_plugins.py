@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from looprunner import Session
 from looprunner.hookspecs import hookimpl
 from looprunner.plugins import Registries, make_plugin_manager
+from looprunner.testing import install_plugin, plugin_path_env
 from tests.conftest import REPO
 
 SAMPLE = REPO / "tests" / "fixtures" / "plugins" / "looprunner-sample"
@@ -22,23 +20,7 @@ SAMPLE = REPO / "tests" / "fixtures" / "plugins" / "looprunner-sample"
 def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample plugin installed with pip into a folder of its own."""
     site = tmp_path_factory.mktemp("sample-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(SAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return site
+    return install_plugin(SAMPLE, site)
 
 
 @pytest.fixture
@@ -47,7 +29,7 @@ def with_plugin(sample_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     log = tmp_path / "hooks.log"
     monkeypatch.setenv(
         "PYTHONPATH",
-        os.pathsep.join(filter(None, [str(sample_site), os.environ.get("PYTHONPATH")])),
+        plugin_path_env(sample_site),
     )
     monkeypatch.setenv("SAMPLE_PLUGIN_LOG", str(log))
     return log

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from looprunner.testing import install_plugin, plugin_path_env
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE.parent
@@ -48,23 +49,7 @@ def beads_test_env(lr_tmux: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def beads_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """looprunner-beads installed with pip into a folder of its own (once per process)."""
     site = tmp_path_factory.mktemp("beads-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(PLUGIN),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return site
+    return install_plugin(PLUGIN, site)
 
 
 @pytest.fixture
@@ -72,7 +57,7 @@ def with_beads(beads_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the installed plugin visible to every looprunner process a test starts."""
     monkeypatch.setenv(
         "PYTHONPATH",
-        os.pathsep.join(filter(None, [str(beads_site), os.environ.get("PYTHONPATH")])),
+        plugin_path_env(beads_site),
     )
     return beads_site
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from looprunner.testing import install_plugin, plugin_path_env
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE.parent
@@ -52,23 +52,7 @@ def notify_test_env(lr_tmux: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def notify_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """looprunner-notify installed with pip into a folder of its own (once per process)."""
     site = tmp_path_factory.mktemp("notify-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(PLUGIN),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return site
+    return install_plugin(PLUGIN, site)
 
 
 @pytest.fixture
@@ -76,7 +60,7 @@ def with_notify(notify_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the installed plugin visible to every looprunner process a test starts."""
     monkeypatch.setenv(
         "PYTHONPATH",
-        os.pathsep.join(filter(None, [str(notify_site), os.environ.get("PYTHONPATH")])),
+        plugin_path_env(notify_site),
     )
     return notify_site
 
