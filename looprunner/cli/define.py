@@ -8,6 +8,7 @@ import click
 
 from looprunner.cli.app import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
+from looprunner.cli.run import definition_options
 from looprunner.errors import EXIT_BAD_INPUT
 
 
@@ -109,22 +110,7 @@ def lint(ctx: Context, path: Path | None) -> int:
 
 
 @click.command("dry-run")
-@click.option("--stage", "stage", metavar="TYPE", help="Preview a loop of this stage.")
-@click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Preview this pipeline.")
-@click.option(
-    "-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's)."
-)
-@click.option("--provider", help="Provider for stages that do not set one.")
-@click.option("--model", help="Model for stages that do not set one.")
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Initial input file (repeatable).",
-)
-@click.option("--context", help="Text added to every stage's ${CONTEXT}.")
+@definition_options
 @click.option(
     "--name", default="preview", show_default=True, help="Session name used in the rendered prompt."
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -72,26 +74,44 @@ def next_steps(name: str) -> str:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def definition_options(f: F) -> F:
+    """Add the options that say what to run (shared by ``start`` and ``dry-run``)."""
+    options = [
+        click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage."),
+        click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline."),
+        click.option(
+            "-n",
+            "iterations",
+            type=int,
+            metavar="MAX",
+            help="Iteration cap (overrides the stage's).",
+        ),
+        click.option(
+            "--provider",
+            help="Provider for stages that do not set one (claude, codex, command, mock).",
+        ),
+        click.option("--model", help="Model for stages that do not set one."),
+        click.option(
+            "--input",
+            "inputs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Initial input file (repeatable).",
+        ),
+        click.option("--context", help="Text added to every stage's ${CONTEXT}."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.argument("name", shell_complete=complete_session)
-@click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage.")
-@click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline.")
-@click.option(
-    "-n", "iterations", type=int, metavar="MAX", help="Iteration cap (overrides the stage's)."
-)
-@click.option(
-    "--provider", help="Provider for stages that do not set one (claude, codex, command, mock)."
-)
-@click.option("--model", help="Model for stages that do not set one.")
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Initial input file (repeatable).",
-)
-@click.option("--context", help="Text added to every stage's ${CONTEXT}.")
+@definition_options
 @click.option("--force", is_flag=True, help="Move a finished or crashed run aside and start again.")
 @click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
 @click.option("--backend", default=None, help="Backend to run the engine in (default tmux).")
