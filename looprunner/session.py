@@ -378,10 +378,14 @@ class Session:
         a failed start leaves nothing running.
         """
 
+        def recorded() -> bool:
+            """Tell whether the new engine wrote its state (whatever became of it since)."""
+            state = self._read_state()
+            return state is not None and state.pid != previous_pid
+
         def started() -> bool:
             state = self._read_state()
-            ours = state is not None and state.pid != previous_pid
-            if state is None or not ours:
+            if state is None or state.pid == previous_pid:
                 return False
             held = lockmod.probe(self.paths.lock_file).held
             # running with the lock held, or already through a short run
@@ -397,8 +401,8 @@ class Session:
                 live = backend.sessions(self.paths.project)
                 held = lockmod.probe(self.paths.lock_file).held
                 if not held and live is not None and self.name not in live:
-                    if started():
-                        return
+                    if recorded():
+                        return  # it ran and has already ended (or died): status tells
                     break  # the engine ended before recording anything
             time.sleep(pause)
             pause = min(pause * 1.5, 0.1)
