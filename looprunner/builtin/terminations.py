@@ -27,7 +27,9 @@ class FixedTermination:
         self.spec = spec
 
     def validate(self) -> None:
-        """Nothing beyond the counts the loader already checked."""
+        """A judge decides judgment stages only: refuse one here rather than ignore it."""
+        if self.spec.judge is not None:
+            raise ConfigError("termination.judge: a judge applies to 'judgment' terminations only")
 
     def decide(self, progress: StageProgress) -> str | None:
         """Stop when the last iteration said ``stop``."""
@@ -52,9 +54,7 @@ class JudgmentTermination:
         self.min_iterations = spec.min_iterations or 1
 
     def validate(self) -> None:
-        """Refuse a judge agent, which is not available yet, rather than ignore it."""
-        if self.spec.judge is not None:
-            raise ConfigError("termination.judge: judge agents are not supported yet")
+        """Nothing beyond the counts the loader already checked (a judge is optional)."""
 
     def decide(self, progress: StageProgress) -> str | None:
         """Stop on consensus once the minimum number of iterations has run."""

@@ -67,6 +67,11 @@ from looprunner.store.state import read_state, write_state
 LOCK_TIMEOUT = 10.0
 #: output kept in memory per iteration, for output.md when the agent writes none
 MAX_CAPTURE = 16 * 1024 * 1024
+#: where a judge agent's verdict goes, inside the iteration's folder
+JUDGE_DIR = "judge"
+JUDGE_PROMPT = Path(__file__).resolve().parent.parent / "builtin" / "prompts" / "judge.md"
+#: a judge that fails this many times in a row fails the session
+JUDGE_FAILURES = 3
 
 
 class _Stopped(Exception):
@@ -270,6 +275,18 @@ class Engine:
                 for n in range(1, completed + 1)
             ]
         )
+        judge = node.stage.termination.judge
+        # with a judge, the judge's verdicts (a failed judge counts as "continue") decide
+        verdicts = (
+            read_history(
+                [
+                    self.paths.iteration_dir(index, node.id, n) / JUDGE_DIR / ctxmod.STATUS_FILE
+                    for n in range(1, completed + 1)
+                ]
+            )
+            if judge is not None
+            else history
+        )
         if completed == 0 and stage_state.status is RunStatus.PENDING:
             # state first (the stage is running), then its event: a crash in between
             # leaves the event to be re-appended on resume, never appended twice
@@ -290,7 +307,7 @@ class Engine:
             progress = StageProgress(
                 completed=completed,
                 cap=cap,
-                history=history,
+                history=verdicts,
                 project=self.paths.project,
                 session=self.paths.name,
             )
@@ -314,6 +331,8 @@ class Engine:
             )
             completed += 1
             history.append(status)
+            if judge is not None:
+                verdicts.append(self._run_judge(pipeline, index, completed, cap))
         self._set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
         if index + 1 < len(pipeline.nodes):
             self._save(current_stage=index + 1, iteration=0, iteration_completed=0)
@@ -561,6 +580,124 @@ class Engine:
             raise _LockLost
         self.lock.write_metadata(self._lock_metadata())
         self._log("the lock file was deleted while this engine ran; it has been recreated")
+
+    def _run_judge(self, pipeline: Pipeline, index: int, iteration: int, cap: int) -> AgentStatus:
+        """Ask the stage's judge agent whether the stage is done; return its verdict.
+
+        The judge reads the iteration that just ended and writes its decision to
+        ``iterations/NNN/judge/status.json``. A judge that fails is recorded (event
+        ``judge_failed``) and counts as "continue"; three failures in a row fail the
+        session (``judge_error``), since the stage could then never be judged done.
+        """
+        node = pipeline.nodes[index]
+        stage = node.stage
+        spec = stage.termination.judge
+        assert spec is not None
+        iteration_dir = self.paths.iteration_dir(index, node.id, iteration)
+        folder = iteration_dir / JUDGE_DIR
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        status_file = folder / ctxmod.STATUS_FILE
+        values = template_values(
+            ctx=str(iteration_dir / ctxmod.CONTEXT_FILE),
+            status=str(status_file),
+            progress=str(self.paths.progress_file),
+            output=str(iteration_dir / ctxmod.OUTPUT_FILE),
+            iteration=iteration,
+            session=self.paths.name,
+            context=stage.context,
+        )
+        values["STAGE"] = node.id
+        prompt = render(JUDGE_PROMPT.read_text(encoding="utf-8"), values)
+        provider_name = spec.provider or stage.provider_name
+        invocation = Invocation(
+            session=self.paths.name,
+            project=str(self.paths.project),
+            stage_id=node.id,
+            iteration=iteration,
+            prompt=prompt,
+            paths=AgentPaths(
+                context=values["CTX"],
+                status=str(status_file),
+                output=str(folder / ctxmod.OUTPUT_FILE),
+                progress=str(self.paths.progress_file),
+            ),
+            model=spec.model if spec.provider else (spec.model or stage.model),
+            command=stage.command,
+            fixtures=str(stage.fixtures / JUDGE_DIR) if stage.fixtures else None,
+            mock_delay=stage.mock_delay,
+        )
+        self._log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
+        captured = bytearray()
+
+        def on_output(chunk: bytes) -> None:
+            captured.extend(chunk[: max(0, MAX_CAPTURE - len(captured))])
+            self._write_out(chunk.decode("utf-8", "replace"))
+
+        failure: str | None = None
+        try:
+            command = self.registries.providers.get(provider_name)().command(invocation)
+        except LooprunnerError as exc:
+            failure = exc.message
+        else:
+            result = self.runner.run(
+                command,
+                cwd=self.paths.project,
+                env=self.env,
+                timeout=stage.timeout,
+                on_output=on_output,
+            )
+            write_atomic(
+                folder / ctxmod.OUTPUT_FILE,
+                self.redactor.text(captured.decode("utf-8", "replace")),
+                durable=False,
+            )
+            if result.stopped:
+                raise _Stopped
+            if result.spawn_error or result.timed_out or result.exit_code != 0:
+                failure = result.spawn_error or (
+                    "timed out" if result.timed_out else f"exited with status {result.exit_code}"
+                )
+        if failure is None:
+            try:
+                verdict = read_agent_status(status_file)
+            except StatusProblem as problem:
+                failure = problem.message
+            else:
+                if verdict.decision is Decision.ERROR:
+                    failure = verdict.reason or "the judge reported an error"
+                else:
+                    self.events.append(
+                        events.JUDGE_COMPLETE,
+                        stage=node.id,
+                        iteration=iteration,
+                        data={"decision": verdict.decision.value, "reason": verdict.reason},
+                    )
+                    self._log(f"judge says {verdict.decision.value}: {verdict.reason}")
+                    return verdict
+        with contextlib.suppress(FileNotFoundError):
+            status_file.unlink()  # a failed verdict must never count on resume
+        self.events.append(
+            events.JUDGE_FAILED, stage=node.id, iteration=iteration, data={"message": failure}
+        )
+        self._log(f"judge failed ({failure}); counting it as continue")
+        streak = 0
+        for n in range(iteration, 0, -1):
+            if (
+                self.paths.iteration_dir(index, node.id, n) / JUDGE_DIR / ctxmod.STATUS_FILE
+            ).exists():
+                break
+            streak += 1
+        if streak >= JUDGE_FAILURES:
+            raise _IterationFailed(
+                RunError(
+                    "judge_error", f"the judge failed {streak} times in a row: {failure}", iteration
+                )
+            )
+        from looprunner import convert
+
+        return convert.agent_status_from_dict({"decision": "continue", "reason": "judge failed"})
 
     # ------------------------------------------------------------------ resume
 

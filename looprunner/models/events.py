@@ -17,6 +17,8 @@ SESSION_COMPLETE: Final = "session_complete"
 SESSION_FAILED: Final = "session_failed"
 SESSION_KILLED: Final = "session_killed"
 HOOK_ERROR: Final = "hook_error"
+JUDGE_COMPLETE: Final = "judge_complete"
+JUDGE_FAILED: Final = "judge_failed"
 
 
 @attrs.frozen

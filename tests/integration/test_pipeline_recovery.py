@@ -307,3 +307,65 @@ def test_failing_queue_command_fails_the_session_with_its_message(project, make_
     error = Session("qf", project).status().state.error
     assert error.type == "termination_error"
     assert "exited with status 1" in error.message
+
+
+def judged_stage(project, make_stage, judge_statuses: dict[int, dict]) -> None:
+    folder = make_stage(
+        "judged",
+        termination={"type": "judgment", "consensus": 2, "max": 8, "judge": {"provider": "mock"}},
+        statuses={"default": {"decision": "stop", "reason": "worker thinks it is done"}},
+    )
+    judge = folder / "fixtures" / "judge"
+    judge.mkdir()
+    for n, status in judge_statuses.items():
+        (judge / f"status-{n}.json").write_text(json.dumps(status))
+    (judge / "status.json").write_text(json.dumps({"decision": "continue", "reason": "more"}))
+
+
+def test_a_judge_agent_decides_a_judgment_stage_instead_of_the_workers(project, make_stage, cli):
+    # the workers say "stop" every time; only the judge's verdicts count
+    judged_stage(
+        project,
+        make_stage,
+        {
+            1: {"decision": "continue"},
+            2: {"decision": "stop", "reason": "plateau"},
+            3: {"decision": "stop", "reason": "plateau"},
+        },
+    )
+    assert cli("start", "judged", "--stage", "judged", "--foreground").returncode == 0
+    session = Session("judged", project)
+    state = session.status().state
+    assert (state.iteration_completed, state.completion_reason) == (3, "consensus")
+    verdicts = [
+        (e.iteration, e.data["decision"]) for e in session.events() if e.type == "judge_complete"
+    ]
+    assert verdicts == [(1, "continue"), (2, "stop"), (3, "stop")]
+    run = ProjectPaths.of(project).session("judged")
+    assert (
+        json.loads((run.iteration_dir(0, "judged", 3) / "judge" / "status.json").read_text())[
+            "reason"
+        ]
+        == "plateau"
+    )
+
+
+def test_a_failing_judge_counts_as_continue_and_three_in_a_row_fail_the_session(
+    project, make_stage, cli
+):
+    judged_stage(project, make_stage, {1: {"crash": True}, 2: {"crash": True}, 3: {"crash": True}})
+    assert cli("start", "badjudge", "--stage", "judged", "--foreground").returncode == 1
+    session = Session("badjudge", project)
+    state = session.status().state
+    assert state.error.type == "judge_error"
+    assert state.iteration_completed == 3
+    assert [e.iteration for e in session.events() if e.type == "judge_failed"] == [1, 2, 3]
+
+
+def test_a_judge_on_a_fixed_stage_is_refused(project, make_stage, cli):
+    make_stage(
+        "fixedjudge", termination={"type": "fixed", "iterations": 2, "judge": {"provider": "mock"}}
+    )
+    refused = cli("start", "fj", "--stage", "fixedjudge")
+    assert refused.returncode == 2
+    assert "judgment" in refused.stderr
