@@ -27,7 +27,7 @@ class FixedTermination:
         self.spec = spec
 
     def validate(self) -> None:
-        """A judge decides judgment stages only: refuse one here rather than ignore it."""
+        """Refuse a judge (it decides judgment stages only) rather than ignore it."""
         if self.spec.judge is not None:
             raise ConfigError("termination.judge: a judge applies to 'judgment' terminations only")
 
