@@ -85,7 +85,11 @@ class QueueTermination:
         self.spec = spec
 
     def validate(self) -> None:
-        """Require the command that lists what is left in the queue."""
+        """Require the command that lists what is left in the queue (and no judge)."""
+        if self.spec.judge is not None:
+            raise ConfigError(
+                "termination.judge: a judge applies to 'judgment' terminations only"
+            )
         if not self.spec.queue_command:
             raise ConfigError(
                 "termination.queue_command: a 'queue' termination needs the command that "
