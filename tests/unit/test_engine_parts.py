@@ -14,7 +14,11 @@ from typing import NamedTuple
 import pytest
 
 from looprunner import procinfo
-from looprunner.builtin.terminations import FixedTermination, JudgmentTermination
+from looprunner.builtin.terminations import (
+    FixedTermination,
+    JudgmentTermination,
+    QueueTermination,
+)
 from looprunner.engine.agent_status import StatusProblem, read_agent_status, read_history
 from looprunner.engine.prompt import render, template_values, unknown_variables
 from looprunner.engine.redact import Redactor
@@ -396,12 +400,13 @@ def test_judgment_decides_from_history_alone() -> None:
     assert verdicts == fresh == [None, None, None, None, None, "consensus"]
 
 
-def test_judge_agent_is_refused_not_ignored() -> None:
-    termination = JudgmentTermination(
-        Termination(type="judgment", judge=JudgeSpec(provider="claude", model="opus"))
-    )
+def test_a_judge_is_accepted_by_judgment_and_refused_not_ignored_elsewhere() -> None:
+    judge = JudgeSpec(provider="claude", model="opus")
+    JudgmentTermination(Termination(type="judgment", judge=judge)).validate()
     with pytest.raises(ConfigError, match="judge"):
-        termination.validate()
+        FixedTermination(Termination(type="fixed", judge=judge)).validate()
+    with pytest.raises(ConfigError, match="judge"):
+        QueueTermination(Termination(type="queue", queue_command=("true",), judge=judge)).validate()
 
 
 def test_cap_reasons() -> None:
