@@ -368,9 +368,6 @@ class Bench:
         """Many sessions at once: all complete, no lock error, no lost event."""
         count = 10 if self.quick else 100
         project = self.project("many")
-        stage = Stage(
-            name="w", provider="mock", prompt="x", termination={"type": "fixed", "iterations": 3}
-        )
         stage_dir = project / ".looprunner" / "stages" / "w"
         stage_dir.mkdir(parents=True)
         (stage_dir / "stage.yaml").write_text(

@@ -87,9 +87,7 @@ class QueueTermination:
     def validate(self) -> None:
         """Require the command that lists what is left in the queue (and no judge)."""
         if self.spec.judge is not None:
-            raise ConfigError(
-                "termination.judge: a judge applies to 'judgment' terminations only"
-            )
+            raise ConfigError("termination.judge: a judge applies to 'judgment' terminations only")
         if not self.spec.queue_command:
             raise ConfigError(
                 "termination.queue_command: a 'queue' termination needs the command that "
