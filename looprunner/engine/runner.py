@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -76,6 +76,31 @@ JUDGE_FAILURES = 3
 
 class _Stopped(Exception):
     """A stop was requested (SIGTERM, SIGINT, SIGHUP or ``request_stop``)."""
+
+
+class JudgeFailedTooOften(Exception):
+    """The judge failed JUDGE_FAILURES times in a row."""
+
+
+class JudgeStopped(Exception):
+    """A stop was requested while the judge ran."""
+
+
+class OutputCapture:
+    """What an agent printed: echoed as it comes, kept (up to MAX_CAPTURE) for output.md."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo = echo
+        self._data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        """Take one chunk of output."""
+        self._data.extend(chunk[: max(0, MAX_CAPTURE - len(self._data))])
+        self._echo(chunk.decode("utf-8", "replace"))
+
+    def text(self) -> str:
+        """Everything kept, as text."""
+        return self._data.decode("utf-8", "replace")
 
 
 class _EngineLogHandler(logging.Handler):
@@ -433,12 +458,8 @@ class Engine:
             raise _IterationFailed(
                 RunError(type="provider_exit", message=exc.message, iteration=iteration)
             ) from exc
-        captured = bytearray()
-
-        def on_output(chunk: bytes) -> None:
-            if len(captured) < MAX_CAPTURE:
-                captured.extend(chunk[: MAX_CAPTURE - len(captured)])
-            self._write_out(chunk.decode("utf-8", "replace"))
+        captured = self.capture()
+        on_output = captured.feed
 
         def on_start(pid: int) -> None:
             # bookkeeping, not history: atomic but not fsynced (the next durable write of
@@ -475,7 +496,7 @@ class Engine:
             text = agent_output.read_text(encoding="utf-8", errors="replace")
             write_atomic(output_file, self.redactor.text(text))
         elif not output_file.exists() or output_file.stat().st_size == 0:
-            write_atomic(output_file, self.redactor.text(captured.decode("utf-8", "replace")))
+            write_atomic(output_file, self.redactor.text(captured.text()))
         if result.stopped:
             raise _Stopped
         faults.checkpoint("after_agent", iteration)
@@ -572,6 +593,10 @@ class Engine:
 
         call_lifecycle(self.registries.pm, name, report, session=self.session_api, **kwargs)
 
+    def capture(self) -> OutputCapture:
+        """Collect an agent's output (up to MAX_CAPTURE) while echoing it to the log."""
+        return OutputCapture(self._write_out)
+
     def _check_lock(self) -> None:
         """Notice a lock file deleted by hand, and put it back (or stop if it was taken)."""
         if self.lock.still_ours():
@@ -582,122 +607,15 @@ class Engine:
         self._log("the lock file was deleted while this engine ran; it has been recreated")
 
     def _run_judge(self, pipeline: Pipeline, index: int, iteration: int, cap: int) -> AgentStatus:
-        """Ask the stage's judge agent whether the stage is done; return its verdict.
+        """Ask the stage's judge agent for its verdict (see :mod:`looprunner.engine.judge`)."""
+        from looprunner.engine.judge import run_judge
 
-        The judge reads the iteration that just ended and writes its decision to
-        ``iterations/NNN/judge/status.json``. A judge that fails is recorded (event
-        ``judge_failed``) and counts as "continue"; three failures in a row fail the
-        session (``judge_error``), since the stage could then never be judged done.
-        """
-        node = pipeline.nodes[index]
-        stage = node.stage
-        spec = stage.termination.judge
-        assert spec is not None
-        iteration_dir = self.paths.iteration_dir(index, node.id, iteration)
-        folder = iteration_dir / JUDGE_DIR
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        status_file = folder / ctxmod.STATUS_FILE
-        values = template_values(
-            ctx=str(iteration_dir / ctxmod.CONTEXT_FILE),
-            status=str(status_file),
-            progress=str(self.paths.progress_file),
-            output=str(iteration_dir / ctxmod.OUTPUT_FILE),
-            iteration=iteration,
-            session=self.paths.name,
-            context=stage.context,
-        )
-        values["STAGE"] = node.id
-        prompt = render(JUDGE_PROMPT.read_text(encoding="utf-8"), values)
-        provider_name = spec.provider or stage.provider_name
-        invocation = Invocation(
-            session=self.paths.name,
-            project=str(self.paths.project),
-            stage_id=node.id,
-            iteration=iteration,
-            prompt=prompt,
-            paths=AgentPaths(
-                context=values["CTX"],
-                status=str(status_file),
-                output=str(folder / ctxmod.OUTPUT_FILE),
-                progress=str(self.paths.progress_file),
-            ),
-            model=spec.model if spec.provider else (spec.model or stage.model),
-            command=stage.command,
-            fixtures=str(stage.fixtures / JUDGE_DIR) if stage.fixtures else None,
-            mock_delay=stage.mock_delay,
-        )
-        self._log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
-        captured = bytearray()
-
-        def on_output(chunk: bytes) -> None:
-            captured.extend(chunk[: max(0, MAX_CAPTURE - len(captured))])
-            self._write_out(chunk.decode("utf-8", "replace"))
-
-        failure: str | None = None
         try:
-            command = self.registries.providers.get(provider_name)().command(invocation)
-        except LooprunnerError as exc:
-            failure = exc.message
-        else:
-            result = self.runner.run(
-                command,
-                cwd=self.paths.project,
-                env=self.env,
-                timeout=stage.timeout,
-                on_output=on_output,
-            )
-            write_atomic(
-                folder / ctxmod.OUTPUT_FILE,
-                self.redactor.text(captured.decode("utf-8", "replace")),
-                durable=False,
-            )
-            if result.stopped:
-                raise _Stopped
-            if result.spawn_error or result.timed_out or result.exit_code != 0:
-                failure = result.spawn_error or (
-                    "timed out" if result.timed_out else f"exited with status {result.exit_code}"
-                )
-        if failure is None:
-            try:
-                verdict = read_agent_status(status_file)
-            except StatusProblem as problem:
-                failure = problem.message
-            else:
-                if verdict.decision is Decision.ERROR:
-                    failure = verdict.reason or "the judge reported an error"
-                else:
-                    self.events.append(
-                        events.JUDGE_COMPLETE,
-                        stage=node.id,
-                        iteration=iteration,
-                        data={"decision": verdict.decision.value, "reason": verdict.reason},
-                    )
-                    self._log(f"judge says {verdict.decision.value}: {verdict.reason}")
-                    return verdict
-        with contextlib.suppress(FileNotFoundError):
-            status_file.unlink()  # a failed verdict must never count on resume
-        self.events.append(
-            events.JUDGE_FAILED, stage=node.id, iteration=iteration, data={"message": failure}
-        )
-        self._log(f"judge failed ({failure}); counting it as continue")
-        streak = 0
-        for n in range(iteration, 0, -1):
-            if (
-                self.paths.iteration_dir(index, node.id, n) / JUDGE_DIR / ctxmod.STATUS_FILE
-            ).exists():
-                break
-            streak += 1
-        if streak >= JUDGE_FAILURES:
-            raise _IterationFailed(
-                RunError(
-                    "judge_error", f"the judge failed {streak} times in a row: {failure}", iteration
-                )
-            )
-        from looprunner import convert
-
-        return convert.agent_status_from_dict({"decision": "continue", "reason": "judge failed"})
+            return run_judge(self, pipeline, index, iteration)
+        except JudgeFailedTooOften as exc:
+            raise _IterationFailed(RunError("judge_error", str(exc), iteration)) from exc
+        except JudgeStopped as exc:
+            raise _Stopped from exc
 
     # ------------------------------------------------------------------ resume
 
