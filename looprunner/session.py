@@ -623,6 +623,12 @@ class Session:
         except Exception:  # a plugin's queue that cannot be asked must not break status
             return None
 
+    def event_log_position(self) -> int:
+        """Return where the event log ends now (pass it to ``tail(offset=...)``)."""
+        from looprunner.store.logs import size
+
+        return size(self.paths.events_file)
+
     def pipeline(self) -> Pipeline:
         """Return the resolved pipeline this session runs (``pipeline.yaml`` of its run).
 
@@ -835,13 +841,8 @@ class Session:
     # ------------------------------------------------------------------ listing
 
     @classmethod
-    def list(cls, project: str | Path = ".") -> SessionList:
-        """Return the status of every session in the project, by name (tmux asked once).
-
-        The list shows itself as a table in Jupyter and in a REPL.
-        """
-        from looprunner.display import SessionList
-
+    def names_on_disk(cls, project: str | Path = ".") -> list[str]:
+        """Return the names that have a run directory or a lock file (tmux not asked)."""
         paths = ProjectPaths.of(project)
         names: set[str] = set()
         if paths.runs.is_dir():
@@ -850,6 +851,18 @@ class Session:
             names.update(
                 p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem)
             )
+        return sorted(names)
+
+    @classmethod
+    def list(cls, project: str | Path = ".") -> SessionList:
+        """Return the status of every session in the project, by name (tmux asked once).
+
+        The list shows itself as a table in Jupyter and in a REPL.
+        """
+        from looprunner.display import SessionList
+
+        paths = ProjectPaths.of(project)
+        names = set(cls.names_on_disk(paths.project))
         tmux = _tmux_sessions(None, paths.project)
         if tmux:
             names.update(tmux)

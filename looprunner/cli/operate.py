@@ -19,15 +19,8 @@ def complete_session(ctx: click.Context, param: click.Parameter, incomplete: str
     """Shell completion: the session names of the project (run directories and locks)."""
     from pathlib import Path
 
-    from looprunner.names import ProjectPaths, is_valid_session_name
-
     project = ctx.find_root().params.get("project") or Path()
-    paths = ProjectPaths.of(project)
-    names: set[str] = set()
-    for folder, pattern in ((paths.runs, "*"), (paths.locks, "*.lock")):
-        if folder.is_dir():
-            names.update(p.stem if p.suffix == ".lock" else p.name for p in folder.glob(pattern))
-    return sorted(n for n in names if is_valid_session_name(n) and n.startswith(incomplete))
+    return [n for n in Session.names_on_disk(project) if n.startswith(incomplete)]
 
 
 def _existing(ctx: Context, name: str) -> tuple[Session, SessionStatus]:
@@ -129,9 +122,7 @@ def describe(event: Event) -> str:
 def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
     """Show session NAME's event log (raw JSON lines with --json)."""
     session, _ = _existing(ctx, name)
-    from looprunner.store.logs import size
-
-    start = size(session.paths.events_file)  # follow from here: the backlog covers the rest
+    start = session.event_log_position()  # follow from here: the backlog covers the rest
     if lines is not None:
         backlog = list(session.events(last=lines)) if lines > 0 else []
     else:

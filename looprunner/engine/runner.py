@@ -86,6 +86,15 @@ class JudgeStopped(Exception):
     """A stop was requested while the judge ran."""
 
 
+def _verdict(status: AgentStatus) -> dict[str, str]:
+    """Return what an ``iteration_complete`` event says of the agent's decision."""
+    return {
+        "decision": status.decision.value,
+        "reason": status.reason,
+        "summary": status.summary,
+    }
+
+
 class OutputCapture:
     """What an agent printed: echoed as it comes, kept (up to MAX_CAPTURE) for output.md."""
 
@@ -516,9 +525,7 @@ class Engine:
             stage=node.id,
             iteration=iteration,
             data={
-                "decision": status.decision.value,
-                "reason": status.reason,
-                "summary": status.summary,
+                **_verdict(status),
                 "exit_code": result.exit_code,
                 "duration": round(result.duration, 3),
             },
@@ -666,9 +673,7 @@ class Engine:
                     stage=node.id,
                     iteration=n,
                     data={
-                        "decision": status.decision.value,
-                        "reason": status.reason,
-                        "summary": status.summary,
+                        **_verdict(status),
                         "recovered": True,
                     },
                 )
