@@ -23,8 +23,6 @@ if TYPE_CHECKING:
         SessionNotFoundError,
         SessionTimeoutError,
     )
-    from looprunner.hookspecs import hookimpl
-    from looprunner.maintenance import CleanupReport, cleanup
     from looprunner.models import (
         Event,
         Health,
@@ -35,7 +33,9 @@ if TYPE_CHECKING:
         Stage,
         Termination,
     )
+    from looprunner.plugins.hookspecs import hookimpl
     from looprunner.session import Session
+    from looprunner.session.maintenance import CleanupReport, cleanup
 
 __all__ = [
     "BackendError",
@@ -66,9 +66,9 @@ __all__ = [
 
 _HOMES = {
     "Session": "looprunner.session",
-    "hookimpl": "looprunner.hookspecs",
-    "cleanup": "looprunner.maintenance",
-    "CleanupReport": "looprunner.maintenance",
+    "hookimpl": "looprunner.plugins.hookspecs",
+    "cleanup": "looprunner.session.maintenance",
+    "CleanupReport": "looprunner.models",
     **dict.fromkeys(
         (
             "Event",

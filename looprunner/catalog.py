@@ -47,16 +47,12 @@ def stage_roots(project: Path) -> list[tuple[str, Path]]:
 
 @functools.cache
 def plugin_stage_roots() -> tuple[tuple[str, Path], ...]:
-    """Stage folders shipped by installed plugins (``register_stage_types``)."""
-    from looprunner.plugins import registries
+    """Stage folders shipped by installed plugins (``register_stage_folders``)."""
+    from looprunner.plugins.manager import registries
 
-    regs = registries()
-    roots = []
-    for name in regs.stage_types.names():
-        folder = getattr(regs.stage_types.get(name), "folder", None)
-        if folder is not None:
-            roots.append((f"plugin {regs.stage_types.owner(name)}", Path(folder)))
-    return tuple(roots)
+    return tuple(
+        (f"plugin {owner}", folder) for owner, folder in registries().stage_folders.folders()
+    )
 
 
 def iter_stages(project: Path) -> Iterator[StageRef]:

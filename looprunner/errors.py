@@ -143,3 +143,19 @@ class ProviderError(LooprunnerError):
 
     exit_code = EXIT_BAD_INPUT
     type = "provider"
+
+
+class AgentFailed(LooprunnerError):
+    """An agent process failed an iteration: it exited non-zero, timed out, or reported badly.
+
+    ``error_type`` is the stable type recorded in ``state.json`` (``provider_exit``,
+    ``provider_timeout``, ``status_missing``, ``status_invalid``, ``agent_error``), so a
+    stage type that lets this propagate fails its iteration exactly as the built-in
+    ``agent`` type does.
+    """
+
+    type = "agent"
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type

@@ -1,4 +1,4 @@
-"""Deriving a session's health from its three resources: lock, state and tmux session.
+"""Deriving a session's health from its three resources: lock, state and backend session.
 
 Kept free of I/O so every combination can be tested directly.
 """
@@ -19,13 +19,16 @@ def derive_health(
     tmux_present: bool | None,
     state_unreadable: bool = False,
     engine_alive: bool = False,
+    backend: str | None = None,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
-    ``tmux_present`` is None when the tmux server could not be asked; a verdict that
-    would depend on it is then ``unknown``, never ``crashed``. ``engine_alive`` says
-    whether the engine recorded in state still exists (same pid, start time and boot):
-    it only matters when the lock file was deleted from under a running engine.
+    ``tmux_present`` says whether the session's backend (``backend``; a tmux session for
+    the tmux backend) holds a live session of it; None when the backend could not be
+    asked, and a verdict that would depend on it is then ``unknown``, never ``crashed``.
+    ``engine_alive`` says whether the engine recorded in state still exists (same pid,
+    start time and boot): it only matters when the lock file was deleted from under a
+    running engine.
     """
     if lock_held:
         return Health.RUNNING, None
@@ -44,19 +47,21 @@ def derive_health(
             f"the lock file is missing but the engine (pid {state.pid}) is alive; "
             "it recreates the lock at its next iteration"
         )
+    backend = backend or (state.backend if state is not None else None)
+    which = f"the {backend} backend" if backend else "the backend"
     if tmux_present:
-        return Health.ORPHANED, "a tmux session of ours exists but no engine holds the lock"
+        return Health.ORPHANED, f"a session of ours on {which} exists but no engine holds the lock"
     if state is not None and state.status in (RunStatus.PENDING, RunStatus.RUNNING):
-        if tmux_present is None and state.backend == "tmux":
+        if tmux_present is None:
             return (
                 Health.UNKNOWN,
-                "the tmux server cannot be reached, so the engine's fate is unknown",
+                f"{which} cannot be reached, so the engine's fate is unknown",
             )
         return Health.CRASHED, crash_reason(state)
     if state_unreadable:
         return Health.UNKNOWN, "state.json cannot be read"
     if tmux_present is None:
-        return Health.UNKNOWN, "the tmux server cannot be reached"
+        return Health.UNKNOWN, f"{which} cannot be reached"
     return Health.NOT_FOUND, None
 
 

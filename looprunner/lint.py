@@ -31,7 +31,7 @@ from looprunner.engine.prompt import unknown_variables
 from looprunner.errors import ConfigError
 from looprunner.models import Pipeline, Stage
 from looprunner.pipelines import list_pipelines, load_pipeline
-from looprunner.plugins import Registries
+from looprunner.plugins.registry import Registries
 
 
 @attrs.frozen

@@ -1,17 +1,56 @@
-"""Typing-only contracts for the pluggable parts: providers, terminations, backends.
+"""Typing-only contracts for the pluggable parts: stage types, providers, terminations, backends.
 
-Built-ins implement these exactly as a third-party plugin would.
+Built-ins implement these exactly as a third-party plugin would, and the rest of the
+package uses every plugin class only through them. A backend's optional abilities are
+small protocols of their own, checked with ``isinstance``: a backend that cannot attach
+a terminal simply does not implement :class:`Attachable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from looprunner.models import AgentCommand, AgentStatus, Invocation, Stage, Termination
+from looprunner.models import (
+    AgentCommand,
+    AgentStatus,
+    Event,
+    Invocation,
+    IterationContext,
+    SessionStatus,
+    Stage,
+    Termination,
+)
+
+# ---------------------------------------------------------------------- stage types
+
+
+@runtime_checkable
+class StageType(Protocol):
+    """Decides what one iteration of a stage does.
+
+    The built-in ``agent`` type renders the prompt, runs the provider's agent and reads
+    its ``status.json``; a plugin type may run no agent at all, or several.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, stage: Stage) -> None: ...
+
+    def validate(self) -> None:
+        """Raise :class:`~looprunner.errors.ConfigError` if ``stage.options`` are unusable.
+
+        Called by ``lint``, ``dry-run`` and ``start`` before anything is written.
+        """
+
+    def run_iteration(self, ctx: IterationContext) -> AgentStatus:
+        """Run one iteration and return its verdict (recorded like an agent's status)."""
+
+
+# ---------------------------------------------------------------------- providers
 
 
 @runtime_checkable
@@ -28,6 +67,9 @@ class Provider(Protocol):
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Return the program, its arguments, environment and stdin for this iteration."""
+
+
+# ---------------------------------------------------------------------- terminations
 
 
 @attrs.frozen
@@ -54,10 +96,6 @@ class TerminationStrategy(Protocol):
     def validate(self) -> None:
         """Raise :class:`~looprunner.errors.ConfigError` if the spec is unusable."""
 
-    # Optional: ``check(self) -> None`` raising a LooprunnerError when this machine cannot
-    # run the termination (a program it needs is missing). Called by ``start`` and
-    # ``dry-run``, never by ``lint``, which judges the definition only.
-
     def decide(self, progress: StageProgress) -> str | None:
         """Return a reason to stop now, or None to run another iteration.
 
@@ -66,9 +104,37 @@ class TerminationStrategy(Protocol):
         """
 
 
+@runtime_checkable
+class MachineChecking(Protocol):
+    """A termination that needs something of this machine (a program on PATH).
+
+    ``start`` and ``dry-run`` call :meth:`check`; ``lint`` does not, since it judges the
+    definition only.
+    """
+
+    def check(self) -> None:
+        """Raise a :class:`~looprunner.errors.LooprunnerError` if this machine cannot run it."""
+
+
+@runtime_checkable
+class QueueCounting(Protocol):
+    """A termination backed by a work queue that can say how much is left."""
+
+    def remaining(self, progress: StageProgress) -> Sequence[object]:
+        """Return the items still queued (``status`` shows their count)."""
+
+
+# ---------------------------------------------------------------------- backends
+
+
 @attrs.frozen
 class LaunchSpec:
-    """How to start an engine: its argv, environment, and working folder."""
+    """How to start an engine: its argv, environment, and working folder.
+
+    For a backend that runs the engine in another process, ``argv`` ends with
+    ``--env-fifo PATH``: the launcher hands the caller's environment to the engine through
+    that FIFO, so the backend runs ``argv`` as given.
+    """
 
     session: str
     project: Path
@@ -79,7 +145,11 @@ class LaunchSpec:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Where an engine process runs (a tmux session, the calling process, ...)."""
+    """Where an engine process runs (a tmux session, the calling process, ...).
+
+    Constructed with no arguments. A session records its backend's name in
+    ``state.json``; every command asks that backend about it.
+    """
 
     name: ClassVar[str]
 
@@ -91,3 +161,115 @@ class Backend(Protocol):
 
     def stop(self, session: str, project: Path) -> bool:
         """Remove what the backend holds for the project's ``session``; return if any."""
+
+
+@runtime_checkable
+class Attachable(Protocol):
+    """A backend a terminal can attach to (``looprunner attach``)."""
+
+    def attach_argv(self, session: str, project: Path) -> list[str]:
+        """Return the command that attaches the calling terminal to the session."""
+
+
+@runtime_checkable
+class OutputCapturing(Protocol):
+    """A backend that can show a live session's recent output (``looprunner monitor``)."""
+
+    def capture(self, session: str, project: Path, lines: int) -> list[str] | None:
+        """Return the last ``lines`` lines the session shows, or None if it is gone."""
+
+
+@runtime_checkable
+class SessionAges(Protocol):
+    """A backend that knows when each live session began.
+
+    ``cleanup`` and ``start`` use it to spare a session whose engine is still starting.
+    """
+
+    def created(self, project: Path) -> dict[str, float] | None:
+        """Return each live session's creation time (epoch seconds), or None if unknown."""
+
+
+@runtime_checkable
+class LaunchChecking(Protocol):
+    """A backend that can tell, before a launch, that something of its own is in the way."""
+
+    def check_launch(self, session: str, project: Path) -> None:
+        """Raise :class:`~looprunner.errors.SessionConflictError` if the name is taken."""
+
+
+@runtime_checkable
+class Describing(Protocol):
+    """A backend that names what it holds for a session as its users know it."""
+
+    def describe(self, session: str) -> str:
+        """Return, for example, ``tmux session pipeline-NAME``."""
+
+
+def describe(backend: Backend, session: str) -> str:
+    """Name what ``backend`` holds for ``session`` (its own words if it has them)."""
+    if isinstance(backend, Describing):
+        return backend.describe(session)
+    return f"{backend.name} session of {session!r}"
+
+
+@runtime_checkable
+class InProcess(Protocol):
+    """A backend that runs the engine in the calling process.
+
+    The session gives it the factory that builds an engine (backends never import the
+    engine) and stops that engine through it, since there is no other process to signal.
+    """
+
+    def bind(self, engine_factory: EngineFactory, *, background: bool) -> None:
+        """Receive what to run and whether to run it in a thread."""
+
+    def request_stop(self, timeout: float) -> bool:
+        """Stop the engine it runs, if any; return whether there was one."""
+
+    def started(self) -> bool:
+        """Tell whether its engine recorded its state (or ended)."""
+
+    def running(self) -> bool:
+        """Tell whether its engine (thread) runs."""
+
+
+class RunsToEnd(Protocol):
+    """An engine as an in-process backend sees it: run it, or ask it to stop."""
+
+    @property
+    def recorded(self) -> bool:
+        """True once the engine has written its state."""
+
+    def run(self, *, resume: bool = False) -> object:
+        """Run the session to its end."""
+
+    def request_stop(self) -> None:
+        """Stop the session soon (recorded as killed)."""
+
+
+class EngineFactory(Protocol):
+    """Builds the engine for a launch (given to in-process backends)."""
+
+    def __call__(self, spec: LaunchSpec) -> RunsToEnd:
+        """Build (not run) the engine for ``spec``."""
+
+
+# ---------------------------------------------------------------------- hooks
+
+
+@runtime_checkable
+class SessionView(Protocol):
+    """What lifecycle hooks receive as ``session``: a read-only view of one session."""
+
+    name: str
+
+    @property
+    def project(self) -> Path:
+        """The project folder."""
+
+    def status(self) -> SessionStatus:
+        """Return the session's health and state."""
+
+    def events(self, *, last: int | None = None) -> Iterator[Event]:
+        """Return the session's recorded events, oldest first."""

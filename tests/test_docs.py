@@ -19,7 +19,7 @@ import looprunner
 from looprunner.cli.app import cli
 from looprunner.convert import STAGE_KEYS, load_stage_file
 from looprunner.models import Health, Termination
-from looprunner.plugins import make_plugin_manager
+from looprunner.plugins.manager import make_plugin_manager
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

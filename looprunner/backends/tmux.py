@@ -156,7 +156,7 @@ class TmuxBackend:
             rows.append((name, int(created) if created.isdigit() else 0, mark))
         return rows
 
-    def created(self, project: Path) -> dict[str, int] | None:
+    def created(self, project: Path) -> dict[str, float] | None:
         """Return this project's live sessions with when each was created (epoch seconds).
 
         A session is this project's when its ``@looprunner`` mark is the project's path:
@@ -165,11 +165,11 @@ class TmuxBackend:
         rows = self._listing()
         if rows is None:
             return None
-        found: dict[str, int] = {}
+        found: dict[str, float] = {}
         for tmux_name, created, mark in rows:
             session = session_from_tmux_name(tmux_name)
             if session is not None and mark == str(project):
-                found[session] = created
+                found[session] = float(created)
         return found
 
     def sessions(self, project: Path) -> set[str] | None:
@@ -188,7 +188,29 @@ class TmuxBackend:
                 return mark
         return None
 
-    def capture(self, session: str, lines: int) -> list[str] | None:
+    def describe(self, session: str) -> str:
+        """Name the tmux session of ``session`` as users see it in ``tmux ls``."""
+        return f"tmux session {tmux_session_name(session)}"
+
+    def check_launch(self, session: str, project: Path) -> None:
+        """Refuse a name whose ``pipeline-NAME`` session belongs to someone else.
+
+        Another project's session of the same name, or one looprunner did not create, is
+        never touched: the user must choose another name.
+        """
+        holder = self.owner(session)
+        if holder is None or holder == str(project):
+            return
+        from looprunner.errors import SessionConflictError
+
+        whose = f"another project ({holder})" if holder else "no looprunner project"
+        raise SessionConflictError(
+            f"tmux session {tmux_session_name(session)} already exists and belongs to "
+            f"{whose}; choose another name",
+            session=session,
+        )
+
+    def capture(self, session: str, project: Path, lines: int) -> list[str] | None:
         """Return the last ``lines`` lines of the session's pane, or None if it is gone."""
         name = tmux_session_name(session)
         try:
@@ -212,7 +234,7 @@ class TmuxBackend:
         code, _, _ = self._run("kill-session", "-t", f"={name}")
         return code == 0
 
-    def attach_argv(self, session: str) -> list[str]:
+    def attach_argv(self, session: str, project: Path) -> list[str]:
         """Return the command that attaches a terminal (switch-client inside tmux)."""
         name = tmux_session_name(session)
         base = ["tmux"]

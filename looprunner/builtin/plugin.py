@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from looprunner.hookspecs import hookimpl
+from looprunner.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from looprunner.plugins.registry import Registry
+    from looprunner.protocols import Backend, Provider, StageType, TerminationStrategy
 
 
 @hookimpl
-def register_providers(registry: Any) -> None:
+def register_providers(registry: Registry[Provider]) -> None:
     """Register claude, codex, command and mock."""
     from looprunner.builtin.providers import (
         ClaudeProvider,
@@ -22,7 +26,7 @@ def register_providers(registry: Any) -> None:
 
 
 @hookimpl
-def register_terminations(registry: Any) -> None:
+def register_terminations(registry: Registry[TerminationStrategy]) -> None:
     """Register fixed, judgment and queue."""
     from looprunner.builtin.terminations import (
         FixedTermination,
@@ -35,10 +39,18 @@ def register_terminations(registry: Any) -> None:
 
 
 @hookimpl
-def register_backends(registry: Any) -> None:
+def register_backends(registry: Registry[Backend]) -> None:
     """Register tmux and inline."""
     from looprunner.backends.inline import InlineBackend
     from looprunner.backends.tmux import TmuxBackend
 
     registry.add(TmuxBackend)
     registry.add(InlineBackend)
+
+
+@hookimpl
+def register_stage_types(registry: Registry[StageType]) -> None:
+    """Register agent."""
+    from looprunner.builtin.stage_types import AgentStageType
+
+    registry.add(AgentStageType)

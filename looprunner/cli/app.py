@@ -13,21 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import attrs
 import click
 
+from looprunner.cli.context import Context
 from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError
-
-
-@attrs.define
-class Context:
-    """What every command gets: the project folder and whether to answer in JSON."""
-
-    project: Path
-    json: bool
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoReturn:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from looprunner.cli.app import Context, pass_ctx
+from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
 from looprunner.errors import UsageError
@@ -15,7 +16,7 @@ from looprunner.models import Health
 from looprunner.session import Session, as_dict, not_found
 
 if TYPE_CHECKING:
-    from looprunner.maintenance import Problem
+    from looprunner.models import Problem
 
 
 @click.command()
@@ -57,14 +58,13 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
     before = session.status()
     if before.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
-    if foreground and backend not in (None, "inline"):
+    if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     from looprunner.cli.run import engine_output
 
-    recorded = before.state.backend if before.state else None
-    foreground = foreground or (backend or recorded) == "inline"
     with engine_output(ctx):
-        session.resume(backend="inline" if foreground else backend)
+        session.resume(backend=FOREGROUND_BACKEND if foreground else backend)
+    foreground = session.in_process
     after = session.status()
     if ctx.json:
         emit_json(as_dict(after))
@@ -89,8 +89,8 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
 @pass_ctx
 def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
     """Find stale locks, orphaned tmux sessions and zombie states; repair with --fix."""
-    from looprunner.maintenance import KINDS, ProblemKind
-    from looprunner.maintenance import cleanup as run_cleanup
+    from looprunner.models import KINDS, ProblemKind
+    from looprunner.session.maintenance import cleanup as run_cleanup
 
     report = run_cleanup(ctx.project)
     kinds: tuple[ProblemKind, ...] = KINDS

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
 from looprunner.cli.run import definition_options
 from looprunner.errors import EXIT_BAD_INPUT
@@ -70,7 +70,7 @@ def pipelines(ctx: Context) -> int:
 def lint(ctx: Context, path: Path | None) -> int:
     """Validate stage and pipeline definitions (PATH, or the whole project)."""
     from looprunner.lint import lint as run_lint
-    from looprunner.plugins import registries
+    from looprunner.plugins.manager import registries
 
     target = path if path is not None else ctx.project
     if not target.is_absolute():
@@ -198,7 +198,7 @@ def completion(shell: str) -> int:
 @pass_ctx
 def plugins(ctx: Context) -> int:
     """List the loaded plugins, their distribution and version, and what they add."""
-    from looprunner.plugins import make_plugin_manager, plugin_info
+    from looprunner.plugins.manager import make_plugin_manager, plugin_info
 
     rows = plugin_info(make_plugin_manager())
     if ctx.json:

@@ -10,7 +10,7 @@ from collections import Counter
 
 import click
 
-from looprunner.cli.app import Context
+from looprunner.cli.context import Context
 from looprunner.cli.output import health, style
 from looprunner.errors import LooprunnerError
 from looprunner.models import Health, SessionStatus

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
-from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus

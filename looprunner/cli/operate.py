@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from looprunner.cli.app import Context, pass_ctx
+from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import SessionError
 from looprunner.models import Event, Health, SessionStatus

@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from looprunner.cli.app import Context, pass_ctx
+from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
+from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import UsageError
@@ -144,12 +146,12 @@ def start(
         inputs=inputs,
         context=context,
     )
-    if foreground and backend not in (None, "inline"):
+    if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
-    chosen = "inline" if foreground else (backend or "tmux")
-    foreground = chosen == "inline"  # an in-process engine runs to its end before returning
+    chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
     with engine_output(ctx):
         session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+    foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
     if ctx.json:
         emit_json(as_dict(status))
@@ -162,7 +164,7 @@ def start(
         )
         click.echo(
             f"Started {style(name, bold=True)} ({what}, up to {node.cap} iteration(s) "
-            f"in its first stage) in tmux session pipeline-{name}.\n{next_steps(name)}"
+            f"in its first stage) in {session.where()}.\n{next_steps(name)}"
         )
     if foreground:
         return 0 if status.health is Health.COMPLETE else 1
@@ -243,23 +245,20 @@ def wait(ctx: Context, name: str, timeout: float | None) -> int:
 @pass_ctx
 def demo(ctx: Context, directory: Path | None, name: str, pace: float, foreground: bool) -> int:
     """Run a real loop on the built-in demo agent (no API key needed)."""
-    import shutil
     import tempfile
 
     from looprunner.builtin import demo as demo_project
+    from looprunner.errors import BackendError
 
     project = (
         (directory or Path(tempfile.mkdtemp(prefix="looprunner-demo-"))).expanduser().resolve()
     )
     tasks = demo_project.create(project, pace=pace)
-    backend = "inline" if foreground or shutil.which("tmux") is None else "tmux"
     if not ctx.json:
         click.echo(f"Demo project: {project}")
         click.echo(
             f"The demo agent will work through {tasks} TODO items in TODO.md, one per iteration."
         )
-        if backend == "inline" and not foreground:
-            click.echo("tmux is not installed: running in this process instead.")
     pipeline = build_pipeline(
         project,
         stage="demo",
@@ -272,7 +271,18 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
     )
     started = time.monotonic()
     with engine_output(ctx):
-        session = Session.start(name, pipeline, project, backend=backend, force=True)
+        try:
+            session = Session.start(
+                name,
+                pipeline,
+                project,
+                backend=FOREGROUND_BACKEND if foreground else DEFAULT_BACKEND,
+                force=True,
+            )
+        except BackendError as exc:  # the default backend cannot run here (no tmux)
+            if not ctx.json:
+                click.echo(f"{exc.message}: running in this process instead.")
+            session = Session.start(name, pipeline, project, backend=FOREGROUND_BACKEND, force=True)
     status = wait_for(session, None, show=not ctx.json)
     if ctx.json:
         emit_json({"project": str(project), **as_dict(status)})
@@ -293,14 +303,14 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
 
 @click.command(hidden=True)
 @click.option("--session", "name", required=True)
-@click.option("--backend", default="tmux")
+@click.option("--backend", required=True)
 @click.option("--resume", is_flag=True)
 @click.option("--env-fifo", type=click.Path(path_type=Path))
 @pass_ctx
 def engine(ctx: Context, name: str, backend: str, resume: bool, env_fifo: Path | None) -> int:
     """Run the engine of session NAME in this process (how backends start it)."""
-    from looprunner.engine.main import run_engine
     from looprunner.names import validate_session_name
+    from looprunner.session.entry import run_engine
 
     validate_session_name(name)
     return run_engine(ctx.project, name, backend=backend, resume=resume, env_fifo=env_fifo)

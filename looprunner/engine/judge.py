@@ -4,33 +4,37 @@ After each iteration the judge reads that iteration (its context.json, output an
 progress file, through the shipped judge prompt) and writes its verdict to
 ``iterations/NNN/judge/status.json``. A judge that fails is recorded and counts as
 "continue"; after JUDGE_FAILURES failures in a row the session fails (``judge_error``).
+The judge runs through the same agent launcher as every stage's agents.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from looprunner.engine import context as ctxmod
-from looprunner.engine.agent_status import StatusProblem, read_agent_status
+from looprunner.engine.agents import AgentLauncher, Stopped, verdict
 from looprunner.engine.prompt import render, template_values
-from looprunner.engine.runner import (
-    JUDGE_DIR,
-    JUDGE_FAILURES,
-    JUDGE_PROMPT,
-    JudgeFailedTooOften,
-    JudgeStopped,
-)
-from looprunner.errors import LooprunnerError
+from looprunner.engine.recorder import Recorder
+from looprunner.errors import AgentFailed
 from looprunner.models import AgentPaths, AgentStatus, Decision, Invocation, Pipeline, events
 from looprunner.store.atomic import write_atomic
 
-if TYPE_CHECKING:
-    from looprunner.engine.runner import Engine
+#: where a judge agent's verdict goes, inside the iteration's folder
+JUDGE_DIR = "judge"
+JUDGE_PROMPT = Path(__file__).resolve().parent.parent / "builtin" / "prompts" / "judge.md"
+#: a judge that fails this many times in a row fails the session
+JUDGE_FAILURES = 3
 
 
-def run_judge(engine: Engine, pipeline: Pipeline, index: int, iteration: int) -> AgentStatus:
+class JudgeFailedTooOften(Exception):
+    """The judge failed JUDGE_FAILURES times in a row."""
+
+
+def run_judge(
+    rec: Recorder, launcher: AgentLauncher, pipeline: Pipeline, index: int, iteration: int
+) -> AgentStatus:
     """Ask the stage's judge agent whether the stage is done; return its verdict.
 
     The judge reads the iteration that just ended and writes its decision to
@@ -38,11 +42,12 @@ def run_judge(engine: Engine, pipeline: Pipeline, index: int, iteration: int) ->
     ``judge_failed``) and counts as "continue"; three failures in a row fail the
     session (``judge_error``), since the stage could then never be judged done.
     """
+    paths = rec.paths
     node = pipeline.nodes[index]
     stage = node.stage
     spec = stage.termination.judge
     assert spec is not None
-    iteration_dir = engine.paths.iteration_dir(index, node.id, iteration)
+    iteration_dir = paths.iteration_dir(index, node.id, iteration)
     folder = iteration_dir / JUDGE_DIR
     if folder.exists():
         shutil.rmtree(folder)
@@ -51,18 +56,18 @@ def run_judge(engine: Engine, pipeline: Pipeline, index: int, iteration: int) ->
     values = template_values(
         ctx=str(iteration_dir / ctxmod.CONTEXT_FILE),
         status=str(status_file),
-        progress=str(engine.paths.progress_file),
+        progress=str(paths.progress_file),
         output=str(iteration_dir / ctxmod.OUTPUT_FILE),
         iteration=iteration,
-        session=engine.paths.name,
+        session=paths.name,
         context=stage.context,
     )
     values["STAGE"] = node.id
     prompt = render(JUDGE_PROMPT.read_text(encoding="utf-8"), values)
     provider_name = spec.provider or stage.provider_name
     invocation = Invocation(
-        session=engine.paths.name,
-        project=str(engine.paths.project),
+        session=paths.name,
+        project=str(paths.project),
         stage_id=node.id,
         iteration=iteration,
         prompt=prompt,
@@ -70,72 +75,43 @@ def run_judge(engine: Engine, pipeline: Pipeline, index: int, iteration: int) ->
             context=values["CTX"],
             status=str(status_file),
             output=str(folder / ctxmod.OUTPUT_FILE),
-            progress=str(engine.paths.progress_file),
+            progress=str(paths.progress_file),
         ),
         model=spec.model if spec.provider else (spec.model or stage.model),
         command=stage.command,
         fixtures=str(stage.fixtures / JUDGE_DIR) if stage.fixtures else None,
         mock_delay=stage.mock_delay,
     )
-    engine._log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
-    captured = engine.capture()
-
-    failure: str | None = None
+    rec.log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
     try:
-        command = engine.registries.providers.get(provider_name)().command(invocation)
-    except LooprunnerError as exc:
+        outcome = launcher.launch(provider_name, invocation, timeout=stage.timeout)
+        write_atomic(folder / ctxmod.OUTPUT_FILE, rec.redactor.text(outcome.output), durable=False)
+        if outcome.result.stopped:
+            raise Stopped
+        verdict_run = verdict(outcome, status_file)
+    except AgentFailed as exc:
         failure = exc.message
     else:
-        result = engine.runner.run(
-            command,
-            cwd=engine.paths.project,
-            env=engine.env,
-            timeout=stage.timeout,
-            on_output=captured.feed,
+        status = verdict_run.status
+        rec.events.append(
+            events.JUDGE_COMPLETE,
+            stage=node.id,
+            iteration=iteration,
+            data={"decision": status.decision.value, "reason": status.reason},
         )
-        write_atomic(
-            folder / ctxmod.OUTPUT_FILE,
-            engine.redactor.text(captured.text()),
-            durable=False,
-        )
-        if result.stopped:
-            raise JudgeStopped
-        if result.spawn_error or result.timed_out or result.exit_code != 0:
-            failure = result.spawn_error or (
-                "timed out" if result.timed_out else f"exited with status {result.exit_code}"
-            )
-    if failure is None:
-        try:
-            verdict = read_agent_status(status_file)
-        except StatusProblem as problem:
-            failure = problem.message
-        else:
-            if verdict.decision is Decision.ERROR:
-                failure = verdict.reason or "the judge reported an error"
-            else:
-                engine.events.append(
-                    events.JUDGE_COMPLETE,
-                    stage=node.id,
-                    iteration=iteration,
-                    data={"decision": verdict.decision.value, "reason": verdict.reason},
-                )
-                engine._log(f"judge says {verdict.decision.value}: {verdict.reason}")
-                return verdict
+        rec.log(f"judge says {status.decision.value}: {status.reason}")
+        return status
     with contextlib.suppress(FileNotFoundError):
         status_file.unlink()  # a failed verdict must never count on resume
-    engine.events.append(
+    rec.events.append(
         events.JUDGE_FAILED, stage=node.id, iteration=iteration, data={"message": failure}
     )
-    engine._log(f"judge failed ({failure}); counting it as continue")
+    rec.log(f"judge failed ({failure}); counting it as continue")
     streak = 0
     for n in range(iteration, 0, -1):
-        if (
-            engine.paths.iteration_dir(index, node.id, n) / JUDGE_DIR / ctxmod.STATUS_FILE
-        ).exists():
+        if (paths.iteration_dir(index, node.id, n) / JUDGE_DIR / ctxmod.STATUS_FILE).exists():
             break
         streak += 1
     if streak >= JUDGE_FAILURES:
         raise JudgeFailedTooOften(f"the judge failed {streak} times in a row: {failure}")
-    from looprunner import convert
-
-    return convert.agent_status_from_dict({"decision": "continue", "reason": "judge failed"})
+    return AgentStatus(decision=Decision.CONTINUE, reason="judge failed")

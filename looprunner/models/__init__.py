@@ -11,7 +11,9 @@ from looprunner.models.agent import (
     Invocation,
     WorkDone,
 )
+from looprunner.models.cleanup import KINDS, CleanupReport, Problem, ProblemKind
 from looprunner.models.events import Event
+from looprunner.models.iteration import AgentRun, AgentRunning, IterationContext, IterationPaths
 from looprunner.models.pipeline import Node, NodeInputs, Pipeline
 from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.stage import JudgeSpec, Stage, Termination
@@ -19,19 +21,27 @@ from looprunner.models.state import Health, RunError, RunState, RunStatus, Stage
 from looprunner.models.status import LockInfo, Resources, SessionStatus
 
 __all__ = [
+    "KINDS",
     "AgentCommand",
     "AgentPaths",
+    "AgentRun",
+    "AgentRunning",
     "AgentStatus",
+    "CleanupReport",
     "Decision",
     "Event",
     "Health",
     "Invocation",
+    "IterationContext",
+    "IterationPaths",
     "IterationResult",
     "JudgeSpec",
     "LockInfo",
     "Node",
     "NodeInputs",
     "Pipeline",
+    "Problem",
+    "ProblemKind",
     "Resources",
     "RunError",
     "RunState",

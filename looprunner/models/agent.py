@@ -26,9 +26,13 @@ class WorkDone:
 
 @attrs.frozen
 class AgentStatus:
-    """The parsed contents of ``status.json``."""
+    """The parsed contents of ``status.json``, or what a stage type returns.
 
-    decision: Decision
+    ``decision`` may be given as its string (``"continue"``, ``"stop"``, ``"error"``);
+    any other value is refused when the status is built.
+    """
+
+    decision: Decision = attrs.field(converter=Decision)
     reason: str = ""
     summary: str = ""
     work: WorkDone = attrs.field(factory=WorkDone)

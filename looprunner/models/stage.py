@@ -116,6 +116,8 @@ class Stage:
     fixtures: Path | None = None
     mock_delay: float | None = None
     source: Path | None = None
+    type: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def provider_name(self) -> str:

@@ -107,3 +107,36 @@ class RunState:
         stages = list(self.stages)
         stages[index] = stage
         return attrs.evolve(self, stages=tuple(stages))
+
+    def ended(
+        self,
+        status: RunStatus,
+        *,
+        at: str,
+        reason: str | None = None,
+        error: RunError | None = None,
+    ) -> RunState:
+        """Return this state finished as ``status``: the one transition to an ending.
+
+        The engine (complete, failed, killed), ``kill`` (an engine that is gone) and
+        ``cleanup`` (an engine that died) all finish a session through this method, so a
+        finished state always looks the same: no iteration or agent in flight, the
+        current stage marked with the session's ending unless it completed.
+        """
+        if not status.finished:
+            raise ValueError(f"{status.value} is not an ending")
+        state = self
+        if status is not RunStatus.COMPLETE and self.stages:
+            index = min(self.current_stage, len(self.stages) - 1)
+            state = state.with_stage(index, attrs.evolve(self.stages[index], status=status))
+        return attrs.evolve(
+            state,
+            status=status,
+            finished_at=at,
+            updated_at=at,
+            completion_reason=reason,
+            error=error,
+            iteration_started=None,
+            agent_pid=None,
+            agent_start_time=None,
+        )

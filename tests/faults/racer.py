@@ -27,7 +27,7 @@ import looprunner.convert
 import looprunner.handoff
 import looprunner.session  # noqa: F401 - imported before forking, so children start warm
 from looprunner.cli import main
-from looprunner.plugins import make_plugin_manager
+from looprunner.plugins.manager import make_plugin_manager
 
 
 def child(read_end: int, argv: list[str], out: Path, err: Path) -> None:  # pragma: no cover

@@ -20,7 +20,7 @@ import pytest
 
 from looprunner import Session
 from looprunner.models import Health
-from looprunner.session import KILL_TIMEOUT
+from looprunner.session.control import KILL_TIMEOUT
 from looprunner.testing import wait_until
 from tests.faults.faultkit import group_members, is_live, kill_if_live, no_traceback
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from looprunner import Session
-from looprunner.hookspecs import hookimpl
-from looprunner.plugins import Registries, make_plugin_manager
+from looprunner.plugin import hookimpl
+from looprunner.plugins.manager import make_plugin_manager
+from looprunner.plugins.registry import Registries
 from looprunner.testing import install_plugin, plugin_path_env
 from tests.conftest import REPO
 
@@ -63,7 +64,7 @@ def test_plugins_command_shows_the_plugin_and_what_it_adds(cli, with_plugin):
     sample = rows["sample"]
     assert (sample["distribution"], sample["version"]) == ("looprunner-sample", "1.2.3")
     assert sample["registers"] == {
-        "stage_types": ["sample"],
+        "stages": ["sample-stage"],
         "providers": ["sample-agent"],
         "terminations": ["sample-twice"],
     }

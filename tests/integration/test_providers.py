@@ -118,7 +118,7 @@ def test_provider_runs_the_exact_argv(project, cli, fake_agents, case):
     assert call["argv0"] == str(FAKES_BIN / case.provider), "the program found on PATH"
     assert call["cwd"] == str(ProjectPaths.of(project).project), "agents run in the project"
     start = next(e for e in events_of(project, "argv") if e["type"] == "iteration_start")
-    assert start["data"] == {"provider": case.provider, "model": case.model}
+    assert start["data"] == {"provider": case.provider, "model": case.model, "type": "agent"}
 
 
 # --------------------------------------------------------------------------- prompt and env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_a_background_session_in_this_process_can_be_killed(project):
     session = Session.start("bgk", stage, project, backend="inline", background=True)
     wait_until(lambda: (s := session.status().state) and s.agent_pid, what="agent")
     assert session.kill().health is Health.KILLED
-    assert session._inline.thread.is_alive() is False
+    engine_threads = [t for t in threading.enumerate() if t.name == "looprunner-bgk"]
+    assert not any(t.is_alive() for t in engine_threads), "the engine's thread has ended"
 
 
 def test_async_events_follow_a_running_session(project):

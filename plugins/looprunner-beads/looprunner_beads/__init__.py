@@ -15,26 +15,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from looprunner import Health, hookimpl
+from looprunner.plugin import Health, hookimpl
 
 from looprunner_beads import bd
 from looprunner_beads._version import __version__
 from looprunner_beads.termination import BeadsTermination
 
 if TYPE_CHECKING:
-    from looprunner import Session
-    from looprunner.maintenance import Problem
+    from looprunner.plugin import Problem
+    from looprunner.plugin import SessionView as Session
 
-__all__ = ["BeadsStages", "BeadsTermination", "__version__"]
-
-
-class BeadsStages:
-    """The stages this plugin ships (package data): ``work``."""
-
-    name: ClassVar[str] = "beads"
-    folder: ClassVar[Path] = Path(__file__).parent / "stages"
+__all__ = ["BeadsTermination", "__version__"]
 
 
 @hookimpl
@@ -44,9 +37,9 @@ def register_terminations(registry: Any) -> None:
 
 
 @hookimpl
-def register_stage_types(registry: Any) -> None:
+def register_stage_folders(registry: Any) -> None:
     """Register the shipped stages (``work``)."""
-    registry.add(BeadsStages)
+    registry.add(Path(__file__).parent / "stages")
 
 
 def _termination_types(data: object) -> Iterator[str]:
@@ -88,7 +81,7 @@ def on_cleanup(session: Session, problem: Problem) -> None:
     """
     if problem.kind != "zombie_state" or not problem.fixed or not uses_beads(session):
         return
-    if session.status(tmux_sessions=None).health is not Health.CRASHED:
+    if session.status().health is not Health.CRASHED:
         return  # resolved some other way (finished, or an engine runs it again)
     project = session.paths.project
     failed: list[str] = []

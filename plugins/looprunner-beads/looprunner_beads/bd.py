@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from looprunner import LooprunnerError
+from looprunner.plugin import LooprunnerError
 
 #: the beads command line, looked up on PATH
 BD = "bd"

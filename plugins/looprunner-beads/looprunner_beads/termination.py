@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from looprunner import ConfigError, Termination
-from looprunner.models import Decision
-from looprunner.protocols import StageProgress
+from looprunner.plugin import ConfigError, Decision, StageProgress, Termination
 
 from looprunner_beads import bd
 

@@ -187,7 +187,7 @@ def test_the_work_stage_ships_with_the_plugin(with_beads, lr_cli):
         assert line in preview.stdout
     rows = {row["name"]: row for row in json.loads(lr_cli("--json", "plugins").stdout)}
     assert rows["beads"]["distribution"] == "looprunner-beads"
-    assert rows["beads"]["registers"] == {"stage_types": ["beads"], "terminations": ["beads"]}
+    assert rows["beads"]["registers"] == {"stages": ["work"], "terminations": ["beads"]}
     assert rows["beads"]["hooks"] == ["on_cleanup"]
 
 

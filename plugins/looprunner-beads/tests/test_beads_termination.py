@@ -9,7 +9,8 @@ from typing import NamedTuple
 import pytest
 from looprunner import ConfigError, LooprunnerError, Termination
 from looprunner.models import AgentStatus, Decision
-from looprunner.plugins import Registries, make_plugin_manager
+from looprunner.plugins.manager import make_plugin_manager
+from looprunner.plugins.registry import Registries
 from looprunner.protocols import StageProgress, TerminationStrategy
 
 PLUGIN = Path(__file__).resolve().parent.parent
@@ -41,9 +42,10 @@ def test_the_plugin_registers_the_termination_and_its_stages(plugin):
     termination = registries.terminations.get("beads")
     assert termination is plugin.BeadsTermination
     assert registries.terminations.owner("beads") == "beads"
-    stages = registries.stage_types.get("beads")
-    assert (stages.folder / "work" / "stage.yaml").is_file()
-    assert (stages.folder / "work" / "prompt.md").is_file()
+    [(owner, folder)] = registries.stage_folders.folders()
+    assert owner == "beads"
+    assert (folder / "work" / "stage.yaml").is_file()
+    assert (folder / "work" / "prompt.md").is_file()
     assert isinstance(termination(Termination(type="beads", max=5)), TerminationStrategy)
 
 

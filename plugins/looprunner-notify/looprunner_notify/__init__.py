@@ -21,14 +21,14 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from looprunner import hookimpl
+from looprunner.plugin import hookimpl
 
 from looprunner_notify import completions, desktop, webhook
 from looprunner_notify._version import __version__
 
 if TYPE_CHECKING:
-    from looprunner import RunState, Session
-    from looprunner.models import RunError
+    from looprunner.plugin import RunError, RunState
+    from looprunner.plugin import SessionView as Session
 
 __all__ = ["__version__", "entry", "on_complete", "on_error"]
 
@@ -74,9 +74,7 @@ def announce(session: Session, data: dict[str, Any]) -> None:
     desktop.notify(TITLE, _message(data))
     failure: BaseException | None = None
     try:
-        completions.append_completion(
-            completions.completions_file(session.project_paths.root), data
-        )
+        completions.append_completion(completions.completions_file(session.state_root), data)
     except Exception as exc:  # still send the webhook; looprunner reports the raise
         failure = exc
     url = os.environ.get(webhook.WEBHOOK_ENV, "").strip()
@@ -95,5 +93,5 @@ def on_complete(session: Session, state: RunState) -> None:
 @hookimpl
 def on_error(session: Session, error: RunError) -> None:
     """Announce a failed session (its final state is read back for the details)."""
-    state = session.status(tmux_sessions=None).state
+    state = session.status().state
     announce(session, entry(session, state, status="failed", error=error))

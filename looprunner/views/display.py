@@ -1,7 +1,8 @@
 """How sessions look in a notebook (HTML tables) and a terminal (text), and ``watch``.
 
 Kept apart from :mod:`looprunner.session` so the session logic does not mix with
-presentation; imports nothing of IPython unless it is already running.
+presentation (and below it: a view only needs something with a ``status()``); imports
+nothing of IPython unless it is already running.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import importlib
 import sys
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from looprunner.models import Health, SessionStatus
 
-if TYPE_CHECKING:
-    from looprunner.session import Session
+
+class Watched(Protocol):
+    """What :func:`watch` follows: anything that reports a status."""
+
+    def status(self) -> SessionStatus:
+        """Return the session's current status."""
+
 
 COLUMNS = ("session", "type", "stage", "iteration", "health", "started")
 
@@ -95,7 +101,7 @@ def _in_notebook() -> bool:
     return ip is not None and hasattr(ip, "kernel")
 
 
-def watch(session: Session, *, interval: float = 0.5, out: TextIO | None = None) -> SessionStatus:
+def watch(session: Watched, *, interval: float = 0.5, out: TextIO | None = None) -> SessionStatus:
     """Show live progress (a bar per stage) until the session stops running.
 
     In Jupyter the display updates in place; in a terminal the lines are redrawn; in a

@@ -17,10 +17,18 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from looprunner.maintenance import Problem
-    from looprunner.models import IterationResult, Node, Pipeline, RunError, RunState, StageResult
-    from looprunner.plugins import Registry
-    from looprunner.session import Session
+    from looprunner.models import (
+        IterationResult,
+        Node,
+        Pipeline,
+        Problem,
+        RunError,
+        RunState,
+        StageResult,
+    )
+    from looprunner.plugins.registry import FolderRegistry, Registry
+    from looprunner.protocols import Backend, Provider, StageType, TerminationStrategy
+    from looprunner.protocols import SessionView as Session
 
 PROJECT = "looprunner"
 
@@ -29,7 +37,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_providers(registry: Registry[Any]) -> None:
+def register_providers(registry: Registry[Provider]) -> None:
     """Register agent providers.
 
     Fires each time a plugin manager's registries are built. Call ``registry.add(cls)`` for each
@@ -44,7 +52,7 @@ def register_providers(registry: Registry[Any]) -> None:
 
 
 @hookspec
-def register_terminations(registry: Registry[Any]) -> None:
+def register_terminations(registry: Registry[TerminationStrategy]) -> None:
     """Register termination strategies (``fixed``, ``judgment``, ...).
 
     Fires each time a plugin manager's registries are built. Each class implements
@@ -58,7 +66,7 @@ def register_terminations(registry: Registry[Any]) -> None:
 
 
 @hookspec
-def register_backends(registry: Registry[Any]) -> None:
+def register_backends(registry: Registry[Backend]) -> None:
     """Register backends that run engine processes (``tmux``, ``inline``, ...).
 
     Fires each time a plugin manager's registries are built.
@@ -71,18 +79,32 @@ def register_backends(registry: Registry[Any]) -> None:
 
 
 @hookspec
-def register_stage_types(registry: Registry[Any]) -> None:
-    """Register stage types: folders of stage definitions a plugin ships.
+def register_stage_types(registry: Registry[StageType]) -> None:
+    """Register stage types: classes that decide what one iteration of a stage does.
 
-    Fires each time a plugin manager's registries are built. Each class names itself with
-    ``name: ClassVar[str]`` and gives ``folder: ClassVar[Path]``, a folder holding
-    ``NAME/stage.yaml`` + ``prompt.md`` stage folders (package data). Its stages are found
-    after the project's own and the built-ins, so a project can override them.
+    Fires each time a plugin manager's registries are built. Each class implements
+    :class:`looprunner.plugin.StageType` and names itself with ``name: ClassVar[str]``; a
+    stage selects it with ``type: NAME``.
 
     Parameters
     ----------
     registry:
-        The stage-type registry.
+        The stage-type registry; ``registry.add(cls)``.
+    """
+
+
+@hookspec
+def register_stage_folders(registry: FolderRegistry) -> None:
+    """Register folders of stage definitions a plugin ships (package data).
+
+    Fires each time a plugin manager's registries are built. Each folder holds
+    ``NAME/stage.yaml`` + ``prompt.md`` stage folders; they are found after the project's
+    own and the built-ins, so a project can override them.
+
+    Parameters
+    ----------
+    registry:
+        The folder registry; ``registry.add(Path(__file__).parent / "stages")``.
     """
 
 
@@ -93,7 +115,8 @@ def on_session_start(session: Session, pipeline: Pipeline) -> None:
     Parameters
     ----------
     session:
-        The :class:`~looprunner.session.Session` (``session.name``, ``session.status()``).
+        A view of the session: ``session.name``, ``session.project``,
+        ``session.status()``, ``session.events()``.
     pipeline:
         The resolved pipeline it runs.
     """

@@ -1,75 +1,51 @@
 """Finding and repairing what crashes leave behind.
 
-That is: stale locks, orphaned tmux sessions and zombie states.
+That is: stale locks, backend sessions without an engine (``orphaned_tmux``, named after
+the default backend's tmux sessions) and zombie states.
 
 Every repair first takes the session's lock (without waiting): a lock that cannot be
 taken belongs to a live engine, and that session is left alone. Holding the lock also
-makes two cleanups, or a cleanup and a start, take turns. tmux sessions that looprunner
-did not create (no ``@looprunner`` mark) are never touched, and a tmux session younger
-than the engine's lock timeout is not called orphaned, since its engine may be starting.
+makes two cleanups, or a cleanup and a start, take turns. Each backend is asked about
+its own sessions only (tmux touches only sessions it marked as this project's), and a
+backend session younger than the engine's lock timeout is not called orphaned, since its
+engine may be starting (for a backend that can tell ages, :class:`SessionAges`).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
 
 import attrs
 
 from looprunner import procinfo
 from looprunner.engine.process import kill_grace, stop_leftover_group
-from looprunner.engine.runner import LOCK_TIMEOUT
 from looprunner.errors import LooprunnerError
 from looprunner.health import CRASHED_ERROR, crash_reason
-from looprunner.models import RunError, RunState, RunStatus, events
-from looprunner.names import ProjectPaths, is_valid_session_name
-from looprunner.plugins import Registries, call_lifecycle, make_plugin_manager
+from looprunner.models import (
+    KINDS,
+    CleanupReport,
+    Problem,
+    ProblemKind,
+    RunError,
+    RunState,
+    RunStatus,
+)
+from looprunner.names import ProjectPaths
+from looprunner.plugins.calls import call_lifecycle
+from looprunner.plugins.registry import Registries
+from looprunner.protocols import Backend, SessionAges, describe
+from looprunner.session.facade import Session
+from looprunner.session.launch import orphan_grace
+from looprunner.session.listing import names_on_disk, recorded_backends
+from looprunner.session.ref import Plugins
 from looprunner.store import lock as lockmod
-from looprunner.store.events import EventLog, utc_now
-from looprunner.store.state import read_state, write_state
+from looprunner.store.endings import record_ending
+from looprunner.store.events import EventLog
+from looprunner.store.state import read_state
 
-ProblemKind = Literal["orphaned_tmux", "zombie_state", "stale_lock"]
-#: repair order: the tmux session first, then the state, then the lock file
-KINDS: tuple[ProblemKind, ...] = ("orphaned_tmux", "zombie_state", "stale_lock")
-#: a tmux session younger than this (seconds) may be an engine that is still starting
-ORPHAN_GRACE = LOCK_TIMEOUT + 5
-ORPHAN_GRACE_ENV = "LOOPRUNNER_ORPHAN_GRACE"
-
-
-def orphan_grace() -> float:
-    """Seconds before a tmux session without an engine counts as orphaned."""
-    try:
-        return float(os.environ.get(ORPHAN_GRACE_ENV, ORPHAN_GRACE))
-    except ValueError:
-        return ORPHAN_GRACE
-
-
-@attrs.frozen
-class Problem:
-    """One thing cleanup found; ``action`` says what was done about it (or why not)."""
-
-    kind: ProblemKind
-    session: str
-    detail: str
-    fixed: bool = False
-    action: str | None = None
-
-
-@attrs.frozen
-class CleanupReport:
-    """What a cleanup found and, with ``fix``, what it repaired."""
-
-    problems: tuple[Problem, ...]
-    tmux_reachable: bool
-    fix: bool = False
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing was found."""
-        return not self.problems
+__all__ = ["KINDS", "CleanupReport", "Problem", "ProblemKind", "cleanup", "scan"]
 
 
 def _state(path: Path) -> RunState | None:
@@ -87,17 +63,42 @@ def _foreign_host(state: RunState | None) -> bool:
     return state is not None and state.host is not None and state.host != procinfo.hostname()
 
 
-def scan(project: str | Path = ".", *, registries: Registries | None = None) -> CleanupReport:
+def _backends(paths: ProjectPaths, plugins: Plugins, names: list[str]) -> list[Backend]:
+    """Return the default backend and every backend a session of the project recorded."""
+    found: list[Backend] = [plugins.default_backend()]
+    for name in sorted(recorded_backends(paths, names)):
+        try:
+            backend = plugins.backend(name)
+        except LooprunnerError:
+            continue  # not installed any more: nothing of it can be asked or repaired
+        if backend.name not in {b.name for b in found}:
+            found.append(backend)
+    return found
+
+
+def _live(backend: Backend, project: Path) -> dict[str, float | None] | None:
+    """Each live session of ``backend`` with its creation time (None if it cannot tell)."""
+    try:
+        if isinstance(backend, SessionAges):
+            created = backend.created(project)
+            return None if created is None else dict(created)
+        live = backend.sessions(project)
+    except LooprunnerError:
+        return None
+    return None if live is None else dict.fromkeys(live)
+
+
+def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> CleanupReport:
     """Look at every session's three resources and report what is out of sync."""
     paths = ProjectPaths.of(project)
-    registries = registries or Registries(make_plugin_manager())
-    tmux = registries.backends.get("tmux")()
-    created: dict[str, int] | None = tmux.created(paths.project)
-    names: set[str] = set(created or ())
-    if paths.runs.is_dir():
-        names.update(p.name for p in paths.runs.iterdir() if is_valid_session_name(p.name))
-    if paths.locks.is_dir():
-        names.update(p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem))
+    plugins = plugins or Plugins()
+    on_disk = names_on_disk(paths)
+    names: set[str] = set(on_disk)
+    live_by_backend: dict[str, dict[str, float | None] | None] = {}
+    for backend in _backends(paths, plugins, on_disk):
+        live = live_by_backend[backend.name] = _live(backend, paths.project)
+        names.update(live or ())
+    reachable = all(live is not None for live in live_by_backend.values())
     problems: list[Problem] = []
     now = time.time()
     for name in sorted(names):
@@ -109,11 +110,19 @@ def scan(project: str | Path = ".", *, registries: Registries | None = None) -> 
         if _foreign_host(state):
             continue  # its engine ran on another machine: cannot be judged from here
         alive = state is not None and not state.status.finished and _engine_alive(state)
-        if created is not None and name in created and not alive:
-            age = now - created[name]
-            if age >= orphan_grace() or (state is not None and state.status.finished):
+        for backend_name, live in live_by_backend.items():
+            if live is None or name not in live or alive:
+                continue
+            created = live[name]
+            old = created is None or now - created >= orphan_grace()
+            if old or (state is not None and state.status.finished):
                 problems.append(
-                    Problem("orphaned_tmux", name, f"tmux session pipeline-{name} has no engine")
+                    Problem(
+                        "orphaned_tmux",
+                        name,
+                        f"{describe(plugins.backend(backend_name), name)} has no engine",
+                        backend=backend_name,
+                    )
                 )
         if state is not None and not state.status.finished and not alive:
             problems.append(
@@ -125,7 +134,7 @@ def scan(project: str | Path = ".", *, registries: Registries | None = None) -> 
             )
         if probe.present:
             problems.append(Problem("stale_lock", name, f"{session.lock_file} is not held"))
-    return CleanupReport(problems=tuple(problems), tmux_reachable=created is not None)
+    return CleanupReport(problems=tuple(problems), tmux_reachable=reachable)
 
 
 def cleanup(
@@ -136,7 +145,7 @@ def cleanup(
     confirm: Callable[[Problem], bool] | None = None,
     registries: Registries | None = None,
 ) -> CleanupReport:
-    """Find (and with ``fix``, repair) stale locks, orphaned tmux sessions, zombie states.
+    """Find (and with ``fix``, repair) stale locks, orphaned backend sessions, zombie states.
 
     Parameters
     ----------
@@ -146,9 +155,12 @@ def cleanup(
         Only repair these kinds of problem (all are still reported).
     confirm:
         Asked before each repair; returning False skips it.
+    registries:
+        The plugins to use (their backends are asked, their ``on_cleanup`` hooks told);
+        by default the installed ones.
     """
-    registries = registries or Registries(make_plugin_manager())
-    report = scan(project, registries=registries)
+    plugins = Plugins.of(registries) if registries is not None else Plugins()
+    report = scan(project, plugins=plugins)
     if not fix:
         return report
     paths = ProjectPaths.of(project)
@@ -162,30 +174,28 @@ def cleanup(
         if confirm is not None and not confirm(problem):
             done.append(attrs.evolve(problem, action="skipped"))
             continue
-        repaired = _repair(problem, paths, registries)
+        repaired = _repair(problem, paths, plugins)
         if repaired.fixed:
-            repaired = _tell_plugins(repaired, paths, registries)
+            repaired = _tell_plugins(repaired, paths, plugins)
         done.append(repaired)
     return CleanupReport(problems=tuple(done), tmux_reachable=report.tmux_reachable, fix=True)
 
 
-def _tell_plugins(problem: Problem, paths: ProjectPaths, registries: Registries) -> Problem:
+def _tell_plugins(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
     """Call ``on_cleanup`` hooks; a plugin's failure is noted in the problem's action."""
-    from looprunner.session import Session
-
     failures: list[str] = []
 
     def report(plugin: str, hook: str, exc: BaseException) -> None:
         failures.append(f"plugin {plugin} failed in {hook}: {type(exc).__name__}: {exc}")
 
-    session = Session(problem.session, paths.project, plugin_manager=registries.pm)
-    call_lifecycle(registries.pm, "on_cleanup", report, session=session, problem=problem)
+    session = Session.with_registries(problem.session, paths.project, plugins.registries)
+    call_lifecycle(plugins.pm, "on_cleanup", report, session=session, problem=problem)
     if not failures:
         return problem
     return attrs.evolve(problem, action="; ".join([problem.action or "", *failures]).lstrip("; "))
 
 
-def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Problem:
+def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
     session = paths.session(problem.session)
     lock = lockmod.SessionLock(session.lock_file)
     if not lock.acquire(timeout=0):
@@ -196,10 +206,13 @@ def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Pr
             if state is not None and not state.status.finished and _engine_alive(state):
                 return attrs.evolve(problem, action="left alone: its engine is alive")
             try:
-                killed = registries.backends.get("tmux")().stop(problem.session, paths.project)
+                backend = plugins.backend(problem.backend or plugins.default_backend().name)
+                stopped = backend.stop(problem.session, paths.project)
             except LooprunnerError as exc:
                 return attrs.evolve(problem, action=f"not fixed: {exc.message}")
-            action = "killed the tmux session" if killed else "already gone"
+            action = (
+                f"killed the {describe(backend, problem.session)}" if stopped else "already gone"
+            )
             return attrs.evolve(problem, fixed=True, action=action)
         if problem.kind == "zombie_state":
             if state is None or state.status.finished or _engine_alive(state):
@@ -220,23 +233,10 @@ def _repair(problem: Problem, paths: ProjectPaths, registries: Registries) -> Pr
 
 def _mark_crashed(state_file: Path, events_file: Path, state: RunState) -> None:
     message = f"{crash_reason(state)} (found by cleanup)"
-    now = utc_now()
-    write_state(
+    record_ending(
         state_file,
-        attrs.evolve(
-            state,
-            status=RunStatus.FAILED,
-            finished_at=now,
-            updated_at=now,
-            iteration_started=None,
-            agent_pid=None,
-            agent_start_time=None,
-            error=RunError(CRASHED_ERROR, message, state.iteration or None),
-        ),
-    )
-    EventLog(events_file, state.session).append(
-        events.SESSION_FAILED,
-        stage=state.current.id,
-        iteration=state.iteration or None,
-        data={"type": CRASHED_ERROR, "message": message},
+        EventLog(events_file, state.session),
+        state,
+        RunStatus.FAILED,
+        error=RunError(CRASHED_ERROR, message, state.iteration or None),
     )

@@ -1,0 +1,382 @@
+"""One iteration: prepare its folder and context, let the stage type run it, record it.
+
+The engine owns everything around the stage type's ``run_iteration``: the folder is
+cleared of what an interrupted run left, ``context.json`` is written, the prompt
+rendered; afterwards ``status.json`` is written if the type did not, the output kept,
+the state and the ``iteration_complete`` event recorded and the hooks told. The stage
+type decides only what the iteration does.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+from pathlib import Path
+
+import attrs
+
+from looprunner import convert, procinfo
+from looprunner.engine import context as ctxmod
+from looprunner.engine import faults
+from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
+from looprunner.engine.prompt import render, template_values
+from looprunner.engine.recorder import Recorder
+from looprunner.errors import AgentFailed, LooprunnerError
+from looprunner.models import (
+    AgentPaths,
+    AgentRun,
+    AgentStatus,
+    Decision,
+    Invocation,
+    IterationContext,
+    IterationPaths,
+    IterationResult,
+    Node,
+    Pipeline,
+    RunError,
+    events,
+)
+from looprunner.protocols import StageType
+from looprunner.store.atomic import write_atomic
+from looprunner.store.events import utc_now
+
+
+class IterationFailed(Exception):
+    """The iteration failed; ``error`` is what state.json records."""
+
+    def __init__(self, error: RunError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@attrs.frozen
+class IterationPlan:
+    """Which iteration of which node to run."""
+
+    pipeline: Pipeline
+    index: int
+    iteration: int
+    cap: int
+    previous: AgentStatus | None
+
+    @property
+    def node(self) -> Node:
+        """The pipeline node being run."""
+        return self.pipeline.nodes[self.index]
+
+
+class _AgentSide:
+    """The engine's side of an :class:`IterationContext`: runs agents for a stage type."""
+
+    def __init__(
+        self,
+        plan: IterationPlan,
+        paths: IterationPaths,
+        prompt: str,
+        launcher: AgentLauncher,
+        recorder: Recorder,
+        guard: InterruptGuard,
+    ) -> None:
+        self.plan = plan
+        self.paths = paths
+        self.prompt = prompt
+        self.launcher = launcher
+        self.recorder = recorder
+        self.guard = guard
+        self.outputs: list[str] = []
+        self.durations: list[float] = []
+        self.exit_codes: list[int] = []
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.launcher.runner.stop_requested
+
+    def log(self, message: str) -> None:
+        self.recorder.log(message)
+
+    def run_agent(
+        self,
+        prompt: str | None,
+        *,
+        provider: str | None,
+        model: str | None,
+        status: Path | None,
+        output: Path | None,
+        label: str | None,
+    ) -> AgentRun:
+        node, iteration = self.plan.node, self.plan.iteration
+        stage = node.stage
+        status_file = status or self.paths.status
+        output_file = output or self.paths.output
+        status_file.parent.mkdir(parents=True, exist_ok=True)
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        provider_name = provider or stage.provider_name
+        invocation = Invocation(
+            session=self.recorder.paths.name,
+            project=str(self.recorder.paths.project),
+            stage_id=node.id,
+            iteration=iteration,
+            prompt=self.prompt if prompt is None else prompt,
+            paths=AgentPaths(
+                context=str(self.paths.context),
+                status=str(status_file),
+                output=str(output_file),
+                progress=str(self.paths.progress),
+            ),
+            model=model if provider else (model or stage.model),
+            command=stage.command,
+            fixtures=str(stage.fixtures) if stage.fixtures else None,
+            mock_delay=stage.mock_delay,
+        )
+        what = f"{label} of " if label else ""
+        self.recorder.log(
+            f"{what}iteration {iteration}/{self.plan.cap} of {node.id} starting "
+            f"({provider_name}{', ' + invocation.model if invocation.model else ''})"
+        )
+
+        def on_start(pid: int) -> None:
+            # bookkeeping, not history: atomic but not fsynced
+            self.recorder.save(
+                durable=False, agent_pid=pid, agent_start_time=procinfo.start_time(pid)
+            )
+            faults.checkpoint("agent_running", iteration)
+
+        faults.checkpoint("before_agent", iteration)
+        with self.guard.agent_running():
+            outcome = self.launcher.launch(
+                provider_name, invocation, timeout=stage.timeout, on_start=on_start
+            )
+        self.recorder.state = attrs.evolve(
+            self.recorder.current, agent_pid=None, agent_start_time=None
+        )
+        self.outputs.append(outcome.output)
+        self.durations.append(outcome.result.duration)
+        if outcome.result.exit_code is not None:
+            self.exit_codes.append(outcome.result.exit_code)
+        if output_file != self.paths.output and (
+            not output_file.exists() or output_file.stat().st_size == 0
+        ):  # a further agent's output, kept where the type asked for it
+            write_atomic(output_file, self.recorder.redactor.text(outcome.output))
+        if outcome.result.stopped:
+            raise Stopped
+        faults.checkpoint("after_agent", iteration)
+        return verdict(outcome, status_file)
+
+
+class InterruptGuard:
+    """Knows whether a stop may unwind the engine at once (stage-type code is running).
+
+    While an agent runs, its process runner handles a stop itself (ending the group
+    within the grace period); while a stage type's own code runs, the signal handler
+    raises :class:`Stopped` so ``kill`` stops a type that never looks at the clock.
+    """
+
+    def __init__(self) -> None:
+        self.in_type_code = False
+
+    def agent_running(self) -> _Pause:
+        """Return a context in which a stop is left to the agent's process runner."""
+        return _Pause(self)
+
+
+class _Pause:
+    def __init__(self, guard: InterruptGuard) -> None:
+        self.guard = guard
+        self.before = False
+
+    def __enter__(self) -> None:
+        self.before, self.guard.in_type_code = self.guard.in_type_code, False
+
+    def __exit__(self, *exc: object) -> None:
+        self.guard.in_type_code = self.before
+
+
+def run_iteration(
+    plan: IterationPlan,
+    stage_type: StageType,
+    *,
+    recorder: Recorder,
+    launcher: AgentLauncher,
+    guard: InterruptGuard,
+) -> AgentStatus:
+    """Run one iteration through ``stage_type`` and record it; return its status.
+
+    Raises
+    ------
+    IterationFailed
+        The iteration failed (its ``iteration_failed`` event is already written).
+    Stopped
+        The session is being stopped.
+    """
+    paths = recorder.paths
+    node, iteration = plan.node, plan.iteration
+    stage = node.stage
+    folder = paths.iteration_dir(plan.index, node.id, iteration)
+    if folder.exists():  # what an interrupted run of this iteration left must not decide it
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    it_paths = IterationPaths(
+        folder=folder,
+        context=folder / ctxmod.CONTEXT_FILE,
+        status=folder / ctxmod.STATUS_FILE,
+        output=folder / ctxmod.OUTPUT_FILE,
+        progress=paths.progress_file,
+    )
+    run_output = it_paths.output
+    values = template_values(
+        ctx=str(it_paths.context),
+        status=str(it_paths.status),
+        progress=str(paths.progress_file),
+        output=str(run_output),
+        iteration=iteration,
+        session=paths.name,
+        context=stage.context,
+    )
+    if stage.output_path:
+        agent_output = paths.project / render(stage.output_path, values)
+        agent_output.parent.mkdir(parents=True, exist_ok=True)
+        values.update(OUTPUT=str(agent_output), OUTPUT_PATH=str(agent_output))
+        it_paths = attrs.evolve(it_paths, output=agent_output)
+    document = ctxmod.build_context(
+        paths=paths,
+        pipeline=plan.pipeline,
+        index=plan.index,
+        iteration=iteration,
+        cap=plan.cap,
+        previous=plan.previous,
+        output_path=it_paths.output,
+    )
+    # not fsynced: if lost in a crash, the iteration re-runs and writes it again
+    write_atomic(
+        it_paths.context,
+        json.dumps(recorder.redactor.data(document), indent=2) + "\n",
+        durable=False,
+    )
+    recorder.hook("on_iteration_start", stage=node, iteration=iteration, context=document)
+    prompt = render(stage.prompt, values)
+    recorder.save(durable=False, iteration=iteration, iteration_started=utc_now())
+    recorder.events.append(
+        events.ITERATION_START,
+        durable=False,
+        stage=node.id,
+        iteration=iteration,
+        data={"provider": stage.provider_name, "model": stage.model, "type": stage_type.name},
+    )
+    side = _AgentSide(plan, it_paths, prompt, launcher, recorder, guard)
+    ctx = IterationContext(
+        session=paths.name,
+        stage_id=node.id,
+        iteration=iteration,
+        max_iterations=plan.cap,
+        project=paths.project,
+        paths=it_paths,
+        prompt=prompt,
+        options=stage.options,
+        stage=stage,
+        previous=plan.previous,
+        engine=side,
+    )
+    status = _run_type(stage_type, ctx, guard, recorder, node.id, iteration)
+    _keep_output(it_paths, run_output, side, recorder)
+    if not it_paths.status.exists():  # a type that returned its verdict without the file
+        write_atomic(it_paths.status, json.dumps(convert.unstructure(status), indent=2) + "\n")
+    output_text = run_output.read_text(encoding="utf-8", errors="replace")
+    # a copy of the iteration's output.md, written again if lost
+    write_atomic(
+        ctxmod.stage_output(paths, plan.index, node),
+        recorder.redactor.text(output_text),
+        durable=False,
+    )
+    recorder.set_stage(plan.index, iterations_completed=iteration)
+    recorder.save(iteration_completed=iteration, iteration_started=None)
+    faults.checkpoint("state_written", iteration)
+    duration = sum(side.durations)
+    exit_code = side.exit_codes[-1] if side.exit_codes else 0
+    recorder.events.append(
+        events.ITERATION_COMPLETE,
+        stage=node.id,
+        iteration=iteration,
+        data={**verdict_data(status), "exit_code": exit_code, "duration": round(duration, 3)},
+    )
+    recorder.log(
+        f"iteration {iteration} done: {status.decision.value}"
+        + (f" ({status.summary})" if status.summary else "")
+    )
+    recorder.hook(
+        "on_iteration",
+        stage=node,
+        iteration=iteration,
+        result=IterationResult(
+            decision=status.decision,
+            reason=status.reason,
+            summary=status.summary,
+            exit_code=exit_code,
+            duration=duration,
+            status=status,
+        ),
+    )
+    return status
+
+
+def _run_type(
+    stage_type: StageType,
+    ctx: IterationContext,
+    guard: InterruptGuard,
+    recorder: Recorder,
+    node_id: str,
+    iteration: int,
+) -> AgentStatus:
+    """Call the type's ``run_iteration``; turn what goes wrong into a failed iteration."""
+    error: RunError | None = None
+    guard.in_type_code = True
+    try:
+        status = as_status(stage_type.run_iteration(ctx))
+    except AgentFailed as exc:
+        error = RunError(exc.error_type, exc.message, iteration)
+    except LooprunnerError as exc:
+        error = RunError("stage_error", f"stage type {stage_type.name!r}: {exc.message}", iteration)
+    except Exception as exc:
+        recorder.log(traceback.format_exc())
+        error = RunError(
+            "stage_error",
+            f"stage type {stage_type.name!r} raised {type(exc).__name__}: {exc}",
+            iteration,
+        )
+    else:
+        if status.decision is Decision.ERROR:
+            error = RunError(
+                "agent_error", status.reason or "the stage reported an error", iteration
+            )
+    finally:
+        guard.in_type_code = False
+    if error is None:
+        return status
+    recorder.events.append(
+        events.ITERATION_FAILED,
+        stage=node_id,
+        iteration=iteration,
+        data={"type": error.type, "message": error.message},
+    )
+    raise IterationFailed(error)
+
+
+def _keep_output(
+    it_paths: IterationPaths, run_output: Path, side: _AgentSide, recorder: Recorder
+) -> None:
+    """Keep the iteration's output in the run folder, whoever wrote it where."""
+    if it_paths.output != run_output and it_paths.output.is_file():
+        # the stage writes its output into the project: keep a copy with the run
+        text = it_paths.output.read_text(encoding="utf-8", errors="replace")
+        write_atomic(run_output, recorder.redactor.text(text))
+    elif not run_output.exists() or run_output.stat().st_size == 0:
+        write_atomic(run_output, recorder.redactor.text("".join(side.outputs[:1])))
+
+
+def verdict_data(status: AgentStatus) -> dict[str, str]:
+    """Return what an ``iteration_complete`` event says of the decision."""
+    return {
+        "decision": status.decision.value,
+        "reason": status.reason,
+        "summary": status.summary,
+    }

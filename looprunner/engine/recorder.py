@@ -1,0 +1,170 @@
+"""What the engine writes: state.json, the event log, engine.log — and the lifecycle hooks.
+
+One object per engine, so the rule "state before its event" and the redaction of
+everything written live in one place. Only the engine holding the session's lock uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import attrs
+
+from looprunner import procinfo
+from looprunner._version import __version__
+from looprunner.engine.redact import Redactor
+from looprunner.models import RunError, RunState, RunStatus, events
+from looprunner.names import SessionPaths
+from looprunner.plugins.calls import call_lifecycle
+from looprunner.plugins.registry import Registries
+from looprunner.protocols import SessionView
+from looprunner.store.endings import record_ending
+from looprunner.store.events import EventLog, utc_now
+from looprunner.store.state import write_state
+
+
+class Recorder:
+    """Writes one session's state, events and log, redacting secrets from all three."""
+
+    def __init__(
+        self,
+        paths: SessionPaths,
+        *,
+        env: Mapping[str, str],
+        registries: Registries,
+        session_view: SessionView,
+        out: TextIO | None = None,
+    ) -> None:
+        self.paths = paths
+        self.redactor = Redactor(env)
+        self.events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
+        self.registries = registries
+        self.session_view = session_view
+        self.out = out if out is not None else sys.stdout
+        self.state: RunState | None = None
+        self._log_handle: TextIO | None = None
+        self._log_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def current(self) -> RunState:
+        """The state as last recorded (the engine has always recorded one by now)."""
+        assert self.state is not None, "the engine records its state first thing"
+        return self.state
+
+    def save(self, *, durable: bool = True, **changes: Any) -> None:
+        """Record ``changes`` to the state (atomically; fsynced unless not ``durable``)."""
+        self.state = attrs.evolve(self.current, updated_at=utc_now(), **changes)
+        write_state(self.paths.state_file, self.state, durable=durable)
+
+    def set_stage(self, index: int, **changes: Any) -> None:
+        """Change node ``index``'s entry in memory (the next :meth:`save` writes it)."""
+        stage = attrs.evolve(self.current.stages[index], **changes)
+        self.state = self.current.with_stage(index, stage)
+
+    def end(
+        self,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        error: RunError | None = None,
+    ) -> RunState:
+        """Finish the session as ``status`` (state, then its event); return the final state."""
+        if error is not None:
+            error = RunError(error.type, self.redactor.text(error.message), error.iteration)
+        self.state = record_ending(
+            self.paths.state_file, self.events, self.current, status, reason=reason, error=error
+        )
+        return self.state
+
+    # ------------------------------------------------------------------ identity
+
+    def identity(self) -> dict[str, Any]:
+        """Return the engine's pid, start time, host, boot and version."""
+        pid = os.getpid()
+        return {
+            "pid": pid,
+            "pid_start_time": procinfo.start_time(pid),
+            "host": procinfo.hostname(),
+            "boot_id": procinfo.boot_id(),
+            "version": __version__,
+        }
+
+    def lock_metadata(self, backend: str) -> dict[str, Any]:
+        """Return what the lock file says of the engine holding it."""
+        identity = self.identity()
+        return {
+            "session": self.paths.name,
+            "pid": identity["pid"],
+            "pid_start_time": identity["pid_start_time"],
+            "host": identity["host"],
+            "boot_id": identity["boot_id"],
+            "started_at": utc_now(),
+            "backend": backend,
+            "version": __version__,
+        }
+
+    # ------------------------------------------------------------------ hooks
+
+    def hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin that raises is reported, never fatal."""
+
+        def report(plugin: str, hook: str, exc: BaseException) -> None:
+            message = f"{type(exc).__name__}: {exc}"
+            self.log(f"plugin {plugin} failed in {hook}: {message}")
+            self.events.append(
+                events.HOOK_ERROR, data={"plugin": plugin, "hook": hook, "error": message}
+            )
+
+        call_lifecycle(self.registries.pm, name, report, session=self.session_view, **kwargs)
+
+    # ------------------------------------------------------------------ engine.log
+
+    def open_log(self) -> None:
+        """Open engine.log for appending (the run folder is made if missing)."""
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handle = self.paths.engine_log.open("a", encoding="utf-8")
+
+    def close_log(self) -> None:
+        """Close engine.log."""
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def write_out(self, text: str) -> None:
+        """Write what an agent printed to engine.log and the engine's output, redacted."""
+        text = self.redactor.text(text)
+        with self._log_lock:
+            if self._log_handle is not None:
+                self._log_handle.write(text)
+                self._log_handle.flush()
+            with contextlib.suppress(OSError, ValueError):
+                self.out.write(text)
+                self.out.flush()
+
+    def log(self, message: str) -> None:
+        """Write one line of the engine's own to engine.log."""
+        stamp = utc_now()[11:19]
+        self.write_out(f"[looprunner {stamp}] {message}\n")
+
+
+class EngineLogHandler(logging.Handler):
+    """Puts what plugins log (``logging``, level INFO and up) into engine.log, redacted."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(level=logging.INFO)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one plugin log record to engine.log."""
+        try:
+            self.recorder.log(f"{record.name}: {record.getMessage()}")
+        except Exception:  # logging must never break the engine
+            self.handleError(record)

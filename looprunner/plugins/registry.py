@@ -1,0 +1,151 @@
+"""Typed registries: what the registration hooks fill, one registry per kind of plugin class.
+
+A registry maps names to classes; each class names itself (``name: ClassVar[str]``) and
+two plugins claiming one name is an error naming both. Registration hooks are called one
+implementation at a time, so the registry knows which plugin added what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from looprunner.errors import ConfigError, LooprunnerError, PluginError, ProviderError, UsageError
+from looprunner.protocols import Backend, Provider, StageType, TerminationStrategy
+
+if TYPE_CHECKING:
+    import pluggy
+
+T = TypeVar("T")
+
+#: what an unknown name of each kind raises: a bad stage or termination name is a
+#: definition error, a bad provider or backend name a usage error
+_UNKNOWN: dict[str, tuple[type[LooprunnerError], str]] = {
+    "provider": (ProviderError, ""),
+    "backend": (UsageError, ""),
+    "stage type": (ConfigError, "LR034"),
+    "termination": (ConfigError, "LR033"),
+}
+
+
+class Registry(Generic[T]):
+    """Named plugin classes of one kind; each name may be claimed once."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, type[T]] = {}
+        self._owners: dict[str, str] = {}
+        self.current_plugin = "?"
+
+    def add(self, cls: type[T]) -> None:
+        """Register ``cls`` under its ``name`` class attribute."""
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{self.current_plugin}: {cls.__qualname__} has no 'name'")
+        if name in self._items and self._items[name] is not cls:
+            raise PluginError(
+                f"{self.kind} {name!r} is registered twice: by {self._owners[name]} "
+                f"and by {self.current_plugin}"
+            )
+        self._items[name] = cls
+        self._owners[name] = self.current_plugin
+
+    def get(self, name: str) -> type[T]:
+        """Return the class registered as ``name``, or raise naming the available ones."""
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "none"
+            message = f"unknown {self.kind} {name!r} (available: {known})"
+            error, code = _UNKNOWN.get(self.kind, (ConfigError, "LR002"))
+            if error is ConfigError:
+                raise ConfigError(message, code=code) from None
+            raise error(message) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def names(self) -> list[str]:
+        """Return every registered name, sorted."""
+        return sorted(self._items)
+
+    def owner(self, name: str) -> str:
+        """Return the plugin that registered ``name``."""
+        return self._owners[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+
+class FolderRegistry:
+    """Folders of stage definitions (``NAME/stage.yaml`` + ``prompt.md``) plugins ship."""
+
+    def __init__(self) -> None:
+        self._folders: list[tuple[str, Path]] = []
+        self.current_plugin = "?"
+
+    def add(self, folder: Path | str) -> None:
+        """Register a folder whose sub-folders are stages."""
+        path = Path(folder)
+        if not path.is_dir():
+            raise PluginError(f"{self.current_plugin}: stage folder {path} does not exist")
+        self._folders.append((self.current_plugin, path))
+
+    def folders(self) -> list[tuple[str, Path]]:
+        """Return (plugin, folder) pairs in registration order."""
+        return list(self._folders)
+
+    def owner(self, index: int) -> str:
+        """Return the plugin that registered the ``index``-th folder."""
+        return self._folders[index][0]
+
+
+class Registries:
+    """Every registry one plugin manager fills.
+
+    Built by calling each registration hook implementation on its own (pluggy gives no
+    way to learn which plugin is adding a class otherwise).
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.stage_types: Registry[StageType] = Registry("stage type")
+        self.providers: Registry[Provider] = Registry("provider")
+        self.terminations: Registry[TerminationStrategy] = Registry("termination")
+        self.backends: Registry[Backend] = Registry("backend")
+        self.stage_folders = FolderRegistry()
+        _fill(pm, "register_stage_types", self.stage_types)
+        _fill(pm, "register_providers", self.providers)
+        _fill(pm, "register_terminations", self.terminations)
+        _fill(pm, "register_backends", self.backends)
+        _fill(pm, "register_stage_folders", self.stage_folders)
+
+    def by_kind(self) -> dict[str, Listing]:
+        """Return the class registries keyed by the plural used in ``plugins --json``."""
+        return {
+            "stage_types": self.stage_types,
+            "providers": self.providers,
+            "terminations": self.terminations,
+            "backends": self.backends,
+        }
+
+
+class Listing(Protocol):
+    """What every class registry offers for listing."""
+
+    def names(self) -> list[str]:
+        """Every registered name."""
+
+    def owner(self, name: str) -> str:
+        """Return the plugin that registered ``name``."""
+
+
+class _Filling(Protocol):
+    current_plugin: str
+
+
+def _fill(pm: pluggy.PluginManager, hook_name: str, registry: _Filling) -> None:
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        registry.current_plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
+        impl.function(**dict.fromkeys(impl.argnames, registry))

@@ -1,0 +1,298 @@
+"""Starting and resuming: check, take the lock, prepare the run, hand the engine over.
+
+The launcher holds the session's lock while it prepares, so two launchers never race;
+it lets go only once the engine may take the lock itself. A refused start leaves nothing
+behind; a start whose engine never came up removes what it made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import attrs
+
+from looprunner import convert, handoff, procinfo
+from looprunner.builtin.defaults import STAGE_TYPE
+from looprunner.engine.redact import Redactor
+from looprunner.errors import BackendError, SessionConflictError
+from looprunner.models import Pipeline, RunStatus
+from looprunner.protocols import (
+    Backend,
+    EngineFactory,
+    InProcess,
+    LaunchChecking,
+    LaunchSpec,
+    MachineChecking,
+    SessionAges,
+    describe,
+)
+from looprunner.session.ref import SessionRef
+from looprunner.store import lock as lockmod
+from looprunner.store.atomic import write_atomic
+
+#: how long ``start`` waits for the engine to hold the lock and record ``running``
+START_TIMEOUT = 60.0
+#: how long the engine may take to hold the lock its launcher is releasing (seconds); a
+#: backend session younger than this plus a margin may be an engine that is starting
+ENGINE_LOCK_TIMEOUT = 10.0
+ORPHAN_GRACE = ENGINE_LOCK_TIMEOUT + 5
+ORPHAN_GRACE_ENV = "LOOPRUNNER_ORPHAN_GRACE"
+
+
+def orphan_grace() -> float:
+    """Seconds before a backend session without an engine counts as orphaned."""
+    try:
+        return float(os.environ.get(ORPHAN_GRACE_ENV, ORPHAN_GRACE))
+    except ValueError:
+        return ORPHAN_GRACE
+
+
+def check(ref: SessionRef, pipeline: Pipeline) -> None:
+    """Raise if ``pipeline`` cannot run here (unknown type or provider, missing program).
+
+    A name or option a stage file gets wrong is reported at its line in that file.
+    """
+    registries = ref.plugins.registries
+    for node in pipeline.nodes:
+        stage = node.stage
+        with convert.located(stage.source, ("type",)):
+            stage_type = registries.stage_types.get(stage.type or STAGE_TYPE)
+        with convert.located(stage.source, ("options",)):
+            stage_type(stage).validate()
+        if stage.provider is not None or (stage.type or STAGE_TYPE) == STAGE_TYPE:
+            # a type of a plugin's that sets no provider may run no agent at all
+            with convert.located(stage.source, ("provider",)):
+                provider = registries.providers.get(stage.provider_name)()
+            provider.check(stage)
+        with convert.located(stage.source, ("termination", "type")):
+            termination = registries.terminations.get(stage.termination.type)
+        strategy = termination(stage.termination)
+        strategy.validate()
+        if isinstance(strategy, MachineChecking):  # facts about this machine, not the file
+            strategy.check()
+
+
+def start(
+    ref: SessionRef,
+    pipeline: Pipeline,
+    runner: Backend,
+    *,
+    force: bool,
+    env: Mapping[str, str] | None,
+    engine_factory: EngineFactory,
+    background: bool,
+) -> None:
+    """Start ``pipeline`` as a new run of the session on ``runner``."""
+    check(ref, pipeline)
+    lock = take_lock(ref)
+    try:
+        refuse_or_move_aside(ref, runner, force=force)
+    except BaseException:
+        # a refused start leaves nothing behind: not even the lock file it made
+        lock.release(remove=True)
+        raise
+    try:
+        ref.paths.run_dir.mkdir(parents=True)
+        # secrets typed into --context never reach the disk either (the agents then
+        # see [redacted:NAME] where the value was: they have the variable itself)
+        redact = Redactor(os.environ if env is None else env).text
+        write_atomic(ref.paths.pipeline_file, redact(convert.dump_pipeline(pipeline)))
+        spawn(
+            ref,
+            runner,
+            lock,
+            env=env,
+            resume=False,
+            engine_factory=engine_factory,
+            background=background,
+        )
+    except BaseException:
+        if not ref.paths.state_file.exists():  # the engine never ran: undo the start
+            shutil.rmtree(ref.paths.run_dir, ignore_errors=True)
+            if lock.acquire(timeout=0):
+                lock.release(remove=True)
+        raise
+
+
+def take_lock(ref: SessionRef) -> lockmod.SessionLock:
+    """Hold the session lock while preparing a launch, so two launchers never race."""
+    lock = lockmod.SessionLock(ref.paths.lock_file)
+    if not lock.acquire(timeout=0.5):
+        raise SessionConflictError(
+            f"session {ref.name!r} is already running; see 'looprunner status {ref.name}'",
+            session=ref.name,
+        )
+    return lock
+
+
+def refuse_in_the_way(ref: SessionRef, runner: Backend) -> None:
+    """Refuse when the backend already holds a session of this name."""
+    if isinstance(runner, LaunchChecking):
+        runner.check_launch(ref.name, ref.project)
+    live = runner.sessions(ref.project)
+    if not live or ref.name not in live:
+        return
+    created = (
+        (runner.created(ref.project) or {}).get(ref.name)
+        if isinstance(runner, SessionAges)
+        else None
+    )
+    if created is not None and time.time() - created < orphan_grace():
+        # another start launched it an instant ago; its engine is starting
+        raise SessionConflictError(
+            f"session {ref.name!r} is already running (its engine is starting)",
+            session=ref.name,
+        )
+    raise SessionConflictError(
+        f"{describe(runner, ref.name)} exists but no engine holds the lock; "
+        "run 'looprunner cleanup --fix' first",
+        session=ref.name,
+    )
+
+
+def refuse_or_move_aside(ref: SessionRef, runner: Backend, *, force: bool) -> None:
+    """Refuse a start over a live or finished run; with ``force``, move the old run aside."""
+    recorded = ref.read_state() if ref.paths.run_dir.exists() else None
+    if (
+        recorded is not None
+        and not recorded.status.finished
+        and procinfo.is_alive(recorded.pid, recorded.pid_start_time, recorded.boot_id)
+    ):
+        raise SessionConflictError(
+            f"session {ref.name!r} is still running (engine pid {recorded.pid}) "
+            "although its lock file is missing",
+            session=ref.name,
+        )
+    refuse_in_the_way(ref, runner)
+    if not ref.paths.run_dir.exists():
+        return
+    if not force:
+        state = ref.read_state()
+        what = (
+            f"finished ({state.status.value})"
+            if state and state.status.finished
+            else "crashed or interrupted"
+        )
+        resumable = (
+            "" if state and state.status is RunStatus.COMPLETE else ", or 'looprunner resume'"
+        )
+        raise SessionConflictError(
+            f"session {ref.name!r} already exists and is {what}; use --force to move the "
+            f"old run aside and start again{resumable}",
+            session=ref.name,
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    aside = ref.paths.run_dir.with_name(f"{ref.name}.{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = ref.paths.run_dir.with_name(f"{ref.name}.{stamp}-{n}")
+    ref.paths.run_dir.rename(aside)
+
+
+def engine_argv(ref: SessionRef, backend: str, *, resume: bool) -> tuple[str, ...]:
+    """Return the engine's command line (``python -m looprunner engine ...``)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "looprunner",
+        "--project",
+        str(ref.project),
+        "engine",
+        "--session",
+        ref.name,
+        "--backend",
+        backend,
+    ]
+    if resume:
+        argv.append("--resume")
+    return tuple(argv)
+
+
+def spawn(
+    ref: SessionRef,
+    runner: Backend,
+    lock: lockmod.SessionLock,
+    *,
+    env: Mapping[str, str] | None,
+    resume: bool,
+    engine_factory: EngineFactory,
+    background: bool,
+) -> None:
+    """Start the engine; ``lock`` is held on entry and released once it may take it."""
+    environment = dict(os.environ if env is None else env)
+    previous = ref.read_state()
+    spec = LaunchSpec(
+        session=ref.name,
+        project=ref.project,
+        argv=engine_argv(ref, runner.name, resume=resume),
+        env=environment,
+        resume=resume,
+    )
+    if isinstance(runner, InProcess):
+        runner.bind(engine_factory, background=background)
+        lock.release()
+        runner.launch(spec)
+        deadline = time.monotonic() + START_TIMEOUT
+        while runner.running() and not runner.started() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the engine takes the lock and records its state
+        return
+    try:
+        fifo = handoff.create(ref.paths.run_dir)
+        runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+        if not handoff.send(fifo, environment, timeout=START_TIMEOUT):
+            runner.stop(ref.name, ref.project)
+            raise BackendError(
+                f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"
+            )
+    finally:
+        lock.release()
+    wait_started(ref, runner, previous_pid=previous.pid if previous else None)
+
+
+def wait_started(ref: SessionRef, backend: Backend, *, previous_pid: int | None) -> None:
+    """Return once the engine holds the lock (or has already finished its run).
+
+    Looks at the lock and state often (cheap) and asks the backend now and then (a
+    process each time for tmux), so a hundred starts at once do not starve their own
+    engines. An engine that has not started when time runs out has its backend session
+    removed, so a failed start leaves nothing running.
+    """
+
+    def recorded() -> bool:
+        """Tell whether the new engine wrote its state (whatever became of it since)."""
+        state = ref.read_state()
+        return state is not None and state.pid != previous_pid
+
+    def started() -> bool:
+        state = ref.read_state()
+        if state is None or state.pid == previous_pid:
+            return False
+        held = lockmod.probe(ref.paths.lock_file).held
+        # running with the lock held, or already through a short run
+        return (held and state.status is RunStatus.RUNNING) or state.status.finished
+
+    deadline = time.monotonic() + START_TIMEOUT
+    pause, next_backend_look = 0.01, time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        if started():
+            return
+        if time.monotonic() >= next_backend_look:
+            next_backend_look = time.monotonic() + 0.5
+            live = backend.sessions(ref.project)
+            held = lockmod.probe(ref.paths.lock_file).held
+            if not held and live is not None and ref.name not in live:
+                if recorded():
+                    return  # it ran and has already ended (or died): status tells
+                break  # the engine ended before recording anything
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
+    if started():
+        return
+    backend.stop(ref.name, ref.project)
+    raise BackendError(f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}")

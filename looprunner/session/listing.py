@@ -1,0 +1,85 @@
+"""Every session of a project: names on disk and live on backends, their statuses.
+
+A listing asks each backend once: the default one (where sessions start unless told
+otherwise) and every backend a session of the project recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from looprunner import convert
+from looprunner.errors import SessionNotFoundError
+from looprunner.models import SessionStatus
+from looprunner.names import ProjectPaths, is_valid_session_name
+from looprunner.session import observe
+from looprunner.session.ref import Plugins, SessionRef
+from looprunner.store import lock as lockmod
+from looprunner.store.state import read_state
+
+
+def names_on_disk(paths: ProjectPaths) -> list[str]:
+    """Return the names that have a run directory or a lock file (no backend asked)."""
+    names: set[str] = set()
+    if paths.runs.is_dir():
+        names.update(p.name for p in paths.runs.iterdir() if is_valid_session_name(p.name))
+    if paths.locks.is_dir():
+        names.update(p.stem for p in paths.locks.glob("*.lock") if is_valid_session_name(p.stem))
+    return sorted(names)
+
+
+def recorded_backends(paths: ProjectPaths, names: list[str]) -> set[str]:
+    """Return the backends the sessions recorded (in state, else in the lock file)."""
+    found: set[str] = set()
+    for name in names:
+        session = paths.session(name)
+        try:
+            state = read_state(session.state_file)
+        except ValueError:
+            state = None
+        backend = state.backend if state is not None else None
+        if backend is None:
+            meta = lockmod.read_metadata(session.lock_file)
+            backend = meta.get("backend") if isinstance(meta.get("backend"), str) else None
+        if backend:
+            found.add(backend)
+    return found
+
+
+def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
+    """Return the status of every session in the project, by name."""
+    paths = ProjectPaths.of(project)
+    names = set(names_on_disk(paths))
+    cache: observe.LiveSessions = {}
+    for backend in [*sorted(recorded_backends(paths, sorted(names))), ""]:
+        live = observe.live_sessions(plugins, paths.project, backend or None, cache)
+        if live:
+            names.update(live)
+    return [
+        observe.status(SessionRef(name, paths.project, plugins), cache) for name in sorted(names)
+    ]
+
+
+def not_found(name: str, project: str | Path) -> SessionNotFoundError:
+    """Build the not-found error, naming the sessions that do exist."""
+    existing = [s.session for s in statuses(project, Plugins())]
+    hint = f"; sessions here: {', '.join(existing)}" if existing else "; there are no sessions here"
+    return SessionNotFoundError(f"no session named {name!r}{hint}", session=name)
+
+
+def as_dict(status: SessionStatus) -> dict[str, Any]:
+    """Return the ``--json`` shape of a status: state.json's fields, health, resources."""
+    data: dict[str, Any] = (
+        dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
+    )
+    data["health"] = status.health.value
+    data["resources"] = {
+        "lock": status.resources.lock,
+        "state": status.resources.state,
+        "tmux": status.resources.tmux,
+    }
+    data["detail"] = status.detail
+    if status.lock is not None:
+        data["lock_info"] = convert.unstructure(status.lock)
+    return data

@@ -1,0 +1,229 @@
+"""Looking at a session without changing it: health, events, output, waiting.
+
+Health is derived from all three resources: the lock, the state, and what the session's
+own backend (the one recorded in its state) says is live. Each look asks that backend
+once; a listing passes in what one question per backend already answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+
+from looprunner import convert, procinfo
+from looprunner.errors import LooprunnerError, SessionNotFoundError, SessionTimeoutError
+from looprunner.health import derive_health
+from looprunner.models import (
+    Event,
+    Health,
+    LockInfo,
+    Pipeline,
+    Resources,
+    SessionStatus,
+)
+from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
+from looprunner.session.ref import Plugins, SessionRef
+from looprunner.store import lock as lockmod
+from looprunner.store.events import iter_events, last_events, parse_event_line
+from looprunner.store.logs import follow, last_lines, size
+from looprunner.store.state import read_state
+
+#: what a listing learned of each backend: its live sessions (None: it cannot tell)
+LiveSessions = MutableMapping[str, "set[str] | None"]
+
+
+def live_sessions(
+    plugins: Plugins, project: Path, backend_name: str | None, cache: LiveSessions
+) -> set[str] | None:
+    """Ask the backend ``backend_name`` (the default if None) for its live sessions, once."""
+    try:
+        backend = plugins.backend(backend_name) if backend_name else plugins.default_backend()
+    except LooprunnerError:
+        return None  # not installed any more: its sessions cannot be known
+    if backend.name not in cache:
+        try:
+            cache[backend.name] = backend.sessions(project)
+        except LooprunnerError:
+            cache[backend.name] = None  # unreachable: cannot know
+    return cache[backend.name]
+
+
+def status(ref: SessionRef, cache: LiveSessions | None = None) -> SessionStatus:
+    """Return the session's health and state, from lock, state file and its backend."""
+    probe = lockmod.probe(ref.paths.lock_file)
+    unreadable = False
+    try:
+        state = read_state(ref.paths.state_file)
+    except ValueError:
+        state, unreadable = None, True
+    backend_name = (
+        state.backend
+        if state is not None
+        else (probe.metadata.get("backend") if probe.present else None)
+    )
+    if not isinstance(backend_name, str):
+        backend_name = None
+    live = live_sessions(ref.plugins, ref.project, backend_name, {} if cache is None else cache)
+    present = None if live is None else ref.name in live
+    engine_alive = (
+        not probe.held
+        and state is not None
+        and not state.status.finished
+        and procinfo.is_alive(state.pid, state.pid_start_time, state.boot_id)
+    )
+    health, detail = derive_health(
+        state=state,
+        lock_held=probe.held,
+        tmux_present=present,
+        state_unreadable=unreadable,
+        engine_alive=engine_alive,
+        backend=backend_name,
+    )
+    meta = probe.metadata
+    pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
+    lock_info = LockInfo(
+        present=probe.present,
+        held=probe.held,
+        pid=pid,
+        pid_alive=procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id"))
+        if pid
+        else None,
+        host=meta.get("host"),
+        started_at=meta.get("started_at"),
+    )
+    return SessionStatus(
+        session=ref.name,
+        health=health,
+        resources=Resources(
+            lock=probe.present, state=state is not None or unreadable, tmux=present
+        ),
+        state=state,
+        lock=lock_info,
+        detail=detail,
+    )
+
+
+def events(ref: SessionRef, *, last: int | None = None) -> Iterator[Event]:
+    """Return the recorded events, oldest first (``last=N``: only the last N)."""
+    if last is not None:
+        return iter(last_events(ref.paths.events_file, last))
+    return iter_events(ref.paths.events_file)
+
+
+def wait(
+    ref: SessionRef,
+    timeout: float | None,
+    *,
+    poll: float,
+    on_progress: Callable[[SessionStatus], None] | None,
+) -> SessionStatus:
+    """Block until the session is no longer running; return its final status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cache: LiveSessions = {}
+    orphaned_before = False
+    while True:
+        current = status(ref, cache)
+        if current.health is Health.NOT_FOUND:
+            raise SessionNotFoundError(f"no session named {ref.name!r}", session=ref.name)
+        if on_progress is not None:
+            on_progress(current)
+        if current.health not in (Health.RUNNING, Health.UNKNOWN):
+            if current.health is not Health.ORPHANED or orphaned_before:
+                return current
+            # an engine that just exited leaves its backend session for an instant:
+            # look once more before calling it orphaned
+            orphaned_before = True
+            cache.clear()
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            raise SessionTimeoutError(
+                f"session {ref.name!r} still {current.health.value} after {timeout:g}s",
+                session=ref.name,
+            )
+        time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+        if current.resources.tmux:
+            cache.clear()  # it has a live backend session: ask again whether it ended
+
+
+def output(ref: SessionRef, lines: int) -> tuple[str, list[str]]:
+    """Where the output comes from (the backend's name, or ``engine.log``) and its lines.
+
+    While the session runs on a backend that can show its live output, that; otherwise
+    ``engine.log``, which keeps everything the engine printed after the backend's
+    session has gone.
+    """
+    current = status(ref)
+    backend = ref.backend(current.state)
+    if (
+        current.health is Health.RUNNING
+        and current.resources.tmux
+        and isinstance(backend, OutputCapturing)
+    ):
+        try:
+            pane = backend.capture(ref.name, ref.project, lines)
+        except LooprunnerError:
+            pane = None
+        if pane is not None:
+            return backend.name, list(pane)
+    return "engine.log", last_lines(ref.paths.engine_log, lines)
+
+
+def follow_output(ref: SessionRef, *, interval: float) -> Iterator[str]:
+    """Yield what the engine prints from now until the session stops running."""
+
+    def done() -> bool:
+        return status(ref).health is not Health.RUNNING
+
+    for chunk in follow(
+        ref.paths.engine_log, offset=size(ref.paths.engine_log), done=done, interval=interval
+    ):
+        yield chunk.decode("utf-8", "replace")
+
+
+def tail(ref: SessionRef, *, follow_on: bool, interval: float, offset: int) -> Iterator[Event]:
+    """Yield the recorded events, then (with ``follow_on``) new ones until it ends."""
+    if not follow_on:
+        yield from events(ref)
+        return
+
+    def done() -> bool:
+        return status(ref).health is not Health.RUNNING
+
+    pending = b""
+    for chunk in follow(ref.paths.events_file, offset=offset, done=done, interval=interval):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            event = parse_event_line(raw) if raw.strip() else None
+            if event is not None:
+                yield event
+
+
+def pipeline(ref: SessionRef) -> Pipeline:
+    """Return the resolved pipeline the session runs (its run's ``pipeline.yaml``)."""
+    return convert.load_resolved_pipeline(ref.paths.pipeline_file)
+
+
+def queue_remaining(ref: SessionRef) -> int | None:
+    """How many items the current stage's queue holds, if its termination has a queue."""
+    state = ref.read_state()
+    if state is None or not ref.paths.pipeline_file.exists():
+        return None
+    try:
+        nodes = pipeline(ref).nodes
+        node = nodes[min(state.current_stage, len(nodes) - 1)]
+        registry = ref.plugins.registries.terminations
+        termination = registry.get(node.stage.termination.type)(node.stage.termination)
+        if not isinstance(termination, QueueCounting):
+            return None
+        progress = StageProgress(
+            completed=state.iteration_completed,
+            cap=node.cap,
+            history=(),
+            project=ref.project,
+            session=ref.name,
+        )
+        return len(termination.remaining(progress))
+    except Exception:  # a plugin's queue that cannot be asked must not break status
+        return None

@@ -1,0 +1,120 @@
+"""One session's name, files and plugins: what every session operation starts from.
+
+The registries (and with them the installed plugins) are loaded on first use only, and
+each backend is built once per reference, so asking the same backend twice in one
+command costs one construction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pluggy
+
+from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
+from looprunner.errors import LooprunnerError
+from looprunner.models import RunState
+from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
+from looprunner.plugins.manager import make_plugin_manager
+from looprunner.plugins.registry import Registries
+from looprunner.protocols import Backend
+from looprunner.store import lock as lockmod
+from looprunner.store.state import read_state
+
+
+class Plugins:
+    """The registries of one plugin manager, built when first asked for."""
+
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        self._pm = pm
+        self._registries: Registries | None = None
+        self._backends: dict[str, Backend] = {}
+
+    @classmethod
+    def of(cls, registries: Registries) -> Plugins:
+        """Plugins whose registries are already built."""
+        plugins = cls(registries.pm)
+        plugins._registries = registries
+        return plugins
+
+    @property
+    def registries(self) -> Registries:
+        """The stage types, providers, terminations and backends available."""
+        if self._registries is None:
+            self._registries = Registries(self._pm or make_plugin_manager())
+        return self._registries
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The plugin manager (lifecycle hooks are called through it)."""
+        return self.registries.pm
+
+    def backend(self, name: str) -> Backend:
+        """Return the backend registered as ``name`` (built once).
+
+        Raises
+        ------
+        UsageError
+            No backend of that name is registered (the message lists those that are).
+        """
+        if name not in self._backends:
+            self._backends[name] = self.registries.backends.get(name)()
+        return self._backends[name]
+
+    def default_backend(self) -> Backend:
+        """Return the backend ``start`` uses unless told otherwise."""
+        return self.backend(DEFAULT_BACKEND)
+
+    def adopt(self, backend: Backend) -> None:
+        """Use this backend object for its name (one the caller built itself)."""
+        self._backends[backend.name] = backend
+
+
+class SessionRef:
+    """A session's validated name, its project's paths, and the plugins to use."""
+
+    def __init__(self, name: str, project: str | Path, plugins: Plugins) -> None:
+        self.name = validate_session_name(name)
+        self.project_paths = ProjectPaths.of(project)
+        self.paths: SessionPaths = self.project_paths.session(self.name)
+        self.plugins = plugins
+
+    @property
+    def project(self) -> Path:
+        """The project folder (absolute)."""
+        return self.paths.project
+
+    def read_state(self) -> RunState | None:
+        """Return the recorded state, or None when there is none (or it is unreadable)."""
+        try:
+            return read_state(self.paths.state_file)
+        except ValueError:
+            return None
+
+    def backend_name(self, state: RunState | None = None) -> str | None:
+        """Return the backend this session recorded: in its state, else in its lock file."""
+        if state is not None and state.backend:
+            return state.backend
+        meta = lockmod.read_metadata(self.paths.lock_file)
+        name = meta.get("backend")
+        return name if isinstance(name, str) and name else None
+
+    def backend(self, state: RunState | None = None) -> Backend | None:
+        """Return the backend this session runs on (the default if it recorded none).
+
+        None when the recorded backend is not installed any more: the session's process
+        cannot then be asked about.
+        """
+        name = self.backend_name(state)
+        try:
+            return self.plugins.backend(name) if name else self.plugins.default_backend()
+        except LooprunnerError:
+            return None
+
+    def log_tail(self, lines: int = 5) -> str:
+        """Return the last lines of engine.log on one line (for error messages)."""
+        try:
+            text = self.paths.engine_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Rendering sessions for people: notebook tables, REPL text, live progress."""
