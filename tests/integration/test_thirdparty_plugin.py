@@ -86,11 +86,7 @@ def detached_engines(project: Path) -> Iterator[Path]:
 
 
 def write_typed_stage(
-    project: Path,
-    name: str,
-    stage_type: str,
-    options: dict[str, Any] | None = None,
-    extra: str = "",
+    project: Path, name: str, stage_type: str, options: dict[str, Any] | None = None
 ) -> Path:
     """Write ``.looprunner/stages/NAME`` whose ``type:`` is ``stage_type``."""
     folder = project / ".looprunner" / "stages" / name
@@ -98,7 +94,7 @@ def write_typed_stage(
     lines = [f"name: {name}", f"type: {stage_type}"]
     if options is not None:
         lines.append(f"options: {json.dumps(options)}")  # JSON is YAML's flow style
-    (folder / "stage.yaml").write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    (folder / "stage.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "prompt.md").write_text("Iteration ${ITERATION}. Write ${STATUS}.\n")
     return folder
 
