@@ -398,3 +398,94 @@ def test_every_environment_variable_is_in_operations_md(variable):
     assert mentions(read("operations.md"), variable), (
         f"docs/operations.md does not mention {variable}"
     )
+
+
+# --------------------------------------------------------------------------- plugin author pages
+# docs/plugins/stage-types.md and backends.md each build one complete plugin. Its files are
+# the page's code blocks whose first line is "# file: PATH"; the tests install those files
+# with pip, exactly as a reader would, and run a session through the plugin.
+
+PLUGIN_PAGES = ("stage-types.md", "backends.md")
+_EXAMPLE_FILE = re.compile(r"^```\w*\n# file: (\S+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def example_files(page: str) -> dict[str, str]:
+    """The files of the plugin a docs/plugins page builds, by their path in the package."""
+    files: dict[str, str] = {}
+    for path, body in _EXAMPLE_FILE.findall((DOCS / "plugins" / page).read_text(encoding="utf-8")):
+        assert path not in files, f"docs/plugins/{page}: two blocks are '# file: {path}'"
+        files[path] = f"# file: {path}\n{body}"
+    return files
+
+
+def install_example(page: str, folder: Path) -> Path:
+    """Write the page's plugin into ``folder``, pip-install it, return the install folder."""
+    from looprunner.testing import install_plugin
+
+    files = example_files(page)
+    for path, text in files.items():
+        target = folder / "source" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return install_plugin(folder / "source", folder / "site")
+
+
+@pytest.mark.parametrize("page", PLUGIN_PAGES)
+def test_plugin_pages_build_one_plugin_and_are_linked_from_the_index(page):
+    files = example_files(page)
+    assert "pyproject.toml" in files, f"docs/plugins/{page}: no '# file: pyproject.toml' block"
+    python = [path for path in files if path.endswith(".py")]
+    assert len(python) == 1, f"docs/plugins/{page}: one runnable Python example, found {python}"
+    assert f"]({page}" in read("plugins/index.md"), f"docs/plugins/index.md does not link {page}"
+
+
+def test_the_stage_type_example_runs_a_session_to_completion(cli, project, tmp_path, monkeypatch):
+    import json
+
+    from looprunner.testing import plugin_path_env
+
+    monkeypatch.setenv("PYTHONPATH", plugin_path_env(install_example("stage-types.md", tmp_path)))
+    # a check that fails on its first attempt and passes on its second
+    script = (
+        "import pathlib, sys; p = pathlib.Path('attempts'); "
+        "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); "
+        "print(f'attempt {n}'); sys.exit(0 if n >= 2 else 1)"
+    )
+    stage = project / ".looprunner" / "stages" / "gate"
+    stage.mkdir(parents=True)
+    options = {"command": [sys.executable, "-c", script], "timeout": 60}
+    (stage / "stage.yaml").write_text(f"type: check\noptions: {json.dumps(options)}\n")
+    (stage / "prompt.md").write_text("No agent reads this.\n")
+
+    result = cli("start", "gate", "--stage", "gate", "--foreground")
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = json.loads(cli("--json", "status", "gate").stdout)
+    assert (state["status"], state["iteration_completed"]) == ("complete", 2)
+    iterations = project / ".claude" / "pipeline-runs" / "gate" / "stage-00-gate" / "iterations"
+    assert (iterations / "001" / "output.md").read_text().strip() == "attempt 1"
+    assert (iterations / "002" / "output.md").read_text().strip() == "attempt 2"
+
+    (stage / "stage.yaml").write_text("type: check\noptions:\n  command: make test\n")
+    linted = cli("lint")
+    assert linted.returncode == 2
+    assert "option 'command' must be a list of strings" in linted.stdout + linted.stderr
+
+
+def test_the_backend_example_runs_a_session_to_completion(
+    cli, project, make_stage, tmp_path, monkeypatch
+):
+    import json
+
+    from looprunner.testing import plugin_path_env
+
+    monkeypatch.setenv("PYTHONPATH", plugin_path_env(install_example("backends.md", tmp_path)))
+    make_stage("work", termination={"type": "fixed", "iterations": 2})
+
+    started = cli("start", "bg", "--stage", "work", "--backend", "background")
+    assert started.returncode == 0, started.stdout + started.stderr
+    record = json.loads((project / ".looprunner-background" / "bg.json").read_text())
+    assert cli("wait", "bg", "--timeout", "60").returncode == 0
+    state = json.loads(cli("--json", "status", "bg").stdout)
+    assert (state["status"], state["backend"]) == ("complete", "background")
+    assert state["iteration_completed"] == 2
+    assert state["pid"] == record["pid"]  # the backend ran the engine's argv itself
