@@ -98,9 +98,9 @@ class Pipeline:
     @classmethod
     def load(cls, name_or_path: str | Path, *, project: str | Path = ".") -> Pipeline:
         """Load a pipeline file by path, or by name from the project's pipeline folders."""
-        from looprunner import catalog  # models never parse files themselves
+        from looprunner.definitions import pipelines  # models never parse files themselves
 
-        return catalog.load_pipeline(name_or_path, project=Path(project))
+        return pipelines.load_pipeline(name_or_path, project=Path(project))
 
     def with_overrides(
         self,

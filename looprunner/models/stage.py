@@ -125,7 +125,7 @@ class Stage:
     @classmethod
     def load(cls, name_or_path: str | Path, *, project: str | Path = ".") -> Stage:
         """Load a stage by name (searched as ``looprunner stages`` lists) or folder path."""
-        from looprunner import catalog  # models never parse files themselves
+        from looprunner.definitions import catalog  # models never parse files themselves
 
         return catalog.load_stage(name_or_path, project=Path(project))
 

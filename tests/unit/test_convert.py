@@ -8,7 +8,8 @@ from typing import NamedTuple
 
 import pytest
 
-from looprunner import catalog, convert
+from looprunner import convert
+from looprunner.definitions import catalog
 from looprunner.errors import EXIT_BAD_INPUT, ConfigError
 from looprunner.models import (
     Decision,

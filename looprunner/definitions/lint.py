@@ -26,11 +26,11 @@ from pathlib import Path
 
 import attrs
 
-from looprunner import catalog
+from looprunner.definitions import catalog
+from looprunner.definitions.pipelines import list_pipelines, load_pipeline
 from looprunner.engine.prompt import unknown_variables
 from looprunner.errors import ConfigError
 from looprunner.models import Pipeline, Stage
-from looprunner.pipelines import list_pipelines, load_pipeline
 from looprunner.plugins import Registries
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import attrs
 
-from looprunner import catalog, convert
+from looprunner import convert
+from looprunner.definitions import catalog
 from looprunner.errors import ConfigError
 from looprunner.models import Node, NodeInputs, Pipeline, Stage, Termination
 from looprunner.names import validate_node_id
@@ -108,7 +109,8 @@ def find_pipeline(name_or_path: str | Path, project: Path) -> Path:
 
 
 def load_pipeline(name_or_path: str | Path, *, project: Path) -> Pipeline:
-    """Load and resolve a pipeline file (stages looked up in ``project``)."""
+    """Load and resolve a pipeline file by path or name (stages looked up in ``project``)."""
+    project = project.expanduser().resolve()
     path = find_pipeline(name_or_path, project)
     doc = convert.read_yaml(path)
     data = convert.expect_mapping(doc, path=path, what="a pipeline file")
