@@ -6,6 +6,10 @@
 - :mod:`~looprunner.definitions.lint`, :mod:`~looprunner.definitions.dryrun`: checking a
   definition and showing what a start would do (imported on their own: they need the
   plugins and the prompt renderer, which loading a definition does not)
+
+Importing this package installs :class:`~looprunner.definitions.loader.DefinitionFiles`
+as the loader :meth:`Stage.load` and :meth:`Pipeline.load` use: models cannot import the
+file readers themselves without an import cycle (see :mod:`looprunner.models.loading`).
 """
 
 from looprunner.definitions.build import build_pipeline
@@ -18,6 +22,7 @@ from looprunner.definitions.catalog import (
     load_stage,
     stage_roots,
 )
+from looprunner.definitions.loader import DefinitionFiles
 from looprunner.definitions.pipelines import (
     LegacyPipelineWarning,
     PipelineRef,
@@ -26,9 +31,13 @@ from looprunner.definitions.pipelines import (
     load_pipeline,
     pipeline_roots,
 )
+from looprunner.models.loading import install_loader
+
+install_loader(DefinitionFiles())
 
 __all__ = [
     "STAGE_FILE",
+    "DefinitionFiles",
     "LegacyPipelineWarning",
     "PipelineRef",
     "StageRef",
