@@ -19,6 +19,7 @@ cycle through it):
 
 from looprunner.convert.converter import (
     config_error,
+    refuse_unknown_keys,
     split_command,
     structure,
     structure_from,
@@ -26,15 +27,22 @@ from looprunner.convert.converter import (
 )
 from looprunner.convert.events import event_from_dict, event_to_json
 from looprunner.convert.pipelines import dump_pipeline, load_resolved_pipeline
-from looprunner.convert.stages import STAGE_KEYS, check_termination, load_stage_file
+from looprunner.convert.stages import (
+    STAGE_KEYS,
+    check_termination,
+    load_stage_file,
+    split_commands,
+)
 from looprunner.convert.state import state_from_json, state_to_json
 from looprunner.convert.status import agent_status_from_dict
 from looprunner.convert.yaml import (
     KeyPath,
+    dotted,
     expect_mapping,
     locate,
     located,
     parse_yaml,
+    plain_data,
     read_yaml,
 )
 
@@ -44,6 +52,7 @@ __all__ = [
     "agent_status_from_dict",
     "check_termination",
     "config_error",
+    "dotted",
     "dump_pipeline",
     "event_from_dict",
     "event_to_json",
@@ -53,8 +62,11 @@ __all__ = [
     "locate",
     "located",
     "parse_yaml",
+    "plain_data",
     "read_yaml",
+    "refuse_unknown_keys",
     "split_command",
+    "split_commands",
     "state_from_json",
     "state_to_json",
     "structure",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import enum
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
@@ -25,17 +26,9 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
-from looprunner.convert.yaml import KeyPath, describe, dotted, locate
+from looprunner.convert.yaml import KeyPath, describe, dotted, locate, plain_data
 from looprunner.errors import ConfigError
-from looprunner.models import (
-    Decision,
-    Health,
-    JudgeSpec,
-    NodeInputs,
-    RunStatus,
-    Termination,
-    WorkDone,
-)
+from looprunner.models import Decision, Health, JudgeSpec, NodeInputs, RunStatus, Termination
 
 T = TypeVar("T")
 
@@ -115,8 +108,21 @@ def _structure_enum(value: object, cls: type[enum.Enum]) -> enum.Enum:
         raise BadValue(f"expected one of {choices}, got {describe(value)}") from None
 
 
+def _structure_literal(value: object, cls: Any) -> object:
+    choices = get_args(cls)
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+    listed = ", ".join(str(c) for c in choices)
+    raise BadValue(f"expected one of {listed}, got {describe(value)}")
+
+
 def _mapping_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
-    """Wrap a class hook so a scalar or list gets a plain "expected a mapping" error."""
+    """Wrap a hook so a scalar or list gets a plain "expected a mapping" error.
+
+    Without it cattrs would look keys up in a string (``"x" in "claude"``) or fail with
+    an AttributeError the user cannot act on.
+    """
 
     def structure(value: Any, cls: Any) -> T:
         if not isinstance(value, Mapping):
@@ -124,6 +130,21 @@ def _mapping_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
         return hook(value, cls)
 
     return structure
+
+
+def _is_literal(cls: Any) -> bool:
+    origin: object = get_origin(cls)  # typed as object: mypy thinks Literal cannot be one
+    return origin is Literal
+
+
+def _is_mapping(cls: Any) -> bool:
+    return get_origin(cls) in (dict, Mapping, MutableMapping)
+
+
+def _mapping_hook(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
+    """Structure a mapping type; free-form values (``Any``) become plain dicts and lists."""
+    inner = conv.gen_structure_mapping(cls)
+    return _mapping_only(lambda value, t: plain_data(inner(value, t)))
 
 
 def _make_converter() -> cattrs.Converter:
@@ -138,18 +159,31 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Decision, _structure_decision)
     for enum_type in (RunStatus, Health):
         conv.register_structure_hook(enum_type, _structure_enum)
-    # Hand-written files are checked for unknown keys (a typo must not silently change
-    # behaviour); files looprunner writes itself are read leniently across versions.
-    for strict in (Termination, JudgeSpec, NodeInputs):
-        conv.register_structure_hook(
-            strict,
-            _mapping_only(make_dict_structure_fn(strict, conv, _cattrs_forbid_extra_keys=True)),
-        )
-    conv.register_structure_hook(WorkDone, _mapping_only(make_dict_structure_fn(WorkDone, conv)))
+    conv.register_structure_hook_func(_is_literal, _structure_literal)
+    conv.register_structure_hook_factory(_is_mapping, lambda t: _mapping_hook(conv, t))
+    conv.register_structure_hook_factory(
+        attrs.has, lambda cls: _mapping_only(make_dict_structure_fn(cls, conv))
+    )
     return conv
 
 
 converter = _make_converter()
+
+
+def refuse_unknown_keys(*classes: type) -> None:
+    """Structure ``classes`` refusing keys they do not have.
+
+    Hand-written files are checked for unknown keys (a typo must not silently change
+    behaviour); files looprunner writes itself are read leniently across versions.
+    """
+    for cls in classes:
+        converter.register_structure_hook(
+            cls,
+            _mapping_only(make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)),
+        )
+
+
+refuse_unknown_keys(Termination, JudgeSpec, NodeInputs)
 
 
 def unstructure(value: Any) -> Any:
@@ -210,8 +244,13 @@ def config_error(
             extra = sorted(leaf.extra_fields)[0]
             full = (*keypath, extra)
             line, col = locate(doc, full, key=True)
+            known = ", ".join(sorted(a.name for a in attrs.fields(leaf.cl)))
             return ConfigError(
-                f"unknown key {extra!r}", path=path, line=line, column=col, field=dotted(full)
+                f"unknown key {extra!r} (known: {known})",
+                path=path,
+                line=line,
+                column=col,
+                field=dotted(full),
             )
         if isinstance(leaf, KeyError):
             missing = str(leaf.args[0]) if leaf.args else "?"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from looprunner.convert.converter import converter, structure_from
-from looprunner.convert.yaml import expect_mapping, read_yaml
+from looprunner.convert.yaml import expect_mapping, plain_data, read_yaml
 from looprunner.errors import ConfigError
 from looprunner.models import Pipeline
 
@@ -23,15 +21,7 @@ def dump_pipeline(pipeline: Pipeline) -> str:
     resume needs no YAML parser.
     """
     data = {"format": FORMAT, **converter.unstructure(pipeline)}
-    return json.dumps(_plain_data(data), indent=2) + "\n"
-
-
-def _plain_data(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain_data(v) for v in value]
-    return value
+    return json.dumps(plain_data(data), indent=2) + "\n"
 
 
 def load_resolved_pipeline(path: Path) -> Pipeline:

@@ -40,6 +40,19 @@ def dotted(path: KeyPath) -> str:
     return text
 
 
+def plain_data(value: Any) -> Any:
+    """Return ``value`` with ruamel's commented mappings and lists made plain dicts and lists.
+
+    Keys become strings, as JSON has them, so free-form data survives a round trip
+    through the run directory unchanged.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(v) for v in value]
+    return value
+
+
 def _yaml() -> Any:
     from ruamel.yaml import YAML
 
