@@ -24,7 +24,7 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn
 
 from looprunner.convert.yaml import KeyPath, describe, dotted, locate, plain_data
 from looprunner.errors import ConfigError
@@ -143,7 +143,9 @@ def _is_mapping(cls: Any) -> bool:
 
 def _mapping_hook(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
     """Structure a mapping type; free-form values (``Any``) become plain dicts and lists."""
-    inner = conv.gen_structure_mapping(cls)
+    # not conv.gen_structure_mapping: that registers its own hook for the type, which
+    # would then take the place of this one
+    inner = make_mapping_structure_fn(cls, conv, structure_to=dict)
     return _mapping_only(lambda value, t: plain_data(inner(value, t)))
 
 

@@ -295,6 +295,14 @@ def test_missing_named_prompt_file_points_at_the_prompt_key(tmp_path: Path) -> N
     assert str(tmp_path / "work" / "other.md") in str(info.value)
 
 
+def test_a_scalar_where_a_mapping_belongs_says_so_every_time() -> None:
+    # the converter must keep its own hooks once cattrs has generated others
+    kinds = [dict[str, str], Termination, dict[str, int], dict[int, str], Termination]
+    for cls in kinds * 2:
+        with pytest.raises(ConfigError, match="expected a mapping, got 'x'"):
+            convert.structure_from("x", cls, path=None, doc=None)
+
+
 # --------------------------------------------------------------------------- good stages
 
 
