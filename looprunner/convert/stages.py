@@ -29,6 +29,8 @@ STAGE_KEYS = frozenset(
         "mock_delay",
         "timeout",
         "command",
+        "type",
+        "options",
     }
 )
 

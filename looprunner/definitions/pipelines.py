@@ -71,6 +71,8 @@ class _NodeFile:
     mock_delay: float | None = None
     fixtures: Path | None = None
     command: tuple[str, ...] | None = None
+    type: str | None = None
+    options: Mapping[str, Any] | None = None  # merged over the stage's
     termination: Mapping[str, Any] | None = None  # merged over the stage's
     inputs: Any = None  # ``from`` is a Python keyword: checked below
     parallel: Any = None  # refused below: not supported yet
@@ -320,11 +322,12 @@ class _Loader:
         defaults: _Defaults,
     ) -> Stage:
         """Apply the node's own keys over the stage's (node > stage > pipeline defaults)."""
+        replaced = ("provider", "model", "description", "delay", "timeout", "mock_delay", "type")
         changes: dict[str, Any] = {
-            key: getattr(spec, key)
-            for key in ("provider", "model", "description", "delay", "timeout", "mock_delay")
-            if getattr(spec, key) is not None
+            key: getattr(spec, key) for key in replaced if getattr(spec, key) is not None
         }
+        if spec.options is not None:  # a shallow merge: the node's keys replace the stage's
+            changes["options"] = {**stage.options, **spec.options}
         if spec.context is not None:
             changes["context"] = "\n\n".join(p for p in (stage.context, spec.context) if p)
         if spec.command is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -21,6 +21,13 @@ from looprunner.models.termination import Termination, as_termination
 PipelineKind = Literal["loop", "pipeline"]
 
 DEFAULT_PROVIDER = "claude"
+
+
+def _as_options(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy ``options`` into a dict of its own; refuse anything that is not a mapping."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a mapping, got {value!r}", field="options")
+    return dict(value)
 
 
 @attrs.frozen
@@ -35,6 +42,12 @@ class Stage:
     ----------
     prompt:
         The prompt template text (not a file name), with ``${...}`` variables.
+    type:
+        The stage type that runs each iteration, by its registered name; None means the
+        default type (render the prompt, run the provider's agent, read its status).
+    options:
+        Free-form settings for the stage type (``options:`` in stage.yaml), read by the
+        type itself; empty unless given.
     command:
         For the ``command`` provider: the program and its arguments, never run through a
         shell.
@@ -58,6 +71,9 @@ class Stage:
     fixtures: Path | None = None
     mock_delay: float | None = None
     source: Path | None = None
+    type: str | None = None
+    # left out of the hash so a Stage stays hashable: the dict is compared, never hashed
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_as_options, hash=False)
 
     @property
     def provider_name(self) -> str:

@@ -156,6 +156,20 @@ BAD_PIPELINES = [
         "cannot split command",
     ),
     BadPipelineCase(
+        "options-a-string",
+        NODE + "    options: fast\n",
+        4,
+        "nodes[0].options",
+        "expected a mapping, got 'fast'",
+    ),
+    BadPipelineCase(
+        "type-a-mapping",
+        NODE + "    type: {a: b}\n",
+        4,
+        "nodes[0].type",
+        "expected a string, got a mapping",
+    ),
+    BadPipelineCase(
         "termination-a-string",
         NODE + "    termination: fixed\n",
         4,
@@ -281,6 +295,34 @@ def test_a_node_overrides_the_stage_and_the_pipeline_fills_in_defaults(tmp_path:
     assert a.stage.termination == Termination(type="judgment", iterations=2, consensus=2)
     assert (b.stage.name, b.stage.prompt, b.stage.provider) == ("b", "inline ${STATUS}", "command")
     assert b.inputs == NodeInputs(from_initial=False, from_nodes=("a",), select="all")
+
+
+def test_a_node_replaces_the_stage_type_and_merges_options_over_the_stages(
+    tmp_path: Path,
+) -> None:
+    path = setup_project(
+        tmp_path,
+        "nodes:\n"
+        "  - id: a\n    stage: review\n"
+        "    type: critic\n"
+        "    options:\n      depth: 5\n      extra: [x]\n"
+        "  - id: b\n    stage: review\n"
+        "  - id: c\n    stage: work\n    options: {only: here}\n",
+    )
+    folder = tmp_path / ".looprunner" / "stages" / "review"
+    folder.mkdir(parents=True)
+    (folder / "stage.yaml").write_text(
+        "type: reviewer\noptions:\n  depth: 1\n  rubric: {style: strict}\n", encoding="utf-8"
+    )
+    (folder / "prompt.md").write_text("Review.\n", encoding="utf-8")
+    a, b, c = load_pipeline(path, project=tmp_path).nodes
+    assert a.stage.type == "critic"
+    assert a.stage.options == {"depth": 5, "rubric": {"style": "strict"}, "extra": ["x"]}
+    assert (b.stage.type, b.stage.options) == (
+        "reviewer",
+        {"depth": 1, "rubric": {"style": "strict"}},
+    )
+    assert (c.stage.type, c.stage.options) == (None, {"only": "here"})
 
 
 class BuildCase(NamedTuple):
