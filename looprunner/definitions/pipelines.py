@@ -2,8 +2,10 @@
 
 A pipeline file names its nodes under ``nodes:`` (or the legacy ``stages:``, with a
 deprecation warning); each node runs a stage by name (``stage:``, or legacy ``loop:``)
-or an inline ``prompt:``, with optional overrides (provider, model, context, runs,
-termination merged over the stage's own) and inputs from earlier nodes. Names are
+or an inline ``prompt:``, with optional overrides (provider, model, type, context, runs;
+termination and options merged over the stage's own) and inputs from earlier nodes.
+Each key's type is checked by the one converter (``_PipelineFile``, ``_NodeFile``); this
+module checks what the types cannot say (ids, stage names, inputs.from). Names are
 looked up in ``.looprunner/pipelines/``, ``.claude/pipelines/`` and
 ``scripts/pipelines/``; a path is read as it is.
 
