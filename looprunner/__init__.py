@@ -100,6 +100,9 @@ _HOMES = {
     ),
 }
 
+#: models whose ``load`` needs looprunner.definitions imported (see models/loading.py)
+_LOADABLE = frozenset({"Stage", "Pipeline"})
+
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
@@ -109,6 +112,9 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'looprunner' has no attribute {name!r}")
+    if name in _LOADABLE:
+        # Stage.load / Pipeline.load read files through the loader this installs
+        importlib.import_module("looprunner.definitions")
     value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value

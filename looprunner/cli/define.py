@@ -16,7 +16,7 @@ from looprunner.errors import EXIT_BAD_INPUT
 @pass_ctx
 def stages(ctx: Context) -> int:
     """List the stages available in the project and where each comes from."""
-    from looprunner import catalog
+    from looprunner.definitions import catalog
 
     refs = list(catalog.iter_stages(ctx.project))
     winners = {ref.name: ref for ref in catalog.list_stages(ctx.project)}
@@ -51,7 +51,7 @@ def stages(ctx: Context) -> int:
 @pass_ctx
 def pipelines(ctx: Context) -> int:
     """List the pipeline files available in the project."""
-    from looprunner.pipelines import list_pipelines
+    from looprunner.definitions.pipelines import list_pipelines
 
     refs = list_pipelines(ctx.project)
     if ctx.json:
@@ -69,7 +69,7 @@ def pipelines(ctx: Context) -> int:
 @pass_ctx
 def lint(ctx: Context, path: Path | None) -> int:
     """Validate stage and pipeline definitions (PATH, or the whole project)."""
-    from looprunner.lint import lint as run_lint
+    from looprunner.definitions.lint import lint as run_lint
     from looprunner.plugins.manager import registries
 
     target = path if path is not None else ctx.project
@@ -127,8 +127,8 @@ def dry_run(
     name: str,
 ) -> int:
     """Show what a start would run (stages, providers, first prompts); start nothing."""
-    from looprunner.cli.run import build_pipeline
-    from looprunner.dryrun import preview
+    from looprunner.definitions.build import build_pipeline
+    from looprunner.definitions.dryrun import preview
     from looprunner.names import validate_session_name
     from looprunner.session import Session
 

@@ -61,7 +61,7 @@ def _choose_session(statuses: list[SessionStatus], allowed: set[Health] | None) 
 
 def run(click_ctx: click.Context, ctx: Context) -> None:
     """Offer the actions until the user quits."""
-    from looprunner import catalog
+    from looprunner.definitions import catalog
 
     root = click_ctx.command
     assert isinstance(root, click.Group)

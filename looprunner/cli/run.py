@@ -16,45 +16,10 @@ from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
+from looprunner.definitions.build import build_pipeline
 from looprunner.errors import UsageError
-from looprunner.models import Health, Pipeline, SessionStatus
+from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
-
-
-def build_pipeline(
-    project: Path,
-    *,
-    stage: str | None,
-    pipeline: str | None,
-    iterations: int | None,
-    provider: str | None,
-    model: str | None,
-    inputs: tuple[Path, ...],
-    context: str | None,
-) -> Pipeline:
-    """Resolve what ``start`` (and ``demo``) was asked to run, overrides applied."""
-    from looprunner import catalog
-
-    if (stage is None) == (pipeline is None):
-        raise UsageError("give exactly one of --stage TYPE or --pipeline NAME_OR_FILE")
-    if iterations is not None and iterations < 1:
-        raise UsageError(f"-n must be at least 1, got {iterations}")
-    if pipeline is not None and iterations is not None:
-        raise UsageError("-n applies to --stage; set iteration caps in the pipeline file")
-    for path in inputs:
-        if not path.exists():
-            raise UsageError(f"--input {path}: no such file")
-    if stage is not None:
-        resolved = Pipeline.loop(catalog.load_stage(stage, project=project), iterations=iterations)
-    else:
-        assert pipeline is not None
-        resolved = catalog.load_pipeline(pipeline, project=project)
-    return resolved.with_overrides(
-        provider=provider,
-        model=model,
-        context=context,
-        inputs=tuple(str(p.resolve()) for p in inputs),
-    )
 
 
 def engine_output(ctx: Context) -> contextlib.AbstractContextManager[object]:

@@ -14,11 +14,11 @@ from looprunner.models.agent import (
 from looprunner.models.cleanup import KINDS, CleanupReport, Problem, ProblemKind
 from looprunner.models.events import Event
 from looprunner.models.iteration import AgentRun, AgentRunning, IterationContext, IterationPaths
-from looprunner.models.pipeline import Node, NodeInputs, Pipeline
+from looprunner.models.pipeline import Node, NodeInputs, Pipeline, Stage
 from looprunner.models.results import IterationResult, StageResult
-from looprunner.models.stage import JudgeSpec, Stage, Termination
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import LockInfo, Resources, SessionStatus
+from looprunner.models.termination import JudgeSpec, Termination
 
 __all__ = [
     "KINDS",

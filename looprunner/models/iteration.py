@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import attrs
 
 from looprunner.models.agent import AgentStatus
-from looprunner.models.stage import Stage
+from looprunner.models.pipeline import Stage
 
 
 @attrs.frozen

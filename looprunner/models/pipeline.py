@@ -1,18 +1,96 @@
-"""Pipelines: ordered nodes, each a resolved stage. A loop is a one-stage pipeline."""
+"""Stages and pipelines: what a session runs. A loop is a one-stage pipeline.
+
+Stage, Node and Pipeline live in one module because they refer to each other
+(``Stage.loop`` builds a Pipeline, a Pipeline holds Nodes holding Stages); split across
+modules they would import each other.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from looprunner.errors import ConfigError
-from looprunner.models.stage import Stage
+from looprunner.errors import ConfigError, LooprunnerError
+from looprunner.models.loading import loader
+from looprunner.models.termination import Termination, as_termination
 
 PipelineKind = Literal["loop", "pipeline"]
+
+DEFAULT_PROVIDER = "claude"
+
+
+def _as_options(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy ``options`` into a dict of its own; refuse anything that is not a mapping."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a mapping, got {value!r}", field="options")
+    return dict(value)
+
+
+@attrs.frozen
+class Stage:
+    """One stage: a prompt, the agent that runs it, and its termination rule.
+
+    A stage comes from a folder (``stage.yaml`` + ``prompt.md``) through
+    :meth:`Stage.load`, or is built in Python directly: ``Stage(name="fix",
+    prompt="Fix one failing test. Write ${STATUS} when done.")``.
+
+    Attributes
+    ----------
+    prompt:
+        The prompt template text (not a file name), with ``${...}`` variables.
+    type:
+        The stage type that runs each iteration, by its registered name; None means the
+        default type (render the prompt, run the provider's agent, read its status).
+    options:
+        Free-form settings for the stage type (``options:`` in stage.yaml), read by the
+        type itself; empty unless given.
+    command:
+        For the ``command`` provider: the program and its arguments, never run through a
+        shell.
+    fixtures:
+        For the ``mock`` provider: the folder of canned outputs and statuses.
+    source:
+        The folder the stage was read from, or None for a stage built in code.
+    """
+
+    name: str
+    prompt: str = ""
+    description: str = ""
+    provider: str | None = None
+    model: str | None = None
+    termination: Termination = attrs.field(factory=Termination, converter=as_termination)
+    delay: float = 0.0
+    context: str = ""
+    output_path: str | None = None
+    timeout: float | None = None
+    command: tuple[str, ...] | None = None
+    fixtures: Path | None = None
+    mock_delay: float | None = None
+    source: Path | None = None
+    type: str | None = None
+    # left out of the hash so a Stage stays hashable: the dict is compared, never hashed
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_as_options, hash=False)
+
+    @property
+    def provider_name(self) -> str:
+        """The provider this stage runs with (``claude`` unless set)."""
+        return self.provider or DEFAULT_PROVIDER
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, *, project: str | Path = ".") -> Stage:
+        """Load a stage by name (searched as ``looprunner stages`` lists) or folder path."""
+        stage = loader().load_stage(name_or_path, Path(project))
+        if not isinstance(stage, Stage):
+            raise LooprunnerError(f"the definition loader returned {stage!r}, not a Stage")
+        return stage
+
+    def loop(self, iterations: int | None = None) -> Pipeline:
+        """Return a one-stage pipeline that runs this stage (``iterations`` caps it)."""
+        return Pipeline.loop(self, iterations=iterations)
 
 
 @attrs.frozen
@@ -98,9 +176,10 @@ class Pipeline:
     @classmethod
     def load(cls, name_or_path: str | Path, *, project: str | Path = ".") -> Pipeline:
         """Load a pipeline file by path, or by name from the project's pipeline folders."""
-        from looprunner import catalog  # models never parse files themselves
-
-        return catalog.load_pipeline(name_or_path, project=Path(project))
+        pipeline = loader().load_pipeline(name_or_path, Path(project))
+        if not isinstance(pipeline, Pipeline):
+            raise LooprunnerError(f"the definition loader returned {pipeline!r}, not a Pipeline")
+        return pipeline
 
     def with_overrides(
         self,

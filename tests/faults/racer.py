@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 import looprunner.backends.tmux
-import looprunner.catalog
 import looprunner.convert
+import looprunner.definitions
 import looprunner.handoff
 import looprunner.session  # noqa: F401 - imported before forking, so children start warm
 from looprunner.cli import main

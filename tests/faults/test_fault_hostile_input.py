@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from looprunner import Pipeline, Session, catalog
+from looprunner import Pipeline, Session
+from looprunner.definitions import catalog
 from looprunner.errors import InvalidSessionNameError, LooprunnerError
 from looprunner.names import MAX_SESSION_NAME, ProjectPaths, validate_session_name
 from looprunner.testing import tmux_socket_path

@@ -8,7 +8,8 @@ from typing import NamedTuple
 
 import pytest
 
-from looprunner import catalog, convert
+from looprunner import convert
+from looprunner.definitions import catalog
 from looprunner.errors import EXIT_BAD_INPUT, ConfigError
 from looprunner.models import (
     Decision,
@@ -294,6 +295,14 @@ def test_missing_named_prompt_file_points_at_the_prompt_key(tmp_path: Path) -> N
     assert str(tmp_path / "work" / "other.md") in str(info.value)
 
 
+def test_a_scalar_where_a_mapping_belongs_says_so_every_time() -> None:
+    # the converter must keep its own hooks once cattrs has generated others
+    kinds = [dict[str, str], Termination, dict[str, int], dict[int, str], Termination]
+    for cls in kinds * 2:
+        with pytest.raises(ConfigError, match="expected a mapping, got 'x'"):
+            convert.structure_from("x", cls, path=None, doc=None)
+
+
 # --------------------------------------------------------------------------- good stages
 
 
@@ -407,7 +416,12 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
         "output_path: docs/out-${SESSION}.md\n"
         "mock_delay: 0.25\n"
         "timeout: 600\n"
-        "command: [agent, --go]\n",
+        "command: [agent, --go]\n"
+        "type: review\n"
+        "options:\n"
+        "  depth: 2\n"
+        "  paths: [src, tests]\n"
+        "  rubric: {style: strict}\n",
     )
     assert stage.name == "polish"
     assert stage.description == "Polish it"
@@ -423,6 +437,45 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
     assert stage.context == "Be brief"
     assert stage.output_path == "docs/out-${SESSION}.md"
     assert stage.command == ("agent", "--go")
+    assert stage.type == "review"
+    assert stage.options == {"depth": 2, "paths": ["src", "tests"], "rubric": {"style": "strict"}}
+    # plain containers, not ruamel's: a stage type and the run directory get plain data
+    assert type(stage.options["paths"]) is list
+    assert type(stage.options["rubric"]) is dict
+
+
+def test_a_stage_without_type_or_options_has_the_defaults(tmp_path: Path) -> None:
+    stage = load(tmp_path / "work", "provider: mock\n")
+    assert (stage.type, stage.options) == (None, {})
+
+
+class BadOptionsCase(NamedTuple):
+    test_id: str
+    yaml: str
+    line: int
+    column: int
+    message: str
+
+
+BAD_OPTIONS = [
+    BadOptionsCase("a-string", "name: w\noptions: fast\n", 2, 10, "expected a mapping, got 'fast'"),
+    BadOptionsCase("a-list", "options: [a, b]\n", 1, 10, "expected a mapping, got a list"),
+    BadOptionsCase(
+        "a-number", "name: w\ndelay: 1\noptions: 3\n", 3, 10, "expected a mapping, got 3"
+    ),
+    BadOptionsCase("type-a-list", "type: [agent]\n", 1, 7, "expected a string, got a list"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_OPTIONS, ids=[c.test_id for c in BAD_OPTIONS])
+def test_options_must_be_a_mapping_and_type_a_string(case: BadOptionsCase, tmp_path: Path) -> None:
+    stage_yaml = write_stage(tmp_path / "work", case.yaml)
+    with pytest.raises(ConfigError) as info:
+        convert.load_stage_file(stage_yaml, default_name="work")
+    error = info.value
+    assert (error.path, error.line, error.column) == (stage_yaml, case.line, case.column)
+    assert error.field == case.yaml.splitlines()[case.line - 1].split(":")[0]
+    assert str(error) == f"{stage_yaml}:{case.line}:{case.column}: {error.field}: {case.message}"
 
 
 # --------------------------------------------------------------------------- run files
@@ -553,6 +606,8 @@ def two_node_pipeline(tmp_path: Path) -> Pipeline:
         fixtures=tmp_path / "fx",
         mock_delay=0.1,
         source=tmp_path / "stages" / "improve-plan",
+        type="review",
+        options={"depth": 2, "paths": ["src"], "rubric": {"style": "strict", "max": 1.5}},
     )
     work = Stage(
         name="work",
@@ -583,6 +638,17 @@ def test_resolved_pipeline_round_trip(tmp_path: Path) -> None:
     target.parent.mkdir()
     target.write_text(convert.dump_pipeline(pipeline), encoding="utf-8")
     assert convert.load_resolved_pipeline(target) == pipeline
+
+
+def test_stage_type_and_options_survive_the_resolved_pipeline(tmp_path: Path) -> None:
+    pipeline = two_node_pipeline(tmp_path)
+    target = tmp_path / "pipeline.yaml"
+    target.write_text(convert.dump_pipeline(pipeline), encoding="utf-8")
+    plan, work = convert.load_resolved_pipeline(target).nodes
+    assert (plan.stage.type, plan.stage.options) == ("review", pipeline.nodes[0].stage.options)
+    assert (work.stage.type, work.stage.options) == (None, {})
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["nodes"][0]["stage"]["options"]["rubric"] == {"style": "strict", "max": 1.5}
 
 
 def test_loop_pipeline_round_trip(tmp_path: Path) -> None:

@@ -1,21 +1,16 @@
-"""Stage and termination specifications: what one loop runs and when it stops."""
+"""Termination specifications: when a stage stops."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from looprunner.errors import ConfigError
 
-if TYPE_CHECKING:
-    from looprunner.models.pipeline import Pipeline
-
 #: Iterations a ``fixed`` stage runs when neither the stage nor ``-n`` says how many.
 DEFAULT_MAX_ITERATIONS = 25
-DEFAULT_PROVIDER = "claude"
 
 
 @attrs.frozen
@@ -70,7 +65,7 @@ class Termination:
         return attrs.evolve(self, **dict(overrides))
 
 
-def _as_termination(value: Termination | Mapping[str, Any]) -> Termination:
+def as_termination(value: Termination | Mapping[str, Any]) -> Termination:
     """Accept ``termination={"type": "fixed", "iterations": 3}`` in Python code too."""
     if isinstance(value, Termination):
         return value
@@ -79,60 +74,3 @@ def _as_termination(value: Termination | Mapping[str, Any]) -> Termination:
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", field="termination")
     return Termination(**dict(value))
-
-
-@attrs.frozen
-class Stage:
-    """One stage: a prompt, the agent that runs it, and its termination rule.
-
-    A stage comes from a folder (``stage.yaml`` + ``prompt.md``) through
-    :meth:`Stage.load`, or is built in Python directly: ``Stage(name="fix",
-    prompt="Fix one failing test. Write ${STATUS} when done.")``.
-
-    Attributes
-    ----------
-    prompt:
-        The prompt template text (not a file name), with ``${...}`` variables.
-    command:
-        For the ``command`` provider: the program and its arguments, never run through a
-        shell.
-    fixtures:
-        For the ``mock`` provider: the folder of canned outputs and statuses.
-    source:
-        The folder the stage was read from, or None for a stage built in code.
-    """
-
-    name: str
-    prompt: str = ""
-    description: str = ""
-    provider: str | None = None
-    model: str | None = None
-    termination: Termination = attrs.field(factory=Termination, converter=_as_termination)
-    delay: float = 0.0
-    context: str = ""
-    output_path: str | None = None
-    timeout: float | None = None
-    command: tuple[str, ...] | None = None
-    fixtures: Path | None = None
-    mock_delay: float | None = None
-    source: Path | None = None
-    type: str | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-
-    @property
-    def provider_name(self) -> str:
-        """The provider this stage runs with (``claude`` unless set)."""
-        return self.provider or DEFAULT_PROVIDER
-
-    @classmethod
-    def load(cls, name_or_path: str | Path, *, project: str | Path = ".") -> Stage:
-        """Load a stage by name (searched as ``looprunner stages`` lists) or folder path."""
-        from looprunner import catalog  # models never parse files themselves
-
-        return catalog.load_stage(name_or_path, project=Path(project))
-
-    def loop(self, iterations: int | None = None) -> Pipeline:
-        """Return a one-stage pipeline that runs this stage (``iterations`` caps it)."""
-        from looprunner.models.pipeline import Pipeline
-
-        return Pipeline.loop(self, iterations=iterations)

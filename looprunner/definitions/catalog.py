@@ -19,9 +19,9 @@ import attrs
 
 from looprunner import convert
 from looprunner.errors import ConfigError
-from looprunner.models import Pipeline, Stage
+from looprunner.models import Stage
 
-BUILTIN_STAGES = Path(__file__).parent / "builtin" / "stages"
+BUILTIN_STAGES = Path(__file__).parent.parent / "builtin" / "stages"
 STAGE_FILE = "stage.yaml"
 
 
@@ -112,10 +112,3 @@ def load_stage(name_or_path: str | Path, *, project: Path) -> Stage:
         return convert.load_stage_file(folder / STAGE_FILE, default_name=folder.name)
     folder = find_stage(text, project)
     return convert.load_stage_file(folder / STAGE_FILE, default_name=text)
-
-
-def load_pipeline(name_or_path: str | Path, *, project: Path) -> Pipeline:
-    """Load a pipeline file by path or by name (see :mod:`looprunner.pipelines`)."""
-    from looprunner.pipelines import load_pipeline as load
-
-    return load(name_or_path, project=project.expanduser().resolve())

@@ -17,6 +17,7 @@ and column. Errors make ``looprunner lint`` exit 2; warnings never fail it.
 | LR031 | warning  | a ``judgment`` termination without ``consensus`` (2 is used) |
 | LR032 | error    | an unknown provider |
 | LR033 | error    | an unknown termination type |
+| LR034 | error    | an unknown stage type, or ``options:`` the type refuses |
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from pathlib import Path
 
 import attrs
 
-from looprunner import catalog
+from looprunner.builtin.defaults import STAGE_TYPE
+from looprunner.definitions import catalog
+from looprunner.definitions.pipelines import list_pipelines, load_pipeline
 from looprunner.engine.prompt import unknown_variables
-from looprunner.errors import ConfigError
+from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models import Pipeline, Stage
-from looprunner.pipelines import list_pipelines, load_pipeline
 from looprunner.plugins.registry import Registries
 
 
@@ -110,6 +112,7 @@ def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> I
             registries.terminations.get(term.type)(term).validate()
         except ConfigError as exc:
             yield Finding("LR002", "error", exc.detail, where)
+    yield from _check_stage_type(stage, registries, where=where)
     # Whether the provider's program is installed is a fact about this machine, not the
     # definition: ``dry-run`` and ``start`` report it.
     if stage.provider_name not in registries.providers.names():
@@ -120,6 +123,26 @@ def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> I
             f"(available: {', '.join(registries.providers.names())})",
             where,
         )
+
+
+def _check_stage_type(
+    stage: Stage, registries: Registries, *, where: str | None
+) -> Iterator[Finding]:
+    """Yield LR034 when the stage's type is unknown or refuses the stage's options."""
+    name = stage.type or STAGE_TYPE
+    if name not in registries.stage_types:
+        yield Finding(
+            "LR034",
+            "error",
+            f"unknown stage type {name!r} (available: {', '.join(registries.stage_types.names())})",
+            where,
+        )
+        return
+    try:
+        registries.stage_types.get(name)(stage).validate()
+    except LooprunnerError as exc:
+        detail = exc.detail if isinstance(exc, ConfigError) else exc.message
+        yield Finding("LR034", "error", f"stage type {name!r}: {detail}", where)
 
 
 def lint_stage_folder(folder: Path, registries: Registries) -> list[Finding]:

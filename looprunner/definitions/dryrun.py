@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine.context import OUTPUT_FILE, STATUS_FILE
 from looprunner.engine.prompt import render, template_values
 from looprunner.models import Pipeline
@@ -35,6 +36,8 @@ def preview(pipeline: Pipeline, *, session: str, project: Path) -> dict[str, Any
             {
                 "id": node.id,
                 "stage": stage.name,
+                "type": stage.type or STAGE_TYPE,
+                "options": dict(stage.options),
                 "source": str(stage.source) if stage.source else None,
                 "provider": stage.provider_name,
                 "model": stage.model,

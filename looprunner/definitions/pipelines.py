@@ -2,8 +2,10 @@
 
 A pipeline file names its nodes under ``nodes:`` (or the legacy ``stages:``, with a
 deprecation warning); each node runs a stage by name (``stage:``, or legacy ``loop:``)
-or an inline ``prompt:``, with optional overrides (provider, model, context, runs,
-termination merged over the stage's own) and inputs from earlier nodes. Names are
+or an inline ``prompt:``, with optional overrides (provider, model, type, context, runs;
+termination and options merged over the stage's own) and inputs from earlier nodes.
+Each key's type is checked by the one converter (``_PipelineFile``, ``_NodeFile``); this
+module checks what the types cannot say (ids, stage names, inputs.from). Names are
 looked up in ``.looprunner/pipelines/``, ``.claude/pipelines/`` and
 ``scripts/pipelines/``; a path is read as it is.
 
@@ -17,42 +19,70 @@ import glob
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from looprunner import catalog, convert
+from looprunner import convert
+from looprunner.definitions import catalog
 from looprunner.errors import ConfigError
 from looprunner.models import Node, NodeInputs, Pipeline, Stage, Termination
 from looprunner.names import validate_node_id
 
-PIPELINE_KEYS = frozenset(
-    {"name", "description", "commands", "inputs", "defaults", "nodes", "stages", "context"}
-)
-NODE_KEYS = frozenset(
-    {
-        "id",
-        "name",
-        "stage",
-        "loop",
-        "prompt",
-        "description",
-        "provider",
-        "model",
-        "context",
-        "runs",
-        "termination",
-        "inputs",
-        "parallel",
-        "delay",
-        "timeout",
-        "mock_delay",
-        "fixtures",
-        "command",
-    }
-)
+T = TypeVar("T")
+
+
+@attrs.frozen
+class _Defaults:
+    """``defaults:``: a provider and model for nodes whose stage sets none."""
+
+    provider: str | None = None
+    model: str | None = None
+
+
+@attrs.frozen
+class _PipelineFile:
+    """The top-level keys of a pipeline file, typed so the converter checks them."""
+
+    name: str | None = None
+    description: str | None = None
+    context: str | None = None
+    commands: dict[str, str] | None = None
+    defaults: _Defaults | None = None
+    inputs: Any = None  # a path or a list of paths, globs or folders: checked below
+    nodes: Any = None  # checked below, with a message about nodes
+    stages: Any = None  # the legacy name of nodes
+
+
+@attrs.frozen
+class _NodeFile:
+    """The keys of one node, typed so the converter checks them (None: not given)."""
+
+    id: str | None = None
+    name: str | None = None  # legacy: the id
+    stage: str | None = None
+    loop: str | None = None  # legacy: the stage
+    prompt: str | None = None
+    description: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    context: str | None = None
+    runs: int | None = None
+    delay: float | None = None
+    timeout: float | None = None
+    mock_delay: float | None = None
+    fixtures: Path | None = None
+    command: tuple[str, ...] | None = None
+    type: str | None = None
+    options: Mapping[str, Any] | None = None  # merged over the stage's
+    termination: Mapping[str, Any] | None = None  # merged over the stage's
+    inputs: Any = None  # ``from`` is a Python keyword: checked below
+    parallel: Any = None  # refused below: not supported yet
+
+
+convert.refuse_unknown_keys(_Defaults, _PipelineFile, _NodeFile)
+
 INPUT_KEYS = frozenset({"from", "select", "from_initial", "from_parallel"})
-DEFAULT_KEYS = frozenset({"provider", "model"})
 
 
 class LegacyPipelineWarning(DeprecationWarning):
@@ -108,7 +138,8 @@ def find_pipeline(name_or_path: str | Path, project: Path) -> Path:
 
 
 def load_pipeline(name_or_path: str | Path, *, project: Path) -> Pipeline:
-    """Load and resolve a pipeline file (stages looked up in ``project``)."""
+    """Load and resolve a pipeline file by path or name (stages looked up in ``project``)."""
+    project = project.expanduser().resolve()
     path = find_pipeline(name_or_path, project)
     doc = convert.read_yaml(path)
     data = convert.expect_mapping(doc, path=path, what="a pipeline file")
@@ -125,46 +156,32 @@ class _Loader:
     def fail(
         self,
         message: str,
-        keypath: tuple[str | int, ...],
+        keypath: convert.KeyPath,
         *,
         key: bool = False,
         code: str = "LR002",
     ) -> ConfigError:
         line, col = convert.locate(self.doc, keypath, key=key)
-        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in keypath).replace(
-            ".[", "["
-        )
         return ConfigError(
-            message, path=self.path, line=line, column=col, field=field or None, code=code
+            message,
+            path=self.path,
+            line=line,
+            column=col,
+            field=convert.dotted(keypath) or None,
+            code=code,
         )
 
-    def check_keys(
-        self, data: Mapping[str, Any], allowed: frozenset[str], where: tuple[str | int, ...]
-    ) -> None:
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    f"unknown key {key!r} (known: {', '.join(sorted(allowed))})",
-                    (*where, key),
-                    key=True,
-                )
-
-    def string(self, data: Mapping[str, Any], key: str, where: tuple[str | int, ...]) -> str | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.fail(f"expected a string, got {type(value).__name__}", (*where, key))
-        return str(value)
+    def structure(self, data: Any, cls: type[T], where: convert.KeyPath) -> T:
+        return convert.structure_from(data, cls, path=self.path, doc=self.doc, prefix=where)
 
     def pipeline(self, data: Mapping[str, Any]) -> Pipeline:
-        self.check_keys(data, PIPELINE_KEYS, ())
-        if "nodes" in data and "stages" in data:
+        spec = self.structure(data, _PipelineFile, ())
+        if spec.nodes is not None and spec.stages is not None:
             raise self.fail(
                 "give 'nodes:' or the legacy 'stages:', not both", ("stages",), key=True
             )
-        key = "nodes" if "nodes" in data else "stages"
-        if key == "stages" and "stages" in data:
+        key = "nodes" if spec.nodes is not None else "stages"
+        if spec.stages is not None:
             warnings.warn(
                 f"{self.path}: 'stages:' is deprecated, use 'nodes:'",
                 LegacyPipelineWarning,
@@ -173,15 +190,7 @@ class _Loader:
         items = data.get(key)
         if not isinstance(items, list) or not items:
             raise self.fail(f"'{key}:' must be a non-empty list of nodes", (key,))
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, Mapping):
-            raise self.fail("expected a mapping", ("defaults",))
-        self.check_keys(defaults, DEFAULT_KEYS, ("defaults",))
-        commands = data.get("commands") or {}
-        if not isinstance(commands, Mapping) or not all(
-            isinstance(v, str) for v in commands.values()
-        ):
-            raise self.fail("expected a mapping of command names to command strings", ("commands",))
+        defaults = spec.defaults or _Defaults()
         nodes: list[Node] = []
         for index, item in enumerate(items):
             nodes.append(
@@ -203,7 +212,7 @@ class _Loader:
                         (key, index, "inputs", "from"),
                         code="LR021",
                     )
-        shared = self.string(data, "context", ()) or ""
+        shared = spec.context or ""
         if shared:  # the pipeline's context comes first in every node's ${CONTEXT}
             nodes = [
                 attrs.evolve(
@@ -216,13 +225,13 @@ class _Loader:
                 for node in nodes
             ]
         return Pipeline(
-            name=self.string(data, "name", ()) or self.path.stem,
-            description=self.string(data, "description", ()) or "",
+            name=spec.name or self.path.stem,
+            description=spec.description or "",
             nodes=tuple(nodes),
             kind="pipeline",
-            commands={str(k): str(v) for k, v in commands.items()},
-            inputs=self.initial_inputs(data.get("inputs")),
-            context=self.string(data, "context", ()) or "",
+            commands=dict(spec.commands or {}),
+            inputs=self.initial_inputs(spec.inputs),
+            context=shared,
             source=self.path.resolve(),
         )
 
@@ -249,39 +258,40 @@ class _Loader:
     def node(
         self,
         item: Any,
-        where: tuple[str | int, ...],
+        where: convert.KeyPath,
         *,
-        defaults: Mapping[str, Any],
+        defaults: _Defaults,
         earlier: list[str],
     ) -> Node:
-        if not isinstance(item, Mapping):
-            raise self.fail("each node must be a mapping", where)
-        self.check_keys(item, NODE_KEYS, where)
-        node_id = self.string(item, "id", where) or self.string(item, "name", where)
+        values = dict(item) if isinstance(item, Mapping) else item
+        if isinstance(values, dict):
+            convert.split_commands(values, doc=self.doc, path=self.path, prefix=where)
+        spec = self.structure(values, _NodeFile, where)
+        id_key = "id" if spec.id is not None else "name"
+        node_id = spec.id or spec.name
         if node_id is None:
             raise self.fail("a node needs an 'id'", where)
         try:
             validate_node_id(node_id)
         except ConfigError as exc:
-            raise self.fail(exc.detail, (*where, "id" if "id" in item else "name")) from None
+            raise self.fail(exc.detail, (*where, id_key)) from None
         if node_id in earlier:
             raise self.fail(f"duplicate node id {node_id!r}", (*where, "id"), code="LR020")
-        if "parallel" in item:
+        if "parallel" in values:
             raise self.fail(
                 "parallel blocks are not supported yet; run the providers as separate nodes",
                 (*where, "parallel"),
                 key=True,
                 code="LR022",
             )
-        stage_name = self.string(item, "stage", where) or self.string(item, "loop", where)
-        if "loop" in item and "stage" not in item:
+        stage_name = spec.stage or spec.loop
+        if spec.loop is not None and spec.stage is None:
             warnings.warn(
                 f"{self.path}: node {node_id!r} uses 'loop:', which is deprecated; use 'stage:'",
                 LegacyPipelineWarning,
                 stacklevel=4,
             )
-        prompt = self.string(item, "prompt", where)
-        if stage_name and prompt:
+        if stage_name and spec.prompt:
             raise self.fail("give 'stage:' or an inline 'prompt:', not both", (*where, "prompt"))
         if stage_name:
             try:
@@ -289,94 +299,73 @@ class _Loader:
             except ConfigError as exc:
                 if exc.path is not None:
                     raise
-                key = "stage" if "stage" in item else "loop"
+                key = "stage" if spec.stage is not None else "loop"
                 raise self.fail(exc.detail, (*where, key), code=exc.code) from None
-        elif prompt:
-            stage = Stage(name=node_id, prompt=prompt, source=self.path.parent.resolve())
+        elif spec.prompt:
+            stage = Stage(name=node_id, prompt=spec.prompt, source=self.path.parent.resolve())
         else:
             raise self.fail("a node needs 'stage:' (a stage name) or an inline 'prompt:'", where)
-        stage = self.overrides(stage, item, where, defaults=defaults)
-        runs = item.get("runs")
-        if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-            raise self.fail(f"expected a positive integer, got {runs!r}", (*where, "runs"))
+        stage = self.overrides(stage, spec, where, defaults=defaults)
+        if spec.runs is not None and spec.runs < 1:
+            raise self.fail(f"must be at least 1, got {spec.runs}", (*where, "runs"))
         return Node(
             id=node_id,
             stage=stage,
             inputs=self.inputs(item.get("inputs"), (*where, "inputs")),
-            max_iterations=runs,
+            max_iterations=spec.runs,
         )
 
     def overrides(
         self,
         stage: Stage,
-        item: Mapping[str, Any],
-        where: tuple[str | int, ...],
+        spec: _NodeFile,
+        where: convert.KeyPath,
         *,
-        defaults: Mapping[str, Any],
+        defaults: _Defaults,
     ) -> Stage:
         """Apply the node's own keys over the stage's (node > stage > pipeline defaults)."""
-        changes: dict[str, Any] = {}
-        for key in ("provider", "model", "description"):
-            value = self.string(item, key, where)
-            if value is not None:
-                changes[key] = value
-        if "context" in item:
-            changes["context"] = "\n\n".join(
-                p for p in (stage.context, self.string(item, "context", where)) if p
-            )
-        for key in ("delay", "timeout", "mock_delay"):
-            if key in item:
-                value = item[key]
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise self.fail(f"expected a number, got {value!r}", (*where, key))
-                changes[key] = float(value)
-        if "command" in item:
-            try:
-                argv = convert.split_command(item["command"])
-            except ValueError as exc:
-                raise self.fail(str(exc), (*where, "command")) from None
-            changes["command"] = convert.structure_from(
-                argv, tuple[str, ...], path=self.path, doc=self.doc, prefix=(*where, "command")
-            )
-        if "fixtures" in item:
-            fixtures = Path(str(item["fixtures"]))
+        replaced = ("provider", "model", "description", "delay", "timeout", "mock_delay", "type")
+        changes: dict[str, Any] = {
+            key: getattr(spec, key) for key in replaced if getattr(spec, key) is not None
+        }
+        if spec.options is not None:  # a shallow merge: the node's keys replace the stage's
+            changes["options"] = {**stage.options, **spec.options}
+        if spec.context is not None:
+            changes["context"] = "\n\n".join(p for p in (stage.context, spec.context) if p)
+        if spec.command is not None:
+            changes["command"] = spec.command
+        if spec.fixtures is not None:
+            fixtures = spec.fixtures
             changes["fixtures"] = (
                 fixtures if fixtures.is_absolute() else self.path.parent / fixtures
             ).resolve()
-        if "termination" in item:
-            overrides = item["termination"]
-            if not isinstance(overrides, Mapping):
-                raise self.fail("expected a mapping", (*where, "termination"))
-            merged = {**convert.unstructure(stage.termination), **dict(overrides)}
-            if "queue_command" in overrides:
-                try:
-                    merged["queue_command"] = convert.split_command(overrides["queue_command"])
-                except ValueError as exc:
-                    raise self.fail(str(exc), (*where, "termination", "queue_command")) from None
-            termination = convert.structure_from(
-                {k: v for k, v in merged.items() if v is not None},
-                Termination,
-                path=self.path,
-                doc=self.doc,
-                prefix=(*where, "termination"),
+        if spec.termination is not None:
+            prefix = (*where, "termination")
+            merged = {**convert.unstructure(stage.termination), **spec.termination}
+            termination = self.structure(
+                {k: v for k, v in merged.items() if v is not None}, Termination, prefix
             )
-            convert.check_termination(
-                termination, path=self.path, doc=self.doc, prefix=(*where, "termination")
-            )
+            convert.check_termination(termination, path=self.path, doc=self.doc, prefix=prefix)
             changes["termination"] = termination
         stage = attrs.evolve(stage, **changes)
         return attrs.evolve(
             stage,
-            provider=stage.provider or defaults.get("provider"),
-            model=stage.model or defaults.get("model"),
+            provider=stage.provider or defaults.provider,
+            model=stage.model or defaults.model,
         )
 
-    def inputs(self, value: Any, where: tuple[str | int, ...]) -> NodeInputs:
+    def inputs(self, value: Any, where: convert.KeyPath) -> NodeInputs:
         if value is None:
             return NodeInputs()
         if not isinstance(value, Mapping):
             raise self.fail("expected a mapping (from, select, from_initial)", where)
-        self.check_keys(value, INPUT_KEYS, where)
+        for key in value:
+            if key not in INPUT_KEYS:
+                raise self.fail(
+                    f"unknown key {key!r} (known: {', '.join(sorted(INPUT_KEYS))})",
+                    (*where, key),
+                    key=True,
+                )
         if "from_parallel" in value:
             raise self.fail(
                 "inputs.from_parallel needs parallel blocks, which are not supported yet",
@@ -393,12 +382,5 @@ class _Loader:
             names = tuple(sources)
         else:
             raise self.fail("expected a node id or a list of node ids", (*where, "from"))
-        select = value.get("select", "latest")
-        if select not in ("latest", "all"):
-            raise self.fail(f"expected 'latest' or 'all', got {select!r}", (*where, "select"))
-        from_initial = value.get("from_initial", True)
-        if not isinstance(from_initial, bool):
-            raise self.fail(
-                f"expected true or false, got {from_initial!r}", (*where, "from_initial")
-            )
-        return NodeInputs(from_initial=from_initial, from_nodes=names, select=select)
+        typed = {k: value[k] for k in ("select", "from_initial") if k in value}
+        return self.structure({**typed, "from_nodes": names}, NodeInputs, where)

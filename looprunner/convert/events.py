@@ -1,0 +1,20 @@
+"""Events: one line of ``events.jsonl`` to and from :class:`Event`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from looprunner.convert.converter import converter
+from looprunner.models import Event
+
+
+def event_to_json(event: Event) -> str:
+    """Serialise one event as a single JSON line (no newline)."""
+    return json.dumps(converter.unstructure(event), separators=(",", ":"))
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Build an event from a parsed line."""
+    return converter.structure(data, Event)
