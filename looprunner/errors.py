@@ -154,7 +154,7 @@ class AgentFailed(LooprunnerError):
     ``agent`` type does.
     """
 
-    type = "agent"
+    type = "agent_failed"
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
