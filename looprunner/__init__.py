@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from looprunner.definitions.build import build_pipeline
     from looprunner.errors import (
         BackendError,
         BackendUnreachableError,
@@ -60,6 +61,7 @@ __all__ = [
     "Stage",
     "Termination",
     "__version__",
+    "build_pipeline",
     "cleanup",
     "hookimpl",
 ]
@@ -67,6 +69,7 @@ __all__ = [
 _HOMES = {
     "Session": "looprunner.session",
     "hookimpl": "looprunner.plugins.hookspecs",
+    "build_pipeline": "looprunner.definitions.build",
     "cleanup": "looprunner.session.maintenance",
     "CleanupReport": "looprunner.models",
     **dict.fromkeys(

@@ -255,7 +255,12 @@ def run_iteration(
     )
     recorder.hook("on_iteration_start", stage=node, iteration=iteration, context=document)
     prompt = render(stage.prompt, values)
-    recorder.save(durable=False, iteration=iteration, iteration_started=utc_now())
+    # In memory only: the agent's start writes it with the agent's pid (one write, not
+    # two, per iteration); a type that runs no agent has it written when it completes,
+    # and the iteration_start event below says at once that it began.
+    recorder.state = attrs.evolve(
+        recorder.current, iteration=iteration, iteration_started=utc_now()
+    )
     recorder.events.append(
         events.ITERATION_START,
         durable=False,

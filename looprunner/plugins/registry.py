@@ -7,6 +7,7 @@ implementation at a time, so the registry knows which plugin added what.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -104,22 +105,39 @@ class FolderRegistry:
 class Registries:
     """Every registry one plugin manager fills.
 
-    Built by calling each registration hook implementation on its own (pluggy gives no
-    way to learn which plugin is adding a class otherwise).
+    Each registry is filled when first used, by calling each implementation of its
+    registration hook on its own (pluggy gives no way to learn which plugin is adding a
+    class otherwise). Filling only what is used keeps a command that needs one backend
+    from importing every provider and termination.
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
-        self.stage_types: Registry[StageType] = Registry("stage type")
-        self.providers: Registry[Provider] = Registry("provider")
-        self.terminations: Registry[TerminationStrategy] = Registry("termination")
-        self.backends: Registry[Backend] = Registry("backend")
-        self.stage_folders = FolderRegistry()
-        _fill(pm, "register_stage_types", self.stage_types)
-        _fill(pm, "register_providers", self.providers)
-        _fill(pm, "register_terminations", self.terminations)
-        _fill(pm, "register_backends", self.backends)
-        _fill(pm, "register_stage_folders", self.stage_folders)
+
+    @functools.cached_property
+    def stage_types(self) -> Registry[StageType]:
+        """The stage types (``register_stage_types``)."""
+        return _fill(self.pm, "register_stage_types", Registry[StageType]("stage type"))
+
+    @functools.cached_property
+    def providers(self) -> Registry[Provider]:
+        """The providers (``register_providers``)."""
+        return _fill(self.pm, "register_providers", Registry[Provider]("provider"))
+
+    @functools.cached_property
+    def terminations(self) -> Registry[TerminationStrategy]:
+        """The termination strategies (``register_terminations``)."""
+        return _fill(self.pm, "register_terminations", Registry[TerminationStrategy]("termination"))
+
+    @functools.cached_property
+    def backends(self) -> Registry[Backend]:
+        """The backends (``register_backends``)."""
+        return _fill(self.pm, "register_backends", Registry[Backend]("backend"))
+
+    @functools.cached_property
+    def stage_folders(self) -> FolderRegistry:
+        """The folders of stage definitions plugins ship (``register_stage_folders``)."""
+        return _fill(self.pm, "register_stage_folders", FolderRegistry())
 
     def by_kind(self) -> dict[str, Listing]:
         """Return the class registries keyed by the plural used in ``plugins --json``."""
@@ -145,7 +163,11 @@ class _Filling(Protocol):
     current_plugin: str
 
 
-def _fill(pm: pluggy.PluginManager, hook_name: str, registry: _Filling) -> None:
+F = TypeVar("F", bound=_Filling)
+
+
+def _fill(pm: pluggy.PluginManager, hook_name: str, registry: F) -> F:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         registry.current_plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
         impl.function(**dict.fromkeys(impl.argnames, registry))
+    return registry

@@ -8,24 +8,28 @@ plugins (registries, backends) to the engine and the store; the work itself live
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
-from looprunner.engine.loop import Engine
 from looprunner.errors import SessionError
 from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
 from looprunner.names import ProjectPaths, SessionPaths
-from looprunner.plugins.registry import Registries
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
-from looprunner.session import control, launch, listing, observe
+from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store.logs import size
-from looprunner.views import display
+
+if TYPE_CHECKING:
+    from looprunner.engine.loop import Engine
+    from looprunner.plugins.registry import Registries
+    from looprunner.views.display import SessionList
+
+# The engine, launching, control and the views load on first use: looking at a session
+# (``status``, ``list``) is the common case and needs none of them.
 
 
 class Session:
@@ -101,9 +105,13 @@ class Session:
         return f"Session({self.name!r}, project={str(self.project)!r})"
 
     def _repr_html_(self) -> str:
+        from looprunner.views import display
+
         return display.html_table([self.status()])
 
     def __str__(self) -> str:
+        from looprunner.views import display
+
         return "\n".join(display.progress_lines(self.status()))
 
     # ------------------------------------------------------------------ start
@@ -135,6 +143,8 @@ class Session:
         ConfigError, ProviderError
             The pipeline cannot run here; nothing was written.
         """
+        from looprunner.session import launch
+
         session = cls(name, project, plugin_manager=plugin_manager)
         if isinstance(pipeline, Stage):
             pipeline = Pipeline.loop(pipeline)
@@ -155,6 +165,8 @@ class Session:
 
         A name a stage file gets wrong is reported at its line in that file.
         """
+        from looprunner.session import launch
+
         launch.check(self._ref, pipeline)
 
     def _runner(self, backend: str | Backend) -> Backend:
@@ -170,6 +182,8 @@ class Session:
 
     def _make_engine(self, spec: LaunchSpec) -> Engine:
         """Build the engine an in-process backend runs (hooks see this session)."""
+        from looprunner.engine.loop import Engine
+
         return Engine(
             self.paths,
             backend=self._launched_on,
@@ -199,6 +213,8 @@ class Session:
         With ``follow``, new events are yielded as they are written until the session
         stops running.
         """
+        import asyncio
+
         seen = 0
         while True:
             finished = self.status().health is not Health.RUNNING
@@ -233,6 +249,8 @@ class Session:
 
         Works in a notebook (the output updates in place) and in a terminal.
         """
+        from looprunner.views import display
+
         return display.watch(self, interval=interval, out=out)
 
     def output(self, lines: int = 50) -> tuple[str, list[str]]:
@@ -311,6 +329,8 @@ class Session:
         SessionError
             If the session already finished.
         """
+        from looprunner.session import control
+
         return control.kill(self._ref, in_process=self._in_process, grace=grace)
 
     def resume(
@@ -333,6 +353,8 @@ class Session:
         SessionError
             If the session already completed, or its health cannot be known.
         """
+        from looprunner.session import control
+
         chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
         runner = self._runner(chosen)
         control.resume(
@@ -354,10 +376,12 @@ class Session:
     @classmethod
     def list(
         cls, project: str | Path = ".", *, plugin_manager: pluggy.PluginManager | None = None
-    ) -> display.SessionList:
+    ) -> SessionList:
         """Return the status of every session in the project, by name.
 
         Each backend the project's sessions use is asked once. The list shows itself as
         a table in Jupyter and in a REPL.
         """
-        return display.SessionList(listing.statuses(project, Plugins(plugin_manager)))
+        from looprunner.views.display import SessionList
+
+        return SessionList(listing.statuses(project, Plugins(plugin_manager)))

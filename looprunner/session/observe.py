@@ -213,8 +213,8 @@ def queue_remaining(ref: SessionRef) -> int | None:
     try:
         nodes = pipeline(ref).nodes
         node = nodes[min(state.current_stage, len(nodes) - 1)]
-        registry = ref.plugins.registries.terminations
-        termination = registry.get(node.stage.termination.type)(node.stage.termination)
+        spec = node.stage.termination
+        termination = ref.plugins.termination(spec.type)(spec)
         if not isinstance(termination, QueueCounting):
             return None
         progress = StageProgress(

@@ -2,11 +2,15 @@
 
 The registries (and with them the installed plugins) are loaded on first use only, and
 each backend is built once per reference, so asking the same backend twice in one
-command costs one construction.
+command costs one construction. Looking at a session is the common case and must stay
+cheap: a backend or termination the built-ins provide is found among them without
+loading the installed plugins (a plugin cannot take a built-in's name anyway: two
+classes claiming one name is refused whenever the plugins are loaded).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pluggy
@@ -17,7 +21,7 @@ from looprunner.models import RunState
 from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.plugins.manager import make_plugin_manager
 from looprunner.plugins.registry import Registries
-from looprunner.protocols import Backend
+from looprunner.protocols import Backend, TerminationStrategy
 from looprunner.store import lock as lockmod
 from looprunner.store.state import read_state
 
@@ -44,6 +48,19 @@ class Plugins:
             self._registries = Registries(self._pm or make_plugin_manager())
         return self._registries
 
+    def _builtin(self) -> Registries | None:
+        """Return the built-ins' registries alone, when no plugin manager was given."""
+        if self._pm is not None or self._registries is not None:
+            return None  # the caller chose the plugins, or they are loaded already
+        return _builtin_registries()
+
+    def termination(self, name: str) -> type[TerminationStrategy]:
+        """Return the termination class registered as ``name``."""
+        builtin = self._builtin()
+        if builtin is not None and name in builtin.terminations:
+            return builtin.terminations.get(name)
+        return self.registries.terminations.get(name)
+
     @property
     def pm(self) -> pluggy.PluginManager:
         """The plugin manager (lifecycle hooks are called through it)."""
@@ -58,7 +75,12 @@ class Plugins:
             No backend of that name is registered (the message lists those that are).
         """
         if name not in self._backends:
-            self._backends[name] = self.registries.backends.get(name)()
+            builtin = self._builtin()
+            if builtin is not None and name in builtin.backends:
+                cls = builtin.backends.get(name)
+            else:
+                cls = self.registries.backends.get(name)
+            self._backends[name] = cls()
         return self._backends[name]
 
     def default_backend(self) -> Backend:
@@ -68,6 +90,12 @@ class Plugins:
     def adopt(self, backend: Backend) -> None:
         """Use this backend object for its name (one the caller built itself)."""
         self._backends[backend.name] = backend
+
+
+@functools.cache
+def _builtin_registries() -> Registries:
+    """Return the built-ins alone: what they register never changes within a process."""
+    return Registries(make_plugin_manager(autoload=False))
 
 
 class SessionRef:

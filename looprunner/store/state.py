@@ -26,8 +26,13 @@ def previous_path(path: Path) -> Path:
 
 
 def write_state(path: Path, state: RunState, *, durable: bool = True) -> None:
-    """Keep the current state as the previous one, then replace it atomically."""
-    if path.exists():
+    """Keep the current state as the previous one, then replace it atomically.
+
+    A bookkeeping write (``durable=False``: an iteration or agent starting) keeps no new
+    previous version: the one kept by the last durable write is as good a fallback, and
+    the engine makes two such writes per iteration.
+    """
+    if durable and path.exists():
         keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
             keep.unlink()
