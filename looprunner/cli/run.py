@@ -1,4 +1,8 @@
-"""Commands that start and wait for sessions: ``start``, ``wait``, ``demo``, ``engine``."""
+"""Commands that start and wait for sessions: ``start``, ``wait``, ``demo``, ``engine``.
+
+The definitions load only in the commands that read them: the engine process, started
+by every ``start``, never needs them.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
-from looprunner.definitions.build import build_pipeline
 from looprunner.errors import UsageError
 from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
@@ -101,6 +104,8 @@ def start(
     from looprunner.names import validate_session_name
 
     validate_session_name(name)
+    from looprunner.definitions.build import build_pipeline
+
     resolved = build_pipeline(
         ctx.project,
         stage=stage,
@@ -224,6 +229,8 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
         click.echo(
             f"The demo agent will work through {tasks} TODO items in TODO.md, one per iteration."
         )
+    from looprunner.definitions.build import build_pipeline
+
     pipeline = build_pipeline(
         project,
         stage="demo",

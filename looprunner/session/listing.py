@@ -6,12 +6,13 @@ otherwise) and every backend a session of the project recorded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from looprunner import convert
 from looprunner.errors import SessionNotFoundError
-from looprunner.models import SessionStatus
+from looprunner.models import RunState, SessionStatus
 from looprunner.names import ProjectPaths, is_valid_session_name
 from looprunner.session import observe
 from looprunner.session.ref import Plugins, SessionRef
@@ -29,15 +30,23 @@ def names_on_disk(paths: ProjectPaths) -> list[str]:
     return sorted(names)
 
 
-def recorded_backends(paths: ProjectPaths, names: list[str]) -> set[str]:
-    """Return the backends the sessions recorded (in state, else in the lock file)."""
+def recorded_backends(
+    paths: ProjectPaths, names: list[str], states: Mapping[str, RunState | None] | None = None
+) -> set[str]:
+    """Return the backends the sessions recorded (in state, else in the lock file).
+
+    ``states`` gives states already read, so a listing reads each state file once.
+    """
     found: set[str] = set()
     for name in names:
         session = paths.session(name)
-        try:
-            state = read_state(session.state_file)
-        except ValueError:
-            state = None
+        if states is not None and name in states:
+            state = states[name]
+        else:
+            try:
+                state = read_state(session.state_file)
+            except ValueError:
+                state = None
         backend = state.backend if state is not None else None
         if backend is None:
             meta = lockmod.read_metadata(session.lock_file)
@@ -50,15 +59,16 @@ def recorded_backends(paths: ProjectPaths, names: list[str]) -> set[str]:
 def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
     """Return the status of every session in the project, by name."""
     paths = ProjectPaths.of(project)
-    names = set(names_on_disk(paths))
+    refs = {name: SessionRef(name, paths.project, plugins) for name in names_on_disk(paths)}
+    recorded = {name: observe.read_recorded(ref) for name, ref in refs.items()}
+    states = {name: state for name, (state, _) in recorded.items()}
     cache: observe.LiveSessions = {}
-    for backend in [*sorted(recorded_backends(paths, sorted(names))), ""]:
+    for backend in [*sorted(recorded_backends(paths, sorted(refs), states)), ""]:
         live = observe.live_sessions(plugins, paths.project, backend or None, cache)
-        if live:
-            names.update(live)
-    return [
-        observe.status(SessionRef(name, paths.project, plugins), cache) for name in sorted(names)
-    ]
+        for name in live or ():
+            if name not in refs and is_valid_session_name(name):  # a backend's own word
+                refs[name] = SessionRef(name, paths.project, plugins)
+    return [observe.status(refs[name], cache, recorded.get(name)) for name in sorted(refs)]
 
 
 def not_found(name: str, project: str | Path) -> SessionNotFoundError:

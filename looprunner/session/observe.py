@@ -20,6 +20,7 @@ from looprunner.models import (
     LockInfo,
     Pipeline,
     Resources,
+    RunState,
     SessionStatus,
 )
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
@@ -49,14 +50,27 @@ def live_sessions(
     return cache[backend.name]
 
 
-def status(ref: SessionRef, cache: LiveSessions | None = None) -> SessionStatus:
-    """Return the session's health and state, from lock, state file and its backend."""
-    probe = lockmod.probe(ref.paths.lock_file)
-    unreadable = False
+#: a state file as read: the state (None if absent or unreadable), and whether unreadable
+Recorded = tuple["RunState | None", bool]
+
+
+def read_recorded(ref: SessionRef) -> Recorded:
+    """Read the session's state file once: its state, and whether it is unreadable."""
     try:
-        state = read_state(ref.paths.state_file)
+        return read_state(ref.paths.state_file), False
     except ValueError:
-        state, unreadable = None, True
+        return None, True
+
+
+def status(
+    ref: SessionRef, cache: LiveSessions | None = None, recorded: Recorded | None = None
+) -> SessionStatus:
+    """Return the session's health and state, from lock, state file and its backend.
+
+    ``recorded`` is the state file as a listing already read it.
+    """
+    probe = lockmod.probe(ref.paths.lock_file)
+    state, unreadable = read_recorded(ref) if recorded is None else recorded
     backend_name = (
         state.backend
         if state is not None
