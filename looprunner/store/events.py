@@ -89,7 +89,8 @@ class EventLog:
             if not _ends_with_newline(self.path):
                 line = b"\n" + line  # the torn line stays on its own and readers skip it
             self._checked_tail = True
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # 0o666: the umask decides what others may read, as for every file we create
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             os.write(fd, line)
             if durable:
