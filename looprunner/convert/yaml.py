@@ -70,17 +70,16 @@ def plain_data(value: Any) -> Any:
 
 
 def _limit(variable: str, default: int) -> int:
-    """Read a positive integer limit from the environment (``default`` when unset)."""
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
+    """Read a positive whole-number limit from the environment.
+
+    As for every numeric variable (docs/operations.md), a value that is not one is
+    ignored and the default used.
+    """
     try:
-        value = int(raw)
+        value = int(os.environ.get(variable, "").strip())
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigError(f"{variable} must be a positive whole number, got {raw!r}")
-    return value
+        return default
+    return value if value > 0 else default
 
 
 def max_definition_bytes() -> int:
