@@ -20,6 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 FIFO_NAME = ".env-handoff"
+#: the launcher's umask travels with its environment under this key (no variable can be
+#: named so: ``=`` is not allowed in a name), so the engine creates files as the user who
+#: ran ``start`` would, not as the tmux server's umask would have it
+UMASK_KEY = "=umask"
 #: variables that describe the caller's terminal, not the environment the agent needs
 NOT_HANDED_OVER = frozenset(
     {"TMUX", "TMUX_PANE", "TERM_SESSION_ID", "WINDOWID", "COLUMNS", "LINES"}
@@ -97,3 +101,12 @@ def receive(path: Path, *, timeout: float) -> dict[str, str] | None:
     except ValueError:
         return None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
+def take_umask(received: dict[str, str]) -> int | None:
+    """Remove the launcher's umask from a received environment and return it."""
+    raw = received.pop(UMASK_KEY, None)
+    try:
+        return int(raw, 8) & 0o777 if raw is not None else None
+    except ValueError:
+        return None

@@ -4,16 +4,32 @@ Files are parsed with ruamel.yaml's round-trip loader, which remembers where eve
 and value stands; :func:`locate` turns a key path into the 1-based line and column the
 error messages show. ruamel.yaml is imported only when a YAML file is read: reading run
 state and events never needs a YAML parser.
+
+Definition files are input a user (or an agent) may have written, so parsing is bounded:
+a file larger than :data:`MAX_DEFINITION_BYTES` (env ``LOOPRUNNER_MAX_DEFINITION_BYTES``)
+is refused before it is parsed — ruamel's handling of comments grows faster than the
+file, 4 MB of comments took 13.5 s — and one nested deeper than
+:data:`MAX_DEFINITION_DEPTH` (env ``LOOPRUNNER_MAX_DEFINITION_DEPTH``) while it is
+parsed, instead of exhausting the interpreter's recursion limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from looprunner.errors import ConfigError, LooprunnerError
+
+#: the largest definition file read, in bytes (1 MiB); env LOOPRUNNER_MAX_DEFINITION_BYTES
+MAX_DEFINITION_BYTES = 1 << 20
+#: the deepest nesting of mappings and lists in a definition file;
+#: env LOOPRUNNER_MAX_DEFINITION_DEPTH
+MAX_DEFINITION_DEPTH = 64
+BYTES_VARIABLE = "LOOPRUNNER_MAX_DEFINITION_BYTES"
+DEPTH_VARIABLE = "LOOPRUNNER_MAX_DEFINITION_DEPTH"
 
 #: where a value sits in a document: mapping keys and list indexes, outermost first
 KeyPath = tuple[str | int, ...]
@@ -53,18 +69,65 @@ def plain_data(value: Any) -> Any:
     return value
 
 
-def _yaml() -> Any:
+def _limit(variable: str, default: int) -> int:
+    """Read a positive whole-number limit from the environment.
+
+    As for every numeric variable (docs/operations.md), a value that is not one is
+    ignored and the default used.
+    """
+    try:
+        value = int(os.environ.get(variable, "").strip())
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def max_definition_bytes() -> int:
+    """Return the size limit of a definition file: ``LOOPRUNNER_MAX_DEFINITION_BYTES`` or 1 MiB."""
+    return _limit(BYTES_VARIABLE, MAX_DEFINITION_BYTES)
+
+
+def max_definition_depth() -> int:
+    """Return the nesting limit of a definition file: ``LOOPRUNNER_MAX_DEFINITION_DEPTH`` or 64."""
+    return _limit(DEPTH_VARIABLE, MAX_DEFINITION_DEPTH)
+
+
+def _too_big(path: Path, size: int, limit: int) -> ConfigError:
+    return ConfigError(
+        f"file is {size} bytes, more than the limit of {limit} bytes"
+        f" (raise it with {BYTES_VARIABLE})",
+        code="LR001",
+        path=path,
+    )
+
+
+def _yaml(depth: int) -> Any:
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    # ruamel counts every node from the document's root, a scalar leaf included: a
+    # scalar inside ``depth`` nested mappings and lists is at node depth ``depth + 1``
+    yaml.max_depth = depth + 1
     return yaml
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file, keeping positions; a syntax error names its line and column."""
+    """Parse a YAML file, keeping positions; a syntax error names its line and column.
+
+    A file over the size limit is refused before it is parsed, and at most one byte more
+    than the limit is ever read (a file growing, or something that is not a file).
+    """
+    limit = max_definition_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise _too_big(path, size, limit)
+            raw = handle.read(limit + 1)
+        if len(raw) > limit:
+            raise _too_big(path, len(raw), limit)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", path=path, code="LR001") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -73,12 +136,20 @@ def read_yaml(path: Path) -> Any:
 
 
 def parse_yaml(text: str, path: Path) -> Any:
-    """Parse YAML text read from ``path`` (used only to name it in errors)."""
+    """Parse YAML text read from ``path`` (used only to name it in errors).
+
+    The text is held to the same size and nesting limits as :func:`read_yaml`.
+    """
+    from ruamel.yaml.composer import MaxDepthExceededError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
+    limit = max_definition_bytes()
+    if len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise _too_big(path, len(text.encode("utf-8", "surrogatepass")), limit)
+    depth = max_definition_depth()
     try:
-        return _yaml().load(text)
+        return _yaml(depth).load(text)
     except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
         position = exc.position if isinstance(exc.position, int) else 0
         line = text.count("\n", 0, position) + 1
@@ -90,6 +161,15 @@ def parse_yaml(text: str, path: Path) -> Any:
             path=path,
             line=line,
             column=column,
+        ) from None
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            f"mappings and lists nested deeper than {depth} (raise it with {DEPTH_VARIABLE})",
+            code="LR001",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
         ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -103,6 +183,12 @@ def parse_yaml(text: str, path: Path) -> Any:
         ) from None
     except YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=path, code="LR001") from None
+    except RecursionError:  # a depth limit raised beyond what the interpreter can nest
+        raise ConfigError(
+            f"mappings and lists nested too deep for the parser (lower {DEPTH_VARIABLE})",
+            code="LR001",
+            path=path,
+        ) from None
 
 
 def locate(doc: Any, keypath: KeyPath, *, key: bool = False) -> tuple[int | None, int | None]:

@@ -36,6 +36,9 @@ def run_engine(
             # never run agents with the backend's environment instead of the caller's
             print("looprunner engine: the launcher handed over no environment; not starting")
             return 1
+        umask = handoff.take_umask(received)
+        if umask is not None:
+            os.umask(umask)  # still one thread here: the launcher's umask, not tmux's
         os.environ.clear()
         os.environ.update(received)
         env = received

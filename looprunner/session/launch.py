@@ -33,7 +33,7 @@ from looprunner.protocols import (
 )
 from looprunner.session.ref import SessionRef
 from looprunner.store import lock as lockmod
-from looprunner.store.atomic import write_atomic
+from looprunner.store.atomic import current_umask, write_atomic
 
 #: how long ``start`` waits for the engine to hold the lock and record ``running``
 START_TIMEOUT = 60.0
@@ -245,7 +245,8 @@ def spawn(
     try:
         fifo = handoff.create(ref.paths.run_dir)
         runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
-        if not handoff.send(fifo, environment, timeout=START_TIMEOUT):
+        handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
+        if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
             runner.stop(ref.name, ref.project)
             raise BackendError(
                 f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"

@@ -204,10 +204,13 @@ def tail(ref: SessionRef, *, follow_on: bool, interval: float, offset: int) -> I
     def done() -> bool:
         return status(ref).health is not Health.RUNNING
 
-    pending = b""
+    pending: list[bytes] = []  # the pieces of a line not ended yet, joined once it is
     for chunk in follow(ref.paths.events_file, offset=offset, done=done, interval=interval):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
+        *complete, rest = chunk.split(b"\n")
+        if complete:
+            complete[0] = b"".join([*pending, complete[0]])
+            pending = []
+        pending.append(rest)
         for raw in complete:
             event = parse_event_line(raw) if raw.strip() else None
             if event is not None:

@@ -1,4 +1,13 @@
-"""Atomic file writes: readers see the old file or the new one, never a torn one."""
+"""Atomic file writes: readers see the old file or the new one, never a torn one.
+
+Files looprunner creates follow the process umask, as ``open()`` would make them
+(``0666 & ~umask``: 0600 under ``umask 077``). ``mkstemp`` always creates 0600, so the
+mode is computed from the umask and set on the temp file. The umask is read without
+changing it from ``/proc/self/status`` (its ``Umask:`` line, Linux 4.7+) on every write:
+``os.umask`` can only be read by setting it, which is process-wide and races with any
+thread creating a file at that instant. Where ``/proc`` does not say, it is read once,
+with ``os.umask``, when this module is imported (before the engine starts threads).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +17,46 @@ import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
+_PROC_STATUS = Path("/proc/self/status")
 
 
-def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+def _proc_umask() -> int | None:
+    try:
+        with _PROC_STATUS.open(encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _umask_at_import() -> int:
+    found = _proc_umask()
+    if found is not None:
+        return found
+    found = os.umask(0o022)
+    os.umask(found)
+    return found
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
+
+
+def current_umask() -> int:
+    """Return the process umask without changing it (see the module docstring)."""
+    found = _proc_umask()
+    return _UMASK_AT_IMPORT if found is None else found
+
+
+def file_mode() -> int:
+    """Return the mode a new file gets under the current umask (``0666 & ~umask``)."""
+    return 0o666 & ~current_umask()
+
+
+def write_atomic(
+    path: Path, data: str | bytes, *, mode: int | None = None, durable: bool = True
+) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     Writes a temporary file in the same folder, fsyncs it, renames it over ``path`` with
@@ -21,16 +67,18 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644, durable: b
     ``durable=False`` skips both fsyncs: still atomic (never torn), but a power cut may
     bring back the previous version. For files that are rewritten when lost (an
     iteration's context.json is written again when the iteration re-runs).
+
+    The file gets ``mode``, by default what the umask gives a new file (:func:`file_mode`).
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX + path.name + ".")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), file_mode() if mode is None else mode)
             handle.write(raw)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):

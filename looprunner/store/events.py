@@ -26,25 +26,17 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _last_line(path: Path) -> tuple[bytes, bool]:
-    """Return the file's last line and whether the file ends with a newline."""
+def _ends_with_newline(path: Path) -> bool:
+    """Whether the file is empty or ends with a newline (reads one byte, not the line)."""
     try:
         with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            if size == 0:
-                return b"", True
-            block = min(size, 65536)
-            while True:
-                handle.seek(size - block)
-                chunk = handle.read(block)
-                body = chunk[:-1] if chunk.endswith(b"\n") else chunk
-                cut = body.rfind(b"\n")
-                if cut >= 0 or block == size:
-                    return body[cut + 1 :], chunk.endswith(b"\n")
-                block = min(size, block * 4)
+            end = handle.seek(0, os.SEEK_END)
+            if end == 0:
+                return True
+            handle.seek(end - 1)
+            return handle.read(1) == b"\n"
     except FileNotFoundError:
-        return b"", True
+        return True
 
 
 class EventLog:
@@ -94,11 +86,11 @@ class EventLog:
         if not self._checked_tail:
             # Only the first append can follow a torn line (a previous engine's crash);
             # after that this object is the only writer and always ends lines itself.
-            _, ends_clean = _last_line(self.path)
-            if not ends_clean:
+            if not _ends_with_newline(self.path):
                 line = b"\n" + line  # the torn line stays on its own and readers skip it
             self._checked_tail = True
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # 0o666: the umask decides what others may read, as for every file we create
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             os.write(fd, line)
             if durable:
@@ -135,14 +127,16 @@ def iter_events(path: Path) -> Iterator[Event]:
 def last_events(path: Path, count: int) -> list[Event]:
     """Return the last ``count`` readable events, reading from the end of the file.
 
-    Costs the same for a log of a thousand lines or of a gigabyte.
+    Costs the same for a log of a thousand lines or of a gigabyte: the work is linear in
+    the bytes of the lines read. Event lines are read whole, however long (an event is
+    only useful whole, and the next sequence number is read from the last one).
     """
-    from looprunner.store.logs import last_lines
+    from looprunner.store.logs import read_tail
 
     wanted = count
     while True:
-        lines = last_lines(path, wanted + 1)
-        events = [e for e in (parse_event_line(line.encode()) for line in lines) if e]
+        lines = read_tail(path, wanted + 1, max_line=None)
+        events = [e for e in map(parse_event_line, lines) if e]
         if len(events) >= count or len(lines) <= wanted:
             return events[-count:] if count else []
         wanted *= 2  # torn or foreign lines were among them: read a little further back

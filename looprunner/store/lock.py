@@ -91,6 +91,26 @@ def _same_file(handle: IO[bytes], path: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
+LOCK_MODE = 0o600
+
+
+def _open_lock_file(path: Path) -> IO[bytes]:
+    """Open (creating) a lock file: 0600 whatever the umask, never inherited by children.
+
+    Nobody else needs to open it: the holder's metadata is read by the same user. A
+    lock file an older version left 0644 is made 0600 when we own it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, LOCK_MODE)
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o777 != LOCK_MODE and info.st_uid == os.geteuid():
+            os.fchmod(fd, LOCK_MODE)
+        return os.fdopen(fd, "a+b")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class SessionLock:
     """An exclusive lock on one session's lock file.
 
@@ -113,8 +133,7 @@ class SessionLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
         while True:
-            handle = self.path.open("a+b")
-            os.set_inheritable(handle.fileno(), False)
+            handle = _open_lock_file(self.path)
             try:
                 _lock(handle)
             except LockException:
