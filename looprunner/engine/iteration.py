@@ -73,6 +73,7 @@ class _AgentSide:
         self,
         plan: IterationPlan,
         paths: IterationPaths,
+        run_output: Path,
         prompt: str,
         launcher: AgentLauncher,
         recorder: Recorder,
@@ -80,11 +81,11 @@ class _AgentSide:
     ) -> None:
         self.plan = plan
         self.paths = paths
+        self.run_output = run_output
         self.prompt = prompt
         self.launcher = launcher
         self.recorder = recorder
         self.guard = guard
-        self.outputs: list[str] = []
         self.durations: list[float] = []
         self.exit_codes: list[int] = []
 
@@ -150,18 +151,30 @@ class _AgentSide:
         self.recorder.state = attrs.evolve(
             self.recorder.current, agent_pid=None, agent_start_time=None
         )
-        self.outputs.append(outcome.output)
         self.durations.append(outcome.result.duration)
         if outcome.result.exit_code is not None:
             self.exit_codes.append(outcome.result.exit_code)
-        if output_file != self.paths.output and (
-            not output_file.exists() or output_file.stat().st_size == 0
-        ):  # a further agent's output, kept where the type asked for it
-            write_atomic(output_file, self.recorder.redactor.text(outcome.output))
+        self._keep_printed(output_file, outcome.output)
         if outcome.result.stopped:
             raise Stopped
         faults.checkpoint("after_agent", iteration)
         return verdict(outcome, status_file)
+
+    def _keep_printed(self, output_file: Path, printed: str) -> None:
+        """Keep what the agent printed as its output when it wrote no output file.
+
+        Done whatever became of the agent (failed, stopped), so a failed iteration's
+        ``output.md`` still shows what went wrong. An agent whose stage writes its output
+        into the project (``output_path``) has that file copied once the iteration ends.
+        """
+        if output_file == self.paths.output:
+            target = self.run_output
+            if output_file != self.run_output and output_file.is_file():
+                return  # the agent wrote the project file: it is copied afterwards
+        else:
+            target = output_file  # a further agent's output, where the type asked for it
+        if not target.exists() or target.stat().st_size == 0:
+            write_atomic(target, self.recorder.redactor.text(printed))
 
 
 class InterruptGuard:
@@ -268,7 +281,7 @@ def run_iteration(
         iteration=iteration,
         data={"provider": stage.provider_name, "model": stage.model, "type": stage_type.name},
     )
-    side = _AgentSide(plan, it_paths, prompt, launcher, recorder, guard)
+    side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard)
     ctx = IterationContext(
         session=paths.name,
         stage_id=node.id,
@@ -283,7 +296,7 @@ def run_iteration(
         engine=side,
     )
     status = _run_type(stage_type, ctx, guard, recorder, node.id, iteration)
-    _keep_output(it_paths, run_output, side, recorder)
+    _keep_output(it_paths, run_output, recorder)
     if not it_paths.status.exists():  # a type that returned its verdict without the file
         write_atomic(it_paths.status, json.dumps(convert.unstructure(status), indent=2) + "\n")
     output_text = run_output.read_text(encoding="utf-8", errors="replace")
@@ -366,16 +379,14 @@ def _run_type(
     raise IterationFailed(error)
 
 
-def _keep_output(
-    it_paths: IterationPaths, run_output: Path, side: _AgentSide, recorder: Recorder
-) -> None:
+def _keep_output(it_paths: IterationPaths, run_output: Path, recorder: Recorder) -> None:
     """Keep the iteration's output in the run folder, whoever wrote it where."""
     if it_paths.output != run_output and it_paths.output.is_file():
         # the stage writes its output into the project: keep a copy with the run
         text = it_paths.output.read_text(encoding="utf-8", errors="replace")
         write_atomic(run_output, recorder.redactor.text(text))
-    elif not run_output.exists() or run_output.stat().st_size == 0:
-        write_atomic(run_output, recorder.redactor.text("".join(side.outputs[:1])))
+    elif not run_output.exists():  # a type that ran no agent and wrote no output
+        write_atomic(run_output, "")
 
 
 def verdict_data(status: AgentStatus) -> dict[str, str]:

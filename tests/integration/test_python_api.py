@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import threading
 
 import pytest
@@ -101,3 +102,18 @@ def test_pipeline_built_in_code_runs_its_stages_in_order(project):
 def test_a_python_stage_with_a_bad_termination_is_refused(bad):
     with pytest.raises(ConfigError, match="termination"):
         Stage(name="w", termination=bad)
+
+
+def test_a_failed_iterations_output_keeps_what_the_agent_printed(project):
+    stage = Stage(
+        name="loud",
+        prompt="x",
+        provider="command",
+        command=(sys.executable, "-c", "print('disk is full, giving up'); raise SystemExit(3)"),
+        termination={"type": "fixed", "iterations": 2},
+    )
+    session = Session.start("loud", stage, project, backend="inline")
+    state = session.status().state
+    assert state.status.value == "failed" and state.error.type == "provider_exit"
+    output = session.paths.iteration_dir(0, "loud", 1) / "output.md"
+    assert "disk is full, giving up" in output.read_text()
