@@ -20,6 +20,7 @@ def derive_health(
     state_unreadable: bool = False,
     engine_alive: bool = False,
     backend: str | None = None,
+    stopped_pid: int | None = None,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
@@ -28,10 +29,11 @@ def derive_health(
     asked, and a verdict that would depend on it is then ``unknown``, never ``crashed``.
     ``engine_alive`` says whether the engine recorded in state still exists (same pid,
     start time and boot): it only matters when the lock file was deleted from under a
-    running engine.
+    running engine. ``stopped_pid`` is the engine's pid when it is stopped by a signal
+    (state ``T``): still running, but going nowhere until it is continued.
     """
     if lock_held:
-        return Health.RUNNING, None
+        return Health.RUNNING, stopped_detail(stopped_pid)
     failed = state is not None and state.status is RunStatus.FAILED and state.error is not None
     if (
         failed
@@ -43,10 +45,12 @@ def derive_health(
     if state is not None and state.status.finished:
         return Health(state.status.value), None
     if engine_alive and state is not None:
-        return Health.RUNNING, (
+        missing = (
             f"the lock file is missing but the engine (pid {state.pid}) is alive; "
             "it recreates the lock at its next iteration"
         )
+        stopped = stopped_detail(stopped_pid)
+        return Health.RUNNING, f"{stopped}; {missing}" if stopped else missing
     backend = backend or (state.backend if state is not None else None)
     which = f"the {backend} backend" if backend else "the backend"
     if tmux_present:
@@ -63,6 +67,13 @@ def derive_health(
     if tmux_present is None:
         return Health.UNKNOWN, f"{which} cannot be reached"
     return Health.NOT_FOUND, None
+
+
+def stopped_detail(pid: int | None) -> str | None:
+    """Say that the engine is stopped (SIGSTOP) and how to let it go on."""
+    if pid is None:
+        return None
+    return f"stopped (SIGSTOP): the engine (pid {pid}) waits for SIGCONT (kill -CONT {pid})"
 
 
 def crash_reason(state: RunState) -> str:

@@ -51,6 +51,31 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def state_letter(pid: int) -> str | None:
+    """Return the state letter of ``pid`` (``R``, ``S``, ``T`` stopped, ``Z``...), or None."""
+    fields = _stat_fields(pid)
+    return fields[0].decode("ascii", "replace") if fields else None
+
+
+def is_stopped(pid: int | None) -> bool:
+    """Tell whether ``pid`` is stopped by a signal (SIGSTOP, SIGTSTP: state ``T``)."""
+    return pid is not None and pid > 0 and state_letter(pid) == "T"
+
+
+def owner(pid: int) -> str | None:
+    """Return the user ``pid`` runs as (a name where there is one), or None if unknown."""
+    try:
+        uid = Path(f"/proc/{pid}").stat().st_uid
+    except OSError:
+        return None
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def is_zombie(pid: int) -> bool:
     """Tell whether ``pid`` has exited but not been reaped yet (so it is dead)."""
     fields = _stat_fields(pid)

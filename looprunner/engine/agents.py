@@ -10,6 +10,7 @@ rules, so a plugin stage type composes agents instead of re-implementing them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,8 +23,23 @@ from looprunner.models import AgentRun, AgentStatus, Decision, Invocation
 from looprunner.plugins.registry import Registry
 from looprunner.protocols import Provider
 
-#: output kept in memory per agent, for output.md when the agent writes none
+#: output kept per agent run (bytes), in engine.log and for output.md; env overrides
 MAX_CAPTURE = 16 * 1024 * 1024
+MAX_OUTPUT_ENV = "LOOPRUNNER_MAX_OUTPUT_BYTES"
+
+
+def max_output_bytes() -> int:
+    """Return the output kept per agent run (``LOOPRUNNER_MAX_OUTPUT_BYTES``, 16 MiB)."""
+    try:
+        value = int(os.environ.get(MAX_OUTPUT_ENV, MAX_CAPTURE))
+    except ValueError:
+        return MAX_CAPTURE
+    return value if value > 0 else MAX_CAPTURE
+
+
+def dropped_marker(count: int) -> str:
+    """Return the line that says how much output was not kept."""
+    return f"[looprunner: {count} bytes of output not kept]"
 
 
 class Stopped(BaseException):
@@ -34,20 +50,41 @@ class Stopped(BaseException):
 
 
 class OutputCapture:
-    """What an agent printed: echoed as it comes, kept (up to MAX_CAPTURE) for output.md."""
+    """What an agent printed: echoed and kept up to the cap, the rest counted.
 
-    def __init__(self, echo: Callable[[str], None]) -> None:
+    The first ``limit`` bytes go to engine.log (through ``echo``) and are kept for
+    output.md; what comes after is only counted, and :meth:`finish` says how much in
+    both places, so output is never dropped silently.
+    """
+
+    def __init__(self, echo: Callable[[str], None], limit: int | None = None) -> None:
         self._echo = echo
+        self._limit = max_output_bytes() if limit is None else limit
         self._data = bytearray()
+        self.dropped = 0
 
     def feed(self, chunk: bytes) -> None:
         """Take one chunk of output."""
-        self._data.extend(chunk[: max(0, MAX_CAPTURE - len(self._data))])
-        self._echo(chunk.decode("utf-8", "replace"))
+        room = max(0, self._limit - len(self._data))
+        kept = chunk[:room]
+        self.dropped += len(chunk) - len(kept)
+        if kept:
+            self._data.extend(kept)
+            self._echo(kept.decode("utf-8", "replace"))
+
+    def finish(self) -> None:
+        """Say in engine.log how much output was not kept (nothing if all was)."""
+        if self.dropped:
+            newline = "" if self._data.endswith(b"\n") else "\n"
+            self._echo(f"{newline}{dropped_marker(self.dropped)}\n")
 
     def text(self) -> str:
-        """Everything kept, as text."""
-        return self._data.decode("utf-8", "replace")
+        """Everything kept, as text, with the count of what was not kept at its end."""
+        text = self._data.decode("utf-8", "replace")
+        if self.dropped:
+            newline = "" if text.endswith("\n") or not text else "\n"
+            text += f"{newline}{dropped_marker(self.dropped)}\n"
+        return text
 
 
 @attrs.frozen
@@ -56,6 +93,8 @@ class AgentOutcome:
 
     result: ProcessResult
     output: str
+    #: bytes of output past the cap, not kept (0 when all was)
+    output_dropped: int = 0
 
 
 class AgentLauncher:
@@ -106,7 +145,8 @@ class AgentLauncher:
             on_output=captured.feed,
             on_start=on_start,
         )
-        return AgentOutcome(result=result, output=captured.text())
+        captured.finish()
+        return AgentOutcome(result=result, output=captured.text(), output_dropped=captured.dropped)
 
 
 def verdict(outcome: AgentOutcome, status_file: Path) -> AgentRun:

@@ -19,6 +19,7 @@ import attrs
 from looprunner import convert, procinfo
 from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
+from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
@@ -88,6 +89,7 @@ class _AgentSide:
         self.guard = guard
         self.durations: list[float] = []
         self.exit_codes: list[int] = []
+        self.output_dropped = 0
 
     @property
     def stop_requested(self) -> bool:
@@ -151,6 +153,7 @@ class _AgentSide:
         self.recorder.state = attrs.evolve(
             self.recorder.current, agent_pid=None, agent_start_time=None
         )
+        self.output_dropped += outcome.output_dropped
         self.durations.append(outcome.result.duration)
         if outcome.result.exit_code is not None:
             self.exit_codes.append(outcome.result.exit_code)
@@ -311,12 +314,10 @@ def run_iteration(
     faults.checkpoint("state_written", iteration)
     duration = sum(side.durations)
     exit_code = side.exit_codes[-1] if side.exit_codes else 0
-    recorder.events.append(
-        events.ITERATION_COMPLETE,
-        stage=node.id,
-        iteration=iteration,
-        data={**verdict_data(status), "exit_code": exit_code, "duration": round(duration, 3)},
-    )
+    data = {**verdict_data(status), "exit_code": exit_code, "duration": round(duration, 3)}
+    if side.output_dropped:  # output past the cap: counted, never dropped silently
+        data["output_truncated_bytes"] = side.output_dropped
+    recorder.events.append(events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data)
     recorder.log(
         f"iteration {iteration} done: {status.decision.value}"
         + (f" ({status.summary})" if status.summary else "")
@@ -349,7 +350,8 @@ def _run_type(
     error: RunError | None = None
     guard.in_type_code = True
     try:
-        status = as_status(stage_type.run_iteration(ctx))
+        # a type's own verdict is kept to the same lengths as an agent's status file
+        status = clip_status(as_status(stage_type.run_iteration(ctx)))
     except AgentFailed as exc:
         error = RunError(exc.error_type, exc.message, iteration)
     except LooprunnerError as exc:

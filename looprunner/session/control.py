@@ -7,6 +7,7 @@ the one writer of endings — unless the engine recorded its own ending first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -84,7 +85,17 @@ def _signal_engine(ref: SessionRef, current: SessionStatus, *, timeout: float) -
             "stop it through the Session that started it",
             session=ref.name,
         )
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        user = procinfo.owner(pid) or "another user"
+        raise SessionError(
+            f"cannot stop session {ref.name!r}: its engine (pid {pid}) belongs to another "
+            f"user ({user}); run 'looprunner kill {ref.name}' as that user or as root",
+            session=ref.name,
+        ) from None
+    with contextlib.suppress(OSError):  # a stopped engine acts on SIGTERM once continued
+        os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while procinfo.is_alive(pid, started, boot) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -20,7 +20,7 @@ from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
 from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
-from looprunner.session.ref import Plugins, SessionRef
+from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
 from looprunner.store.logs import size
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class Session:
         if isinstance(pipeline, Stage):
             pipeline = Pipeline.loop(pipeline)
         runner = session._runner(backend)
+        refuse_bad_run_dir(session._ref)
         launch.start(
             session._ref,
             pipeline,

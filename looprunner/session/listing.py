@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from looprunner import convert
-from looprunner.errors import SessionNotFoundError
+from looprunner.errors import LooprunnerError, SessionNotFoundError
 from looprunner.models import RunState, SessionStatus
 from looprunner.names import ProjectPaths, is_valid_session_name
 from looprunner.session import observe
-from looprunner.session.ref import Plugins, SessionRef
+from looprunner.session.ref import Plugins, SessionRef, run_dir_problem
 from looprunner.store import lock as lockmod
 from looprunner.store.state import read_state
 
@@ -75,6 +75,12 @@ def not_found(name: str, project: str | Path) -> SessionNotFoundError:
     """Build the not-found error, naming the sessions that do exist."""
     existing = [s.session for s in statuses(project, Plugins())]
     hint = f"; sessions here: {', '.join(existing)}" if existing else "; there are no sessions here"
+    try:
+        problem = run_dir_problem(ProjectPaths.of(project).session(name).run_dir)
+    except LooprunnerError:  # an invalid name has no run folder to look at
+        problem = None
+    if problem is not None:  # what stands in its place, rather than "sessions here: NAME"
+        hint = f" ({problem})"
     return SessionNotFoundError(f"no session named {name!r}{hint}", session=name)
 
 

@@ -86,6 +86,9 @@ def status(
         and not state.status.finished
         and procinfo.is_alive(state.pid, state.pid_start_time, state.boot_id)
     )
+    meta = probe.metadata
+    pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
+    engine_pid = pid if probe.held and pid else (state.pid if state is not None else None)
     health, detail = derive_health(
         state=state,
         lock_held=probe.held,
@@ -93,9 +96,10 @@ def status(
         state_unreadable=unreadable,
         engine_alive=engine_alive,
         backend=backend_name,
+        stopped_pid=engine_pid
+        if (probe.held or engine_alive) and procinfo.is_stopped(engine_pid)
+        else None,
     )
-    meta = probe.metadata
-    pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
     lock_info = LockInfo(
         present=probe.present,
         held=probe.held,

@@ -11,12 +11,14 @@ classes claiming one name is refused whenever the plugins are loaded).
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from pathlib import Path
 
 import pluggy
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
-from looprunner.errors import LooprunnerError
+from looprunner.errors import LooprunnerError, SessionConflictError
 from looprunner.models import RunState
 from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.plugins.manager import make_plugin_manager
@@ -146,3 +148,37 @@ class SessionRef:
         except OSError:
             return ""
         return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def run_dir_problem(run_dir: Path) -> str | None:
+    """Say what is wrong with what stands where a session's run folder should be.
+
+    None when there is nothing there or a folder (or a link to one). A symbolic link to
+    nowhere, or a file, would make ``mkdir`` fail deep in a start; this says it in words.
+    """
+    try:
+        info = os.lstat(run_dir)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{run_dir} cannot be examined: {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        target = str(run_dir.readlink())
+        if not run_dir.exists():
+            return f"{run_dir} is a symbolic link to {target!r}, which does not exist"
+        if not run_dir.is_dir():
+            return f"{run_dir} is a symbolic link to {target!r}, which is not a folder"
+        return None
+    return f"{run_dir} is not a folder"
+
+
+def refuse_bad_run_dir(ref: SessionRef) -> None:
+    """Refuse to start over something that is not a run folder (exit 3, one line)."""
+    problem = run_dir_problem(ref.paths.run_dir)
+    if problem is not None:
+        raise SessionConflictError(
+            f"cannot start session {ref.name!r}: {problem}; remove it, or make it a folder",
+            session=ref.name,
+        )
