@@ -26,6 +26,7 @@ from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog, utc_now
+from looprunner.store.safe import open_regular
 from looprunner.store.state import write_state
 
 
@@ -128,9 +129,14 @@ class Recorder:
     # ------------------------------------------------------------------ engine.log
 
     def open_log(self) -> None:
-        """Open engine.log for appending (the run folder is made if missing)."""
+        """Open engine.log for appending (the run folder is made if missing).
+
+        Never through a symlink, nor into a FIFO or device put in its place
+        (:class:`~looprunner.errors.UnsafeFileError`).
+        """
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log_handle = self.paths.engine_log.open("a", encoding="utf-8")
+        fd = open_regular(self.paths.engine_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._log_handle = os.fdopen(fd, "a", encoding="utf-8")
 
     def close_log(self) -> None:
         """Close engine.log."""
