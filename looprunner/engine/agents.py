@@ -69,12 +69,15 @@ class AgentLauncher:
         cwd: Path,
         env: Mapping[str, str],
         echo: Callable[[str], None],
+        end_echo: Callable[[], None] = lambda: None,
     ) -> None:
         self.providers = providers
         self.runner = runner
         self.cwd = cwd
         self.env = env
         self.echo = echo
+        #: called when an agent's output has ended (the echo may hold a tail back)
+        self.end_echo = end_echo
 
     def launch(
         self,
@@ -98,14 +101,17 @@ class AgentLauncher:
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
         captured = OutputCapture(self.echo)
-        result = self.runner.run(
-            command,
-            cwd=self.cwd,
-            env=self.env,
-            timeout=timeout,
-            on_output=captured.feed,
-            on_start=on_start,
-        )
+        try:
+            result = self.runner.run(
+                command,
+                cwd=self.cwd,
+                env=self.env,
+                timeout=timeout,
+                on_output=captured.feed,
+                on_start=on_start,
+            )
+        finally:
+            self.end_echo()
         return AgentOutcome(result=result, output=captured.text())
 
 
