@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 import pytest
 
@@ -135,4 +134,3 @@ def test_a_fifo_where_the_engine_log_should_be_is_refused_without_hanging(
     no_traceback(resumed)
     assert resumed.returncode == 1, resumed.stdout + resumed.stderr
     assert str(paths.engine_log) in resumed.stderr and "not a regular file" in resumed.stderr
-    assert signal.SIGKILL  # the engine never blocked opening the FIFO: resume answered
