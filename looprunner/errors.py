@@ -159,3 +159,27 @@ class AgentFailed(LooprunnerError):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class UnsafeFileError(LooprunnerError):
+    """A file of looprunner's under the state folder is a symlink or not a regular file.
+
+    Anyone who can write ``.claude/`` could plant a link there to make looprunner write
+    elsewhere, so such a file is never opened; ``looprunner cleanup --fix`` removes it
+    (the link itself, never its target). Exit code 1: the operation failed, the
+    command's input was fine.
+
+    Attributes
+    ----------
+    path:
+        The file that was refused.
+    """
+
+    type = "unsafe_file"
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"refusing to use {path}: it is {what}, not a regular file "
+            "(remove it, or run 'looprunner cleanup --fix')"
+        )
+        self.path = path

@@ -7,13 +7,17 @@ server), or injected as a ``libtmux.Server``. Sessions are started in argv form
 with ``=NAME`` (``-t pipeline-foo`` alone would also match ``pipeline-foobar``), and
 marked with the user option ``@looprunner`` set to the project's path, so nothing of
 anyone else's (another project's session of the same name included) is ever touched.
+``new-session`` runs with a minimal environment (:func:`launch_environment`), so a tmux
+server it starts never keeps the launcher's secrets.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,6 +36,37 @@ _NO_SERVER = (
     "No such file or directory",
     "server exited unexpectedly",  # a server shutting down as its last session ends
 )
+
+
+#: what the tmux client that runs ``new-session`` keeps of the launcher's environment: a
+#: server that this call starts keeps its client's environment for its whole life
+#: (``tmux show-environment -g``), and the engine gets the real environment through the
+#: FIFO handoff (``looprunner.handoff``) anyway
+KEPT_VARIABLES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TMUX_TMPDIR",
+        "LANG", "LANGUAGE", "TZ", "NO_COLOR", "VIRTUAL_ENV",
+    }
+)  # fmt: skip
+#: prefixes of kept variables: locale, the interpreter's own (PYTHONPATH finds plugins
+#: before the handoff), looprunner's settings (LOOPRUNNER_TMUX_SOCKET included)
+KEPT_PREFIXES = ("LC_", "PYTHON", "LOOPRUNNER_")
+#: a kept-by-prefix variable named like a secret is dropped all the same (the rule of
+#: ``engine/redact.py``, repeated: a backend does not import the engine)
+_SECRET_NAME = re.compile(
+    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE_?KEY|AUTH(?!OR))",
+    re.IGNORECASE,
+)
+
+
+def launch_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the few variables of ``environ`` the tmux client of ``new-session`` gets."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in KEPT_VARIABLES
+        or (name.startswith(KEPT_PREFIXES) and not _SECRET_NAME.search(name))
+    }
 
 
 def server_from_env() -> libtmux.Server:
@@ -59,8 +94,27 @@ class TmuxBackend:
             server.socket_name if server is not None else (os.environ.get(SOCKET_ENV) or None)
         )
 
-    def _run(self, *args: str) -> tuple[int, list[str], list[str]]:
-        if self.server is not None:
+    def _tmux_argv(self) -> list[str]:
+        """Return ``tmux`` and the options that reach our server (its socket, its config)."""
+        tmux = shutil.which("tmux")
+        if tmux is None:
+            raise BackendUnreachableError("tmux is not installed (it is not on PATH)")
+        server = self.server
+        if server is None:
+            return [tmux, *(("-L", self.socket_name) if self.socket_name else ())]
+        argv = [tmux]
+        if server.socket_name:
+            argv += ["-L", str(server.socket_name)]
+        if server.socket_path:
+            argv += ["-S", str(server.socket_path)]
+        if server.config_file:
+            argv += ["-f", str(server.config_file)]
+        return argv
+
+    def _run(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> tuple[int, list[str], list[str]]:
+        if self.server is not None and env is None:
             from libtmux.exc import LibTmuxException
 
             try:
@@ -68,10 +122,7 @@ class TmuxBackend:
             except LibTmuxException as exc:
                 raise BackendUnreachableError(f"tmux failed: {exc}") from exc
             return int(result.returncode or 0), list(result.stdout), list(result.stderr)
-        tmux = shutil.which("tmux")
-        if tmux is None:
-            raise BackendUnreachableError("tmux is not installed (it is not on PATH)")
-        argv = [tmux, *(("-L", self.socket_name) if self.socket_name else ()), *args]
+        argv = [*self._tmux_argv(), *args]
         try:
             done = subprocess.run(
                 argv,
@@ -80,6 +131,7 @@ class TmuxBackend:
                 timeout=self.TIMEOUT,
                 check=False,
                 stdin=subprocess.DEVNULL,
+                env=None if env is None else dict(env),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BackendUnreachableError(f"tmux did not answer: {exc}") from exc
@@ -101,6 +153,7 @@ class TmuxBackend:
             "50",
             "--",
             *spec.argv,
+            env=launch_environment(os.environ),
         )
         if code != 0:
             message = " ".join(err).strip() or f"exit status {code}"

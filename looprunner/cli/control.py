@@ -88,7 +88,7 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
 @click.option("--yes", is_flag=True, help="Repair everything without asking.")
 @pass_ctx
 def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
-    """Find stale locks, orphaned tmux sessions and zombie states; repair with --fix."""
+    """Find stale locks, orphaned tmux sessions, zombie states, unsafe files; fix with --fix."""
     from looprunner.models import KINDS, ProblemKind
     from looprunner.session.maintenance import cleanup as run_cleanup
 

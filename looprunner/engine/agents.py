@@ -108,12 +108,15 @@ class AgentLauncher:
         cwd: Path,
         env: Mapping[str, str],
         echo: Callable[[str], None],
+        end_echo: Callable[[], None] = lambda: None,
     ) -> None:
         self.providers = providers
         self.runner = runner
         self.cwd = cwd
         self.env = env
         self.echo = echo
+        #: called when an agent's output has ended (the echo may hold a tail back)
+        self.end_echo = end_echo
 
     def launch(
         self,
@@ -137,15 +140,18 @@ class AgentLauncher:
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
         captured = OutputCapture(self.echo)
-        result = self.runner.run(
-            command,
-            cwd=self.cwd,
-            env=self.env,
-            timeout=timeout,
-            on_output=captured.feed,
-            on_start=on_start,
-        )
-        captured.finish()
+        try:
+            result = self.runner.run(
+                command,
+                cwd=self.cwd,
+                env=self.env,
+                timeout=timeout,
+                on_output=captured.feed,
+                on_start=on_start,
+            )
+        finally:
+            captured.finish()  # says what past the cap was not kept
+            self.end_echo()  # and lets out what the redactor held back
         return AgentOutcome(result=result, output=captured.text(), output_dropped=captured.dropped)
 
 

@@ -92,6 +92,7 @@ class Engine:
             cwd=paths.project,
             env=self.env,
             echo=self.recorder.write_out,
+            end_echo=self.recorder.end_output,
         )
         self.guard = InterruptGuard()
 

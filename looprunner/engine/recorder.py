@@ -18,7 +18,7 @@ import attrs
 
 from looprunner import procinfo
 from looprunner._version import __version__
-from looprunner.engine.redact import Redactor
+from looprunner.engine.redact import Redactor, StreamRedactor
 from looprunner.models import RunError, RunState, RunStatus, events
 from looprunner.names import SessionPaths
 from looprunner.plugins.calls import call_lifecycle
@@ -26,6 +26,7 @@ from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog, utc_now
+from looprunner.store.safe import open_regular
 from looprunner.store.state import write_state
 
 
@@ -43,6 +44,8 @@ class Recorder:
     ) -> None:
         self.paths = paths
         self.redactor = Redactor(env)
+        #: agents' output comes in chunks: a secret split over two is still caught
+        self._stream = StreamRedactor(self.redactor)
         self.events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
         self.registries = registries
         self.session_view = session_view
@@ -128,20 +131,38 @@ class Recorder:
     # ------------------------------------------------------------------ engine.log
 
     def open_log(self) -> None:
-        """Open engine.log for appending (the run folder is made if missing)."""
+        """Open engine.log for appending (the run folder is made if missing).
+
+        Never through a symlink, nor into a FIFO or device put in its place
+        (:class:`~looprunner.errors.UnsafeFileError`).
+        """
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log_handle = self.paths.engine_log.open("a", encoding="utf-8")
+        fd = open_regular(self.paths.engine_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._log_handle = os.fdopen(fd, "a", encoding="utf-8")
 
     def close_log(self) -> None:
-        """Close engine.log."""
+        """Close engine.log (after writing any output still held back)."""
+        self.end_output()
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
 
     def write_out(self, text: str) -> None:
-        """Write what an agent printed to engine.log and the engine's output, redacted."""
-        text = self.redactor.text(text)
+        """Write what an agent printed to engine.log and the engine's output, redacted.
+
+        Redacted as a stream: the end of ``text`` that could be the start of a secret is
+        held back until the next call decides it, or until :meth:`end_output`.
+        """
         with self._log_lock:
+            self._write(self._stream.feed(text))
+
+    def end_output(self) -> None:
+        """Write what :meth:`write_out` held back: an agent's output has ended."""
+        with self._log_lock:
+            self._write(self._stream.flush())
+
+    def _write(self, text: str) -> None:
+        if text:
             if self._log_handle is not None:
                 self._log_handle.write(text)
                 self._log_handle.flush()
@@ -150,9 +171,11 @@ class Recorder:
                 self.out.flush()
 
     def log(self, message: str) -> None:
-        """Write one line of the engine's own to engine.log."""
+        """Write one line of the engine's own to engine.log (whole, so redacted whole)."""
         stamp = utc_now()[11:19]
-        self.write_out(f"[looprunner {stamp}] {message}\n")
+        line = self.redactor.text(f"[looprunner {stamp}] {message}\n")
+        with self._log_lock:
+            self._write(line)
 
 
 class EngineLogHandler(logging.Handler):

@@ -6,9 +6,10 @@ from typing import Literal
 
 import attrs
 
-ProblemKind = Literal["orphaned_tmux", "zombie_state", "stale_lock"]
-#: repair order: the backend's session first, then the state, then the lock file
-KINDS: tuple[ProblemKind, ...] = ("orphaned_tmux", "zombie_state", "stale_lock")
+ProblemKind = Literal["unsafe_file", "orphaned_tmux", "zombie_state", "stale_lock"]
+#: repair order: a symlink or special file in our place first (every other repair opens
+#: the lock file), then the backend's session, then the state, then the lock file
+KINDS: tuple[ProblemKind, ...] = ("unsafe_file", "orphaned_tmux", "zombie_state", "stale_lock")
 
 
 @attrs.frozen
@@ -25,6 +26,7 @@ class Problem:
     fixed: bool = False
     action: str | None = None
     backend: str | None = None
+    path: str | None = None
 
 
 @attrs.frozen

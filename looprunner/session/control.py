@@ -20,6 +20,7 @@ from looprunner.errors import (
     SessionConflictError,
     SessionError,
     SessionNotFoundError,
+    UnsafeFileError,
 )
 from looprunner.models import Health, RunStatus, SessionStatus
 from looprunner.protocols import Backend, EngineFactory, InProcess, describe
@@ -28,6 +29,7 @@ from looprunner.session.ref import SessionRef
 from looprunner.store import lock as lockmod
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
+from looprunner.store.safe import refuse_unsafe
 from looprunner.store.state import read_state
 
 #: how long ``kill`` waits for an engine to end after SIGTERM before using SIGKILL
@@ -180,6 +182,16 @@ def resume(
         )
     launch.check(ref, convert.load_resolved_pipeline(ref.paths.pipeline_file))
     lock = launch.take_lock(ref)
+    try:  # the engine would refuse them too, but only in its tmux pane: say it here
+        refuse_unsafe(
+            ref.paths.state_file,
+            ref.paths.events_file,
+            ref.paths.engine_log,
+            ref.paths.pipeline_file,
+        )
+    except UnsafeFileError:
+        lock.release()
+        raise
     live = runner.sessions(ref.project)
     if live and ref.name in live:
         lock.release()

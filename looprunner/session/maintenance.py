@@ -1,14 +1,17 @@
 """Finding and repairing what crashes leave behind.
 
 That is: stale locks, backend sessions without an engine (``orphaned_tmux``, named after
-the default backend's tmux sessions) and zombie states.
+the default backend's tmux sessions), zombie states, and symlinks or special files where a
+session's files should be (``unsafe_file``: the fix removes the entry itself, never a
+link's target).
 
 Every repair first takes the session's lock (without waiting): a lock that cannot be
 taken belongs to a live engine, and that session is left alone. Holding the lock also
 makes two cleanups, or a cleanup and a start, take turns. Each backend is asked about
 its own sessions only (tmux touches only sessions it marked as this project's), and a
 backend session younger than the engine's lock timeout is not called orphaned, since its
-engine may be starting (for a backend that can tell ages, :class:`SessionAges`).
+engine may be starting (for a backend that can tell ages, :class:`SessionAges`). An
+``unsafe_file`` is removed without the lock: the lock file may be the unsafe one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import attrs
 
 from looprunner import procinfo
 from looprunner.engine.process import kill_grace, stop_leftover_group
-from looprunner.errors import LooprunnerError
+from looprunner.errors import LooprunnerError, UnsafeFileError
 from looprunner.health import CRASHED_ERROR, crash_reason
 from looprunner.models import (
     KINDS,
@@ -32,7 +35,7 @@ from looprunner.models import (
     RunState,
     RunStatus,
 )
-from looprunner.names import ProjectPaths
+from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, SessionAges, describe
@@ -43,6 +46,7 @@ from looprunner.session.ref import Plugins
 from looprunner.store import lock as lockmod
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
+from looprunner.store.safe import unsafe_reason
 from looprunner.store.state import read_state
 
 __all__ = ["KINDS", "CleanupReport", "Problem", "ProblemKind", "cleanup", "scan"]
@@ -103,6 +107,8 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
     now = time.time()
     for name in sorted(names):
         session = paths.session(name)
+        unsafe = _unsafe_files(session)
+        problems.extend(unsafe)
         probe = lockmod.probe(session.lock_file)
         if probe.held:
             continue  # a live engine: nothing here is ours to repair
@@ -132,7 +138,7 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
                     f"state says {state.status.value} but {crash_reason(state)}",
                 )
             )
-        if probe.present:
+        if probe.present and not any(p.path == str(session.lock_file) for p in unsafe):
             problems.append(Problem("stale_lock", name, f"{session.lock_file} is not held"))
     return CleanupReport(problems=tuple(problems), tmux_reachable=reachable)
 
@@ -195,10 +201,49 @@ def _tell_plugins(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Pr
     return attrs.evolve(problem, action="; ".join([problem.action or "", *failures]).lstrip("; "))
 
 
+def _unsafe_files(session: SessionPaths) -> list[Problem]:
+    """Report each of the session's files that is a symlink or a special file."""
+    found = []
+    for path in (
+        session.lock_file,
+        session.state_file,
+        session.events_file,
+        session.engine_log,
+        session.pipeline_file,
+        session.progress_file,
+    ):
+        reason = unsafe_reason(path)
+        if reason is not None:
+            detail = f"{path} is {reason}, not a regular file: looprunner will not open it"
+            found.append(Problem("unsafe_file", session.name, detail, path=str(path)))
+    return found
+
+
+def _remove_unsafe(problem: Problem) -> Problem:
+    """Remove the link (or FIFO, socket, device node) itself; never follow it."""
+    path = Path(problem.path or "")
+    reason = unsafe_reason(path)
+    if reason is None:
+        return attrs.evolve(problem, fixed=True, action="already resolved")
+    if reason == "a directory":
+        return attrs.evolve(problem, action="left alone: a directory is not removed")
+    try:
+        path.unlink()  # unlink removes the entry: a symlink's target is untouched
+    except OSError as exc:
+        return attrs.evolve(problem, action=f"not fixed: {exc.strerror}")
+    return attrs.evolve(problem, fixed=True, action=f"removed {reason[2:]}")
+
+
 def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
+    if problem.kind == "unsafe_file":
+        return _remove_unsafe(problem)
     session = paths.session(problem.session)
     lock = lockmod.SessionLock(session.lock_file)
-    if not lock.acquire(timeout=0):
+    try:
+        taken = lock.acquire(timeout=0)
+    except UnsafeFileError as exc:
+        return attrs.evolve(problem, action=f"not fixed: {exc.message}")
+    if not taken:
         return attrs.evolve(problem, action="left alone: an engine holds the lock now")
     try:
         state = _state(session.state_file)

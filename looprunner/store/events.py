@@ -17,6 +17,7 @@ from typing import Any
 
 from looprunner import convert
 from looprunner.models import Event
+from looprunner.store.safe import open_regular
 
 Redact = Callable[[Any], Any]
 
@@ -29,7 +30,7 @@ def utc_now() -> str:
 def _ends_with_newline(path: Path) -> bool:
     """Whether the file is empty or ends with a newline (reads one byte, not the line)."""
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as handle:
             end = handle.seek(0, os.SEEK_END)
             if end == 0:
                 return True
@@ -90,7 +91,8 @@ class EventLog:
                 line = b"\n" + line  # the torn line stays on its own and readers skip it
             self._checked_tail = True
         # 0o666: the umask decides what others may read, as for every file we create
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        # never through a symlink or into a FIFO someone put in its place
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line)
             if durable:

@@ -18,6 +18,9 @@ from typing import IO, Any
 
 import attrs
 
+from looprunner.errors import UnsafeFileError
+from looprunner.store.safe import open_regular
+
 try:  # POSIX: probing needs only flock, the primitive portalocker's default locker uses
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -98,9 +101,10 @@ def _open_lock_file(path: Path) -> IO[bytes]:
     """Open (creating) a lock file: 0600 whatever the umask, never inherited by children.
 
     Nobody else needs to open it: the holder's metadata is read by the same user. A
-    lock file an older version left 0644 is made 0600 when we own it.
+    lock file an older version left 0644 is made 0600 when we own it. A symlink or a
+    special file at the path is refused (:class:`~looprunner.errors.UnsafeFileError`).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, LOCK_MODE)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, LOCK_MODE)
     try:
         info = os.fstat(fd)
         if info.st_mode & 0o777 != LOCK_MODE and info.st_uid == os.geteuid():
@@ -209,8 +213,14 @@ class SessionLock:
 def read_metadata(path: Path) -> dict[str, Any]:
     """Return the metadata in a lock file, or {} if missing, empty or being rewritten."""
     try:
-        data = json.loads(path.read_bytes() or b"{}")
-    except (OSError, ValueError):
+        fd = open_regular(path, os.O_RDONLY)
+    except (OSError, UnsafeFileError):
+        return {}
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read()
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -222,10 +232,10 @@ def probe(path: Path) -> LockProbe:
     lock; it never blocks an engine for more than the instant it is held.
     """
     try:
-        handle = path.open("rb")
+        handle = os.fdopen(open_regular(path, os.O_RDONLY), "rb")
     except FileNotFoundError:
         return LockProbe(present=False, held=False)
-    except OSError:
+    except (OSError, UnsafeFileError):  # a symlink is nobody's lock: cleanup reports it
         return LockProbe(present=True, held=False)
     with handle:
         held = not _try_shared(handle)
