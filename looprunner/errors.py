@@ -183,3 +183,4 @@ class UnsafeFileError(LooprunnerError):
             "(remove it, or run 'looprunner cleanup --fix')"
         )
         self.path = path
+        self.what = what

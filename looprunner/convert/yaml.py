@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from looprunner.errors import ConfigError, LooprunnerError
+from looprunner.limits import env_limit
 
 #: the largest definition file read, in bytes (1 MiB); env LOOPRUNNER_MAX_DEFINITION_BYTES
 MAX_DEFINITION_BYTES = 1 << 20
@@ -69,27 +70,14 @@ def plain_data(value: Any) -> Any:
     return value
 
 
-def _limit(variable: str, default: int) -> int:
-    """Read a positive whole-number limit from the environment.
-
-    As for every numeric variable (docs/operations.md), a value that is not one is
-    ignored and the default used.
-    """
-    try:
-        value = int(os.environ.get(variable, "").strip())
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 def max_definition_bytes() -> int:
     """Return the size limit of a definition file: ``LOOPRUNNER_MAX_DEFINITION_BYTES`` or 1 MiB."""
-    return _limit(BYTES_VARIABLE, MAX_DEFINITION_BYTES)
+    return env_limit(BYTES_VARIABLE, MAX_DEFINITION_BYTES)
 
 
 def max_definition_depth() -> int:
     """Return the nesting limit of a definition file: ``LOOPRUNNER_MAX_DEFINITION_DEPTH`` or 64."""
-    return _limit(DEPTH_VARIABLE, MAX_DEFINITION_DEPTH)
+    return env_limit(DEPTH_VARIABLE, MAX_DEFINITION_DEPTH)
 
 
 def _too_big(path: Path, size: int, limit: int) -> ConfigError:

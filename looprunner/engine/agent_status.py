@@ -9,16 +9,17 @@ so they are kept to a length of their own, marked with how much was cut.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import stat
 from pathlib import Path
 
 import attrs
 
 from looprunner import convert
+from looprunner.errors import UnsafeFileError
+from looprunner.limits import env_limit
 from looprunner.models import AgentStatus
+from looprunner.store.safe import open_regular
 
 #: the most of status.json read (bytes); ``LOOPRUNNER_MAX_STATUS_BYTES`` overrides
 MAX_STATUS_BYTES = 1 << 20
@@ -28,23 +29,14 @@ MAX_REASON_BYTES = 4096
 MAX_REASON_ENV = "LOOPRUNNER_MAX_REASON_BYTES"
 
 
-def _limit(env: str, default: int) -> int:
-    """Return a positive byte limit from ``env``; a value that is not one is ignored."""
-    try:
-        value = int(os.environ.get(env, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 def max_status_bytes() -> int:
     """Return the most of status.json read (``LOOPRUNNER_MAX_STATUS_BYTES``, 1 MiB)."""
-    return _limit(MAX_STATUS_ENV, MAX_STATUS_BYTES)
+    return env_limit(MAX_STATUS_ENV, MAX_STATUS_BYTES)
 
 
 def max_reason_bytes() -> int:
     """Return the most of a reason or summary kept (``LOOPRUNNER_MAX_REASON_BYTES``)."""
-    return _limit(MAX_REASON_ENV, MAX_REASON_BYTES)
+    return env_limit(MAX_REASON_ENV, MAX_REASON_BYTES)
 
 
 class StatusProblem(Exception):
@@ -83,25 +75,22 @@ def clip_status(status: AgentStatus) -> AgentStatus:
 
 def _read_bounded(path: Path) -> bytes:
     """Read a regular file of at most the limit, never following a link nor blocking."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         raise StatusProblem("status_missing", f"the agent wrote no status file ({path})") from None
+    except UnsafeFileError as exc:
+        detail = (
+            "is a symbolic link; the status must be a regular file"
+            if exc.what == "a symbolic link"
+            else f"is not a regular file ({exc.what})"
+        )
+        raise StatusProblem("status_invalid", f"{path} {detail}") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StatusProblem(
-                "status_invalid", f"{path} is a symbolic link; the status must be a regular file"
-            ) from None
         raise StatusProblem("status_invalid", f"cannot read {path}: {exc}") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise StatusProblem(
-                "status_invalid", f"{path} is not a regular file ({_kind(info.st_mode)})"
-            )
         limit = max_status_bytes()
-        if info.st_size > limit:
+        if os.fstat(fd).st_size > limit:
             raise StatusProblem("status_invalid", _too_large(path, limit))
         chunks, total = [], 0
         while total <= limit:
@@ -121,19 +110,6 @@ def _read_bounded(path: Path) -> bytes:
 
 def _too_large(path: Path, limit: int) -> str:
     return f"{path} is larger than {limit} bytes (raise {MAX_STATUS_ENV} to allow more)"
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a file"
 
 
 def read_agent_status(path: Path) -> AgentStatus:

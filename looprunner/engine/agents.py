@@ -10,7 +10,6 @@ rules, so a plugin stage type composes agents instead of re-implementing them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import attrs
 from looprunner.engine.agent_status import StatusProblem, read_agent_status
 from looprunner.engine.process import AgentRunner, ProcessResult
 from looprunner.errors import AgentFailed, LooprunnerError
+from looprunner.limits import env_limit
 from looprunner.models import AgentRun, AgentStatus, Decision, Invocation
 from looprunner.plugins.registry import Registry
 from looprunner.protocols import Provider
@@ -30,11 +30,7 @@ MAX_OUTPUT_ENV = "LOOPRUNNER_MAX_OUTPUT_BYTES"
 
 def max_output_bytes() -> int:
     """Return the output kept per agent run (``LOOPRUNNER_MAX_OUTPUT_BYTES``, 16 MiB)."""
-    try:
-        value = int(os.environ.get(MAX_OUTPUT_ENV, MAX_CAPTURE))
-    except ValueError:
-        return MAX_CAPTURE
-    return value if value > 0 else MAX_CAPTURE
+    return env_limit(MAX_OUTPUT_ENV, MAX_CAPTURE)
 
 
 def dropped_marker(count: int) -> str:
