@@ -25,6 +25,7 @@ import attrs
 
 from looprunner import convert
 from looprunner.definitions import catalog
+from looprunner.definitions.blocks import check_parallel_sources, parallel_inputs, parallel_node
 from looprunner.errors import ConfigError
 from looprunner.models import Node, NodeInputs, Pipeline, Stage, Termination
 from looprunner.names import validate_node_id
@@ -152,6 +153,8 @@ class _Loader:
     path: Path
     doc: Any
     project: Path
+    #: the pipeline's ``context:``, which a block's stages get as the other nodes do
+    shared_context: str = ""
 
     def fail(
         self,
@@ -191,11 +194,13 @@ class _Loader:
         if not isinstance(items, list) or not items:
             raise self.fail(f"'{key}:' must be a non-empty list of nodes", (key,))
         defaults = spec.defaults or _Defaults()
+        self.shared_context = spec.context or ""
         nodes: list[Node] = []
         for index, item in enumerate(items):
             nodes.append(
                 self.node(item, (key, index), defaults=defaults, earlier=[n.id for n in nodes])
             )
+        check_parallel_sources(self, nodes, key)
         ids = [node.id for node in nodes]
         for index, node in enumerate(nodes):
             for source in node.inputs.from_nodes:
@@ -278,12 +283,7 @@ class _Loader:
         if node_id in earlier:
             raise self.fail(f"duplicate node id {node_id!r}", (*where, "id"), code="LR020")
         if "parallel" in values:
-            raise self.fail(
-                "parallel blocks are not supported yet; run the providers as separate nodes",
-                (*where, "parallel"),
-                key=True,
-                code="LR022",
-            )
+            return parallel_node(self, values, spec, node_id, where, defaults=defaults)
         stage_name = spec.stage or spec.loop
         if spec.loop is not None and spec.stage is None:
             warnings.warn(
@@ -366,13 +366,7 @@ class _Loader:
                     (*where, key),
                     key=True,
                 )
-        if "from_parallel" in value:
-            raise self.fail(
-                "inputs.from_parallel needs parallel blocks, which are not supported yet",
-                (*where, "from_parallel"),
-                key=True,
-                code="LR022",
-            )
+        from_parallel = parallel_inputs(self, value.get("from_parallel"), (*where, "from_parallel"))
         sources = value.get("from")
         if sources is None:
             names: tuple[str, ...] = ()
@@ -383,4 +377,5 @@ class _Loader:
         else:
             raise self.fail("expected a node id or a list of node ids", (*where, "from"))
         typed = {k: value[k] for k in ("select", "from_initial") if k in value}
-        return self.structure({**typed, "from_nodes": names}, NodeInputs, where)
+        inputs = self.structure({**typed, "from_nodes": names}, NodeInputs, where)
+        return attrs.evolve(inputs, from_parallel=from_parallel)
