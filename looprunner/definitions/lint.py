@@ -11,7 +11,7 @@ and column. Errors make ``looprunner lint`` exit 2; warnings never fail it.
 | LR011 | warning  | a stage folder has no stage.yaml, so it is not a stage |
 | LR012 | error    | the prompt file is missing |
 | LR020 | error    | two nodes share an id |
-| LR021 | error    | ``inputs.from`` names an unknown node or one that runs later, or ``from_parallel`` a stage, block or provider no earlier parallel block has |
+| LR021 | error    | ``inputs.from``/``from_parallel`` name what no earlier node has |
 | LR030 | warning  | the prompt uses a ``${VARIABLE}`` looprunner does not set |
 | LR031 | warning  | a ``judgment`` termination without ``consensus`` (2 is used) |
 | LR032 | error    | an unknown provider |

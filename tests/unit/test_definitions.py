@@ -36,6 +36,11 @@ class BadPipelineCase(NamedTuple):
 
 
 NODE = "nodes:\n  - id: a\n    stage: work\n"
+#: a parallel block 'b' of one stage 's' run by claude and codex (7 lines)
+BLOCK = (
+    "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n"
+    "      stages:\n        - id: s\n          stage: work\n"
+)
 
 BAD_PIPELINES = [
     BadPipelineCase(
@@ -148,8 +153,7 @@ BAD_PIPELINES = [
     ),
     BadPipelineCase(
         "from-parallel-unknown-stage",
-        "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n      stages:\n        - id: s\n          stage: work\n"
-        + "  - id: c\n    stage: work\n    inputs:\n      from_parallel: t\n",
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n      from_parallel: t\n",
         11,
         "nodes[1].inputs.from_parallel",
         "stage 't', which no earlier parallel block has (their stages: s)",
@@ -157,8 +161,7 @@ BAD_PIPELINES = [
     ),
     BadPipelineCase(
         "from-parallel-unknown-provider",
-        "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n      stages:\n        - id: s\n          stage: work\n"
-        + "  - id: c\n    stage: work\n    inputs:\n"
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
         "      from_parallel: {stage: s, providers: [gemini]}\n",
         11,
         "nodes[1].inputs.from_parallel",
@@ -167,8 +170,7 @@ BAD_PIPELINES = [
     ),
     BadPipelineCase(
         "from-parallel-unknown-block",
-        "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n      stages:\n        - id: s\n          stage: work\n"
-        + "  - id: c\n    stage: work\n    inputs:\n"
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
         "      from_parallel: [{stage: s, block: z}]\n",
         11,
         "nodes[1].inputs.from_parallel",
@@ -177,8 +179,7 @@ BAD_PIPELINES = [
     ),
     BadPipelineCase(
         "from-parallel-bad-select",
-        "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n      stages:\n        - id: s\n          stage: work\n"
-        + "  - id: c\n    stage: work\n    inputs:\n"
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
         "      from_parallel: {stage: s, select: all}\n",
         11,
         "nodes[1].inputs.from_parallel.select",
