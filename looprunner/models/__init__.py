@@ -24,7 +24,7 @@ from looprunner.models.iteration import (
 from looprunner.models.pipeline import Node, NodeInputs, ParallelInput, Pipeline, Stage
 from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
-from looprunner.models.status import LockInfo, Resources, SessionStatus
+from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "AgentRunning",
     "AgentStatus",
     "Branch",
+    "BranchProgress",
     "BranchResult",
     "CleanupReport",
     "Decision",
