@@ -32,6 +32,23 @@ from looprunner.plugins.registry import Registries
 from looprunner.protocols import StageProgress, StageType
 
 
+MAX_DELAY_ENV = "LOOPRUNNER_MAX_DELAY"
+
+
+def delay_between(stage_delay: float, env: Mapping[str, str]) -> float:
+    """Return the pause before an iteration: the stage's ``delay``, capped by the env.
+
+    ``LOOPRUNNER_MAX_DELAY`` (seconds, 0 allowed) caps every stage's delay, so a
+    pipeline written for rate-limited agents can be tried with fakes without waiting;
+    a value that is not a number is ignored.
+    """
+    try:
+        cap = float(env.get(MAX_DELAY_ENV, ""))
+    except ValueError:
+        return stage_delay
+    return min(stage_delay, cap) if cap >= 0 else stage_delay
+
+
 class StageLoop:
     """Runs the nodes of one pipeline (the session's, or a branch's) for one recorder.
 
@@ -150,7 +167,8 @@ class StageLoop:
             if runner.stop_requested:
                 raise Stopped
             self.check_lock()
-            if completed > 0 and node.stage.delay > 0 and runner.wait_stop(node.stage.delay):
+            delay = delay_between(node.stage.delay, self.launcher.env)
+            if completed > 0 and delay > 0 and runner.wait_stop(delay):
                 raise Stopped
             plan = IterationPlan(
                 pipeline,
