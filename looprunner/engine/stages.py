@@ -31,7 +31,6 @@ from looprunner.models import events as ev
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import StageProgress, StageType
 
-
 MAX_DELAY_ENV = "LOOPRUNNER_MAX_DELAY"
 
 
