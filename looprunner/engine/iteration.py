@@ -308,7 +308,12 @@ def run_iteration(
         durable=False,
         stage=node.id,
         iteration=iteration,
-        data={"provider": stage.provider_name, "model": stage.model, "type": stage_type.name},
+        data={
+            # a type of its own (a parallel block) names no provider unless it sets one
+            "provider": stage.provider or (stage.provider_name if stage.type is None else None),
+            "model": stage.model,
+            "type": stage_type.name,
+        },
     )
     side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard, branches)
     ctx = IterationContext(
