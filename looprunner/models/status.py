@@ -34,6 +34,9 @@ class Resources:
 class BranchProgress:
     """Where one provider of the running (or last) parallel block stands.
 
+    ``status`` is the provider's own: ``running``, ``complete``, ``failed``, ``killed``,
+    or ``crashed`` when it was running and its engine is gone.
+
     ``stage`` is the provider's current stage (``stage_index`` of ``stages``),
     ``iteration`` its completed iterations of it out of ``max_iterations``, and
     ``decision`` the last completed iteration's decision (None before the first).

@@ -159,10 +159,15 @@ def branch_progress(paths: SessionPaths, state: RunState | None) -> tuple[Branch
             )
             with contextlib.suppress(StatusProblem):
                 decision = read_agent_status(status_file).decision.value
+        shown = branch.status.value
+        if not branch.status.finished and not procinfo.is_alive(
+            branch.pid, branch.pid_start_time, branch.boot_id
+        ):
+            shown = "crashed"  # its engine died inside the block; resume continues it
         found.append(
             BranchProgress(
                 name=folder.name,
-                status=branch.status.value,
+                status=shown,
                 stage=stage.id,
                 stage_index=index,
                 stages=len(branch.stages),

@@ -200,6 +200,10 @@ def test_sigkill_mid_block_then_resume_reruns_only_the_unfinished_provider(
     assert state is not None and state.pid is not None
     os.kill(state.pid, signal.SIGKILL)
     wait_until(lambda: session.status().health is Health.CRASHED, what="session crashed")
+    assert {b.name: b.status for b in session.status().branches} == {
+        "a": "complete",
+        "b": "crashed",
+    }
     go.touch()
     assert cli("resume", "p4").returncode == 0
     wait_until(lambda: session.status().finished, timeout=60, what="session finished")
