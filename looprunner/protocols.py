@@ -17,6 +17,7 @@ import attrs
 from looprunner.models import (
     AgentCommand,
     AgentStatus,
+    Check,
     Event,
     Invocation,
     IterationContext,
@@ -79,6 +80,18 @@ class Provider(Protocol):
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Return the program, its arguments, environment and stdin for this iteration."""
+
+
+@runtime_checkable
+class Diagnosing(Protocol):
+    """A provider or backend that can say whether this machine can run it.
+
+    ``looprunner doctor`` shows the answer: the program found and its version, missing
+    credentials (variable names only, never values), what running as root implies.
+    """
+
+    def diagnose(self, env: Mapping[str, str]) -> Check:
+        """Look at this machine and ``env`` (the caller's environment); change nothing."""
 
 
 # ---------------------------------------------------------------------- terminations

@@ -51,6 +51,7 @@ COMMANDS = {
     "dry-run": "define:dry_run",
     "completion": "define:completion",
     "plugins": "define:plugins",
+    "doctor": "doctor:doctor",
 }
 
 
