@@ -29,6 +29,7 @@ from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
 from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store import lock as lockmod
+from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, size
 from looprunner.store.state import read_state
@@ -74,6 +75,9 @@ def status(
     """
     probe = lockmod.probe(ref.paths.lock_file)
     state, unreadable = read_recorded(ref) if recorded is None else recorded
+    fault = None
+    if not probe.held:  # an ending the engine could write only in the lock file
+        state, fault = ended_by_fault(probe.metadata, state)
     backend_name = (
         state.backend
         if state is not None
@@ -102,6 +106,7 @@ def status(
         stopped_pid=engine_pid
         if (probe.held or engine_alive) and procinfo.is_stopped(engine_pid)
         else None,
+        fault=fault,
     )
     lock_info = LockInfo(
         present=probe.present,
@@ -123,6 +128,7 @@ def status(
         state=state,
         lock=lock_info,
         detail=detail,
+        fault=fault,
     )
 
 
