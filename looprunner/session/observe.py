@@ -31,7 +31,7 @@ from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store import lock as lockmod
 from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
-from looprunner.store.logs import follow, last_lines, size
+from looprunner.store.logs import follow, last_lines, rotated, size
 from looprunner.store.state import read_state
 
 #: what a listing learned of each backend: its live sessions (None: it cannot tell)
@@ -247,11 +247,15 @@ def output(ref: SessionRef, lines: int) -> tuple[str, list[str]]:
             pane = None
         if pane is not None:
             return backend.name, list(pane)
-    return "engine.log", last_lines(ref.paths.engine_log, lines)
+    log = ref.paths.engine_log
+    return "engine.log", last_lines(log, lines, previous=rotated(log))
 
 
 def follow_output(ref: SessionRef, *, interval: float) -> Iterator[str]:
-    """Yield what the engine prints from now until the session stops running."""
+    """Yield what the engine prints from now until the session stops running.
+
+    Across a rotation of engine.log too: the rest of the old file, then the new one.
+    """
 
     def done() -> bool:
         return status(ref).health is not Health.RUNNING

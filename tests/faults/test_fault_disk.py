@@ -138,10 +138,12 @@ def stage(project: Path, gate: Path, *, output: int, iterations: int = 2) -> Non
     (folder / "prompt.md").write_text("Iteration ${ITERATION}: write ${STATUS}.\n")
 
 
+START = ("start", "--stage", "work", "--foreground")
+
+
 def start_foreground(project: Path, name: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "looprunner", "--project", str(project)]
-        + ["start", name, "--stage", "work", "--foreground"],
+        [sys.executable, "-m", "looprunner", "--project", str(project), *START, name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -291,6 +293,27 @@ def test_the_lock_file_takes_a_fault_in_place_on_a_full_disk(small_disk):
         filler.unlink()
     finally:
         lock.release()
+
+
+def test_engine_log_writes_the_disk_refuses_are_counted_and_said_later(small_disk):
+    """engine.log is not the record: a refused write never stops the engine, and is said."""
+    from looprunner.store.enginelog import LogWriter
+
+    log = small_disk / "engine.log"
+    writer = LogWriter(log)
+    writer.open()
+    writer.write(b"before\n")
+    filler = fill(small_disk)
+    refused = b"z" * 9000 + b"\n"  # more than the block engine.log has room left in
+    writer.write(refused)  # no exception
+    assert writer.missed > 0
+    missed = writer.missed
+    filler.unlink()
+    writer.write(b"after\n")
+    writer.close()
+    text = log.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n"), text[-200:]
+    assert f"[looprunner: {missed} bytes could not be written to engine.log: No space" in text
 
 
 # --------------------------------------------------------------------------- read-only
