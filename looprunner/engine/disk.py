@@ -94,10 +94,12 @@ def end_by_fault(
     ended = rec.current.ended(RunStatus.FAILED, at=at, error=error)
     rec.state = ended
     try:
-        if not lock.still_ours():
-            lock.reassert()  # the lock file was deleted too: make it again, to say this
-        lock.record_fault(marker_fields(error, at))
-        where = f"recorded in {lock.path} instead of state.json"
+        # the lock file deleted too: make it again, to say this (unless another engine did)
+        if lock.still_ours() or lock.reassert():
+            lock.record_fault(marker_fields(error, at))
+            where = f"recorded in {lock.path} instead of state.json"
+        else:
+            where = f"not recorded: another engine holds {lock.path} now"
     except OSError as exc:
         where = f"neither state.json nor {lock.path} could be written ({exc.strerror or exc})"
     with contextlib.suppress(OSError, ValueError):
