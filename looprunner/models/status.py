@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from looprunner.models.state import Health, RunState
+from looprunner.models.state import Health, RunError, RunState
 
 
 @attrs.frozen
@@ -57,7 +57,9 @@ class SessionStatus:
     """A session's health and, when there is one, its recorded state.
 
     ``detail`` explains the health in a sentence where it needs one (why a session is
-    ``crashed``, why ``unknown``).
+    ``crashed``, why ``unknown``). ``fault`` is the error of a run whose engine could
+    record its ending only in the lock file (a full or read-only disk, a deleted run
+    folder); ``state`` then shows that ending, in memory only, when there is a state.
     """
 
     session: str
@@ -68,6 +70,7 @@ class SessionStatus:
     detail: str | None = None
     #: each provider's progress when the current node is a parallel block
     branches: tuple[BranchProgress, ...] = ()
+    fault: RunError | None = None
 
     @property
     def finished(self) -> bool:
