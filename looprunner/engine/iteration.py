@@ -17,8 +17,8 @@ from pathlib import Path
 import attrs
 
 from looprunner import convert, procinfo
+from looprunner.engine import contain, faults
 from looprunner.engine import context as ctxmod
-from looprunner.engine import faults
 from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
 from looprunner.engine.prompt import render, template_values
@@ -138,20 +138,25 @@ class _AgentSide:
             f"({provider_name}{', ' + invocation.model if invocation.model else ''})"
         )
 
+        mark = contain.new_mark()
+
         def on_start(pid: int) -> None:
             # bookkeeping, not history: atomic but not fsynced
             self.recorder.save(
-                durable=False, agent_pid=pid, agent_start_time=procinfo.start_time(pid)
+                durable=False,
+                agent_pid=pid,
+                agent_start_time=procinfo.start_time(pid),
+                agent_mark=mark,
             )
             faults.checkpoint("agent_running", iteration)
 
         faults.checkpoint("before_agent", iteration)
         with self.guard.agent_running():
             outcome = self.launcher.launch(
-                provider_name, invocation, timeout=stage.timeout, on_start=on_start
+                provider_name, invocation, timeout=stage.timeout, on_start=on_start, mark=mark
             )
         self.recorder.state = attrs.evolve(
-            self.recorder.current, agent_pid=None, agent_start_time=None
+            self.recorder.current, agent_pid=None, agent_start_time=None, agent_mark=None
         )
         self.output_dropped += outcome.output_dropped
         self.durations.append(outcome.result.duration)

@@ -22,8 +22,8 @@ from typing import TextIO
 
 from looprunner import convert
 from looprunner.builtin.defaults import STAGE_TYPE
+from looprunner.engine import contain, faults, recovery
 from looprunner.engine import context as ctxmod
-from looprunner.engine import faults, recovery
 from looprunner.engine.agent_status import read_history
 from looprunner.engine.agents import AgentLauncher, Stopped
 from looprunner.engine.iteration import (
@@ -65,6 +65,11 @@ class Engine:
         The stage types, providers and terminations to use.
     session_view:
         What lifecycle hooks receive as ``session``.
+    own_process:
+        The engine owns its process (``python -m looprunner engine``): it then makes the
+        process adopt orphaned descendants, so programs its agents detach stay findable
+        (:mod:`looprunner.engine.contain`). An engine sharing its caller's process
+        leaves the process as it is.
     """
 
     def __init__(
@@ -76,8 +81,10 @@ class Engine:
         session_view: SessionView,
         env: Mapping[str, str] | None = None,
         out: TextIO | None = None,
+        own_process: bool = False,
     ) -> None:
         self.paths = paths
+        self.own_process = own_process
         self.backend = backend
         self.registries = registries
         self.env = dict(os.environ if env is None else env)
@@ -93,6 +100,7 @@ class Engine:
             env=self.env,
             echo=self.recorder.write_out,
             end_echo=self.recorder.end_output,
+            note=self.recorder.log,
         )
         self.guard = InterruptGuard()
 
@@ -123,6 +131,8 @@ class Engine:
                 f"session {self.paths.name!r} is already running (its lock is held)",
                 session=self.paths.name,
             )
+        if self.own_process:
+            self.runner.adopter = contain.adopt()
         restore = self._install_signal_handlers()
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)

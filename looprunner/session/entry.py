@@ -52,6 +52,7 @@ def run_engine(
         registries=registries,
         session_view=Session.with_registries(session, project, registries),
         env=env,
+        own_process=True,
     )
     try:
         state = engine.run(resume=resume)
