@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from looprunner import convert, procinfo
+from looprunner import convert
 from looprunner.engine import contain, faults
 from looprunner.engine import context as ctxmod
 from looprunner.engine.agent_status import clip_status
@@ -141,13 +141,7 @@ class _AgentSide:
         mark = contain.new_mark()
 
         def on_start(pid: int) -> None:
-            # bookkeeping, not history: atomic but not fsynced
-            self.recorder.save(
-                durable=False,
-                agent_pid=pid,
-                agent_start_time=procinfo.start_time(pid),
-                agent_mark=mark,
-            )
+            self.recorder.agent_started(pid, mark)
             faults.checkpoint("agent_running", iteration)
 
         faults.checkpoint("before_agent", iteration)
@@ -155,9 +149,7 @@ class _AgentSide:
             outcome = self.launcher.launch(
                 provider_name, invocation, timeout=stage.timeout, on_start=on_start, mark=mark
             )
-        self.recorder.state = attrs.evolve(
-            self.recorder.current, agent_pid=None, agent_start_time=None, agent_mark=None
-        )
+        self.recorder.agent_ended()
         self.output_dropped += outcome.output_dropped
         self.durations.append(outcome.result.duration)
         if outcome.result.exit_code is not None:
