@@ -16,8 +16,8 @@ every process that is the agent's, which is any process started since the agent 
 3. was adopted by an engine that owns its process: such an engine is a child subreaper
    (:func:`adopt`), so an orphan below the agent is re-parented to the engine, and every
    child of the engine outside the engine's own session is the agent's (the engine
-   starts nothing else); this catches programs that also cleared their environment or
-   cannot be read (non-dumpable ones, like ``ssh-agent``);
+   starts nothing else while an agent runs); this catches programs that also cleared
+   their environment or cannot be read (non-dumpable ones, like ``ssh-agent``);
 4. descends from any of these.
 
 Each is sent SIGTERM, given the grace, then SIGKILL, and scanned for again until none
@@ -25,11 +25,11 @@ is left (a program that forks while it is being ended is found by the next round
 Signals go through a pidfd opened after the start time was checked, so a pid reused in
 the meantime is never signalled; the engine collects the adopted ones that exit.
 
-The sweep is cheap when nothing escaped: an engine that adopts orphans and has no child
-left once its agent was collected has, by construction, no descendant at all — one
-``waitid`` call answers. Otherwise (or for an engine sharing its process, inline) it
-reads ``/proc/PID/stat`` of every process, and the environment only of processes
-started since the agent.
+The sweep is cheap when nothing escaped: a process that adopts orphans (for good when
+the engine owns it, only while an agent runs when the engine shares it: :func:`adopting`)
+and has no child left once its agent was collected has, by construction, no descendant
+at all — one ``waitid`` call answers. Otherwise it reads ``/proc/PID/stat`` of every
+process, and the environment only of processes started since the agent.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ import attrs
 _PROC = "/proc"
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
-#: an environment larger than this is not read further (a marker is looked for at its start
-#: and in what was read; an agent's own variables come first only by chance)
+#: the most of one process's environment read (a marker past it is not seen; the kernel
+#: caps an environment near this size with the default stack limit anyway)
 MAX_ENVIRON = 4 * 1024 * 1024
 
 
