@@ -105,6 +105,7 @@ class AgentLauncher:
         env: Mapping[str, str],
         echo: Callable[[str], None],
         end_echo: Callable[[], None] = lambda: None,
+        note: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.providers = providers
         self.runner = runner
@@ -113,6 +114,8 @@ class AgentLauncher:
         self.echo = echo
         #: called when an agent's output has ended (the echo may hold a tail back)
         self.end_echo = end_echo
+        #: writes one line of the engine's own to its log
+        self.note = note
 
     def launch(
         self,
@@ -121,8 +124,12 @@ class AgentLauncher:
         *,
         timeout: float | None,
         on_start: Callable[[int], None] = lambda pid: None,
+        mark: str | None = None,
     ) -> AgentOutcome:
         """Run one agent to its end and return what happened.
+
+        ``mark`` (``LOOPRUNNER_AGENT_MARK``) lets what the agent starts be found after it,
+        even by another process: the caller records it (a fresh one when None).
 
         Raises
         ------
@@ -144,10 +151,13 @@ class AgentLauncher:
                 timeout=timeout,
                 on_output=captured.feed,
                 on_start=on_start,
+                mark=mark,
             )
         finally:
             captured.finish()  # says what past the cap was not kept
             self.end_echo()  # and lets out what the redactor held back
+        if result.leftovers:
+            self.note(f"stopped {result.leftovers} process(es) the agent left running")
         return AgentOutcome(result=result, output=captured.text(), output_dropped=captured.dropped)
 
 

@@ -27,9 +27,10 @@ import attrs
 from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.disk import fault_of
 from looprunner.engine.iteration import InterruptGuard, IterationFailed, IterationPlan
-from looprunner.engine.process import AgentRunner, kill_grace, stop_leftover_group
+from looprunner.engine.process import AgentRunner, kill_grace
 from looprunner.engine.recorder import Recorder
 from looprunner.engine.stages import StageLoop
 from looprunner.errors import AgentFailed, LooprunnerError
@@ -217,10 +218,15 @@ class BranchRunner:
             write_state(rec.paths.state_file, state)
             rec.log(f"branch started: {len(pipeline.nodes)} stage(s)")
             return state
-        if stop_leftover_group(
-            previous.agent_pid, previous.agent_start_time, previous.boot_id, kill_grace()
-        ):
-            rec.log(f"stopped what the previous engine's agent (group {previous.agent_pid}) left")
+        stopped = stop_leftovers(
+            previous.agent_pid,
+            previous.agent_start_time,
+            previous.boot_id,
+            previous.agent_mark,
+            kill_grace(),
+        )
+        if stopped:
+            rec.log(f"stopped {stopped} process(es) the previous engine's agent left")
         index = min(previous.current_stage, len(previous.stages) - 1)
         stage = previous.stages[index]
         if stage.status is not RunStatus.COMPLETE:
@@ -234,6 +240,7 @@ class BranchRunner:
             iteration_started=None,
             agent_pid=None,
             agent_start_time=None,
+            agent_mark=None,
             **rec.identity(),
         )
         recovery.reconcile_events(rec, pipeline)

@@ -18,9 +18,9 @@ from typing import Protocol
 
 import attrs
 
-from looprunner import convert, procinfo
+from looprunner import convert
+from looprunner.engine import contain, faults
 from looprunner.engine import context as ctxmod
-from looprunner.engine import faults
 from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
 from looprunner.engine.disk import fault_of
@@ -162,21 +162,18 @@ class _AgentSide:
             f"({provider_name}{', ' + invocation.model if invocation.model else ''})"
         )
 
+        mark = contain.new_mark()
+
         def on_start(pid: int) -> None:
-            # bookkeeping, not history: atomic but not fsynced
-            self.recorder.save(
-                durable=False, agent_pid=pid, agent_start_time=procinfo.start_time(pid)
-            )
+            self.recorder.agent_started(pid, mark)
             faults.checkpoint("agent_running", iteration)
 
         faults.checkpoint("before_agent", iteration)
         with self.guard.agent_running():
             outcome = self.launcher.launch(
-                provider_name, invocation, timeout=stage.timeout, on_start=on_start
+                provider_name, invocation, timeout=stage.timeout, on_start=on_start, mark=mark
             )
-        self.recorder.state = attrs.evolve(
-            self.recorder.current, agent_pid=None, agent_start_time=None
-        )
+        self.recorder.agent_ended()
         self.output_dropped += outcome.output_dropped
         self.durations.append(outcome.result.duration)
         if outcome.result.exit_code is not None:

@@ -13,6 +13,7 @@ import contextlib
 import shutil
 from pathlib import Path
 
+from looprunner.engine import contain
 from looprunner.engine import context as ctxmod
 from looprunner.engine.agents import AgentLauncher, Stopped, verdict
 from looprunner.engine.prompt import render, template_values
@@ -84,7 +85,15 @@ def run_judge(
     )
     rec.log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
     try:
-        outcome = launcher.launch(provider_name, invocation, timeout=stage.timeout)
+        mark = contain.new_mark()
+        outcome = launcher.launch(
+            provider_name,
+            invocation,
+            timeout=stage.timeout,
+            on_start=lambda pid: rec.agent_started(pid, mark),
+            mark=mark,
+        )
+        rec.agent_ended()
         write_atomic(folder / ctxmod.OUTPUT_FILE, rec.redactor.text(outcome.output), durable=False)
         if outcome.result.stopped:
             raise Stopped

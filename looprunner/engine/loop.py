@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from looprunner import convert
-from looprunner.engine import disk, recovery
+from looprunner.engine import contain, disk, recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
 from looprunner.engine.branches import BranchRunner
 from looprunner.engine.iteration import InterruptGuard, IterationFailed
@@ -60,6 +60,11 @@ class Engine:
         The stage types, providers and terminations to use.
     session_view:
         What lifecycle hooks receive as ``session``.
+    own_process:
+        The engine owns its process (``python -m looprunner engine``): it then makes the
+        process adopt orphaned descendants, so programs its agents detach stay findable
+        (:mod:`looprunner.engine.contain`). An engine sharing its caller's process
+        leaves the process as it is.
     """
 
     def __init__(
@@ -71,8 +76,10 @@ class Engine:
         session_view: SessionView,
         env: Mapping[str, str] | None = None,
         out: TextIO | None = None,
+        own_process: bool = False,
     ) -> None:
         self.paths = paths
+        self.own_process = own_process
         self.backend = backend
         self.registries = registries
         self.env = dict(os.environ if env is None else env)
@@ -111,6 +118,8 @@ class Engine:
                 f"session {self.paths.name!r} is already running (its lock is held)",
                 session=self.paths.name,
             )
+        if self.own_process:
+            self.runner.adopter = contain.adopt()
         restore = self._install_signal_handlers()
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)
@@ -228,6 +237,7 @@ class Engine:
             env=self.env,
             echo=recorder.write_out,
             end_echo=recorder.end_output,
+            note=recorder.log,
         )
 
     def _fail(self, error: RunError) -> RunState:

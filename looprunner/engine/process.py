@@ -1,11 +1,13 @@
 """Running one agent process: its own process group, a timeout, and a clean stop.
 
 The agent runs as the leader of a new session (so of a new process group); stopping it
-signals the whole group, SIGTERM first and SIGKILL after a grace period, so nothing it
-started is left behind. The prompt goes to its stdin from a thread, so a large prompt
-and a chatty agent cannot deadlock each other. Waiting is event-driven: the engine
-sleeps in ``select`` on the agent's output, its exit (a pidfd on Linux) and a wake-up
-pipe the stop request writes to.
+signals the whole group, SIGTERM first and SIGKILL after a grace period. Once it has
+exited, whatever it started and left running — in its group or escaped from it — is
+swept (:mod:`looprunner.engine.contain`), so nothing it started is left behind. The
+prompt goes to its stdin from a thread, so a large prompt and a chatty agent cannot
+deadlock each other. Waiting is event-driven: the engine sleeps in ``select`` on the
+agent's output, its exit (a pidfd on Linux) and a wake-up pipe the stop request writes
+to.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import attrs
 
+from looprunner.engine import contain, proctree
 from looprunner.models import AgentCommand
 
 DEFAULT_GRACE = 10.0
@@ -47,6 +50,8 @@ class ProcessResult:
     stopped: bool
     duration: float
     spawn_error: str | None = None
+    #: processes the agent left running that were ended after it exited
+    leftovers: int = 0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -106,35 +111,17 @@ def stop_group(pgid: int, grace: float) -> None:
     signal_group(pgid, signal.SIGKILL)
 
 
-def stop_leftover_group(
-    pgid: int | None, started: int | None, boot: str | None, grace: float
-) -> bool:
-    """Stop what is left of an agent's process group after its engine died.
-
-    The agent (the group's leader, pid ``pgid``, started at ``started``) may be gone
-    while programs it started live on. Its group is signalled when the leader is still
-    the recorded process, or when no process has the leader's pid any more: a group id
-    is never given to a new process while members of the group exist, so the members
-    are the agent's. A pid now used by another process is never signalled, nor is
-    anything after a reboot. Return whether anything was stopped.
-    """
-    from looprunner import procinfo
-
-    if not pgid or (boot is not None and procinfo.boot_id() not in (None, boot)):
-        return False
-    leader_now = procinfo.start_time(pgid)
-    if leader_now is not None and (started is None or leader_now != started):
-        return False  # the pid belongs to another process now (or cannot be told apart)
-    if not group_alive(pgid):
-        return False
-    stop_group(pgid, grace)
-    return True
-
-
 class AgentRunner:
-    """Runs agent commands one at a time; :meth:`request_stop` may come from any thread."""
+    """Runs agent commands one at a time; :meth:`request_stop` may come from any thread.
 
-    def __init__(self) -> None:
+    ``adopter`` is set when the engine owns its process and adopts orphans for good
+    (:func:`looprunner.engine.contain.adopt`); otherwise the process adopts them only
+    while an agent runs (:func:`looprunner.engine.contain.adopting`). Either way the
+    sweep after each agent is one system call when the agent left nothing.
+    """
+
+    def __init__(self, adopter: contain.Adopter | None = None) -> None:
+        self.adopter = adopter
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop = threading.Event()
@@ -163,7 +150,7 @@ class AgentRunner:
         stops the engine's runner) stops every branch's agent, while one branch failing
         stops only the branches it is told to.
         """
-        runner = AgentRunner()
+        runner = AgentRunner(self.adopter)
         self._children.append(runner)
         if self._stop.is_set():
             runner.request_stop()
@@ -195,29 +182,81 @@ class AgentRunner:
         on_output: Callable[[bytes], None],
         on_start: Callable[[int], None] = lambda pid: None,
         grace: float | None = None,
+        mark: str | None = None,
     ) -> ProcessResult:
-        """Run ``command`` to its end, streaming its output to ``on_output``."""
+        """Run ``command`` to its end, streaming its output to ``on_output``.
+
+        ``mark`` is put in the agent's environment (``LOOPRUNNER_AGENT_MARK``) so what it
+        starts can be found; a fresh one is made when none is given.
+        """
         grace = kill_grace() if grace is None else grace
         full_env = {k: v for k, v in env.items() if k not in command.unset_env}
         full_env.update(command.env)
-        started = time.monotonic()
+        full_env[contain.MARK_ENV] = mark or contain.new_mark()
         if self._stop.is_set():
             return ProcessResult(None, timed_out=False, stopped=True, duration=0.0)
-        try:
-            proc = subprocess.Popen(
-                list(command.argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+        with contain.adopting(self.adopter) as adopter:
+            return self._run(
+                command,
                 cwd=cwd,
                 env=full_env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                timeout=timeout,
+                on_output=on_output,
+                on_start=on_start,
+                grace=grace,
+                adopter=adopter,
             )
-        except OSError as exc:
-            return ProcessResult(
-                None, timed_out=False, stopped=False, duration=0.0, spawn_error=str(exc)
-            )
+
+    def _run(
+        self,
+        command: AgentCommand,
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float | None,
+        on_output: Callable[[bytes], None],
+        on_start: Callable[[int], None],
+        grace: float,
+        adopter: contain.Adopter | None,
+    ) -> ProcessResult:
+        """Start the agent, watch it to its end, and sweep what it left."""
+        with contain.spawn_lock:  # counted before a sibling's sweep can see it
+            try:
+                proc = subprocess.Popen(
+                    list(command.argv),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                )
+            except OSError as exc:
+                return ProcessResult(
+                    None, timed_out=False, stopped=False, duration=0.0, spawn_error=str(exc)
+                )
+            begun = proctree.read(proc.pid)  # readable until collected, even if it exited
+            agent = contain.Agent(proc.pid, begun.started if begun else None, env[contain.MARK_ENV])
+            contain.register(agent)
+        try:
+            return self._watch(proc, agent, command, timeout, on_output, on_start, grace, adopter)
+        finally:
+            contain.unregister(agent)
+
+    def _watch(
+        self,
+        proc: subprocess.Popen[bytes],
+        agent: contain.Agent,
+        command: AgentCommand,
+        timeout: float | None,
+        on_output: Callable[[bytes], None],
+        on_start: Callable[[int], None],
+        grace: float,
+        adopter: contain.Adopter | None,
+    ) -> ProcessResult:
+        """Watch the started agent to its end (output, timeout, stop), then sweep."""
+        started = time.monotonic()
         on_start(proc.pid)
         writer = threading.Thread(target=_feed, args=(proc, command.stdin), daemon=True)
         writer.start()
@@ -276,13 +315,16 @@ class AgentRunner:
                 stop_group(proc.pid, grace)
             proc.wait()
             # whatever the agent started and left running goes with it
-            if group_alive(proc.pid):
-                stop_group(proc.pid, min(grace, 2.0))
+            left = contain.sweep_after(agent, min(grace, 2.0), adopter=adopter)
             proc.stdout.close()
             writer.join(timeout=1)
         exit_code = proc.wait()
         return ProcessResult(
-            exit_code, timed_out=timed_out, stopped=stopped, duration=time.monotonic() - started
+            exit_code,
+            timed_out=timed_out,
+            stopped=stopped,
+            duration=time.monotonic() - started,
+            leftovers=left,
         )
 
 

@@ -89,6 +89,24 @@ class Recorder:
         self.state = attrs.evolve(self.current, updated_at=utc_now(), **changes)
         write_state(self.paths.state_file, self.state, durable=durable)
 
+    def agent_started(self, pid: int, mark: str) -> None:
+        """Record the running agent, so what it leaves can be found if this engine dies.
+
+        Bookkeeping, not history: written atomically but not fsynced.
+        """
+        self.save(
+            durable=False,
+            agent_pid=pid,
+            agent_start_time=procinfo.start_time(pid),
+            agent_mark=mark,
+        )
+
+    def agent_ended(self) -> None:
+        """Forget the agent (in memory: the next save writes it)."""
+        self.state = attrs.evolve(
+            self.current, agent_pid=None, agent_start_time=None, agent_mark=None
+        )
+
     def set_stage(self, index: int, **changes: Any) -> None:
         """Change node ``index``'s entry in memory (the next :meth:`save` writes it)."""
         stage = attrs.evolve(self.current.stages[index], **changes)

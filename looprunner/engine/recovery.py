@@ -13,8 +13,9 @@ import attrs
 
 from looprunner.engine import context as ctxmod
 from looprunner.engine.agent_status import read_history
+from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.iteration import verdict_data
-from looprunner.engine.process import kill_grace, stop_leftover_group
+from looprunner.engine.process import kill_grace
 from looprunner.engine.recorder import Recorder
 from looprunner.models import Event, Pipeline, RunState, RunStatus, StageState, events
 from looprunner.store.atomic import write_atomic
@@ -39,6 +40,7 @@ def begin(
             iteration_started=None,
             agent_pid=None,
             agent_start_time=None,
+            agent_mark=None,
             **identity,
         )
     else:
@@ -75,11 +77,19 @@ def announce_resume(rec: Recorder) -> None:
 
 
 def stop_leftover_agent(rec: Recorder, previous: RunState) -> None:
-    """End an agent a dead engine left running, so it cannot write into a re-run."""
-    if stop_leftover_group(
-        previous.agent_pid, previous.agent_start_time, previous.boot_id, kill_grace()
-    ):
-        rec.log(f"stopped what the previous engine's agent (group {previous.agent_pid}) left")
+    """End an agent a dead engine left running, and what it started: no writes into a re-run."""
+    stopped = stop_leftovers(
+        previous.agent_pid,
+        previous.agent_start_time,
+        previous.boot_id,
+        previous.agent_mark,
+        kill_grace(),
+    )
+    if stopped:
+        rec.log(
+            f"stopped {stopped} process(es) the previous engine's agent "
+            f"(pid {previous.agent_pid}) left running"
+        )
 
 
 def reconcile_events(

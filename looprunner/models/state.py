@@ -98,6 +98,8 @@ class RunState:
     boot_id: str | None = None
     agent_pid: int | None = None
     agent_start_time: int | None = None
+    #: the ``LOOPRUNNER_AGENT_MARK`` of the running agent: finds what it started
+    agent_mark: str | None = None
     version: str | None = None
 
     @property
@@ -142,4 +144,5 @@ class RunState:
             iteration_started=None,
             agent_pid=None,
             agent_start_time=None,
+            agent_mark=None,
         )

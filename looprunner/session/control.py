@@ -1,7 +1,8 @@
 """Changing a running session from outside: kill and resume.
 
-``kill`` ends the engine (SIGTERM, then SIGKILL after a grace), whatever its agent left,
-and what the session's backend holds (its ``stop()``), then records ``killed`` through
+``kill`` ends the engine (SIGTERM, then SIGKILL after a grace), whatever its agent left
+(its group, and what escaped it: :mod:`looprunner.engine.contain`), and what the
+session's backend holds (its ``stop()``), then records ``killed`` through
 the one writer of endings — unless the engine recorded its own ending first.
 """
 
@@ -14,7 +15,8 @@ import time
 from collections.abc import Mapping
 
 from looprunner import convert, procinfo
-from looprunner.engine.process import kill_grace, stop_leftover_group
+from looprunner.engine.contain import stop_leftovers
+from looprunner.engine.process import kill_grace
 from looprunner.errors import (
     LooprunnerError,
     SessionConflictError,
@@ -56,10 +58,11 @@ def kill(ref: SessionRef, *, in_process: InProcess | None, grace: float | None) 
             _signal_engine(ref, current, timeout=timeout)
     state = ref.read_state()
     if state is not None and state.agent_pid:
-        stop_leftover_group(
+        stop_leftovers(
             state.agent_pid,
             state.agent_start_time,
             state.boot_id,
+            state.agent_mark,
             kill_grace() if grace is None else grace,
         )
     backend = ref.backend(state)

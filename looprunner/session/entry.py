@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from looprunner import handoff
+from looprunner.engine.contain import MARK_ENV
 from looprunner.engine.loop import Engine
 from looprunner.errors import SessionConflictError
 from looprunner.models import RunStatus
@@ -39,6 +40,8 @@ def run_engine(
         umask = handoff.take_umask(received)
         if umask is not None:
             os.umask(umask)  # still one thread here: the launcher's umask, not tmux's
+        # started by an agent of another session? this session is not that agent's to end
+        received.pop(MARK_ENV, None)
         os.environ.clear()
         os.environ.update(received)
         env = received
@@ -52,6 +55,7 @@ def run_engine(
         registries=registries,
         session_view=Session.with_registries(session, project, registries),
         env=env,
+        own_process=True,
     )
     try:
         state = engine.run(resume=resume)

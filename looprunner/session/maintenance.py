@@ -23,7 +23,8 @@ from pathlib import Path
 import attrs
 
 from looprunner import procinfo
-from looprunner.engine.process import kill_grace, stop_leftover_group
+from looprunner.engine.contain import stop_leftovers
+from looprunner.engine.process import kill_grace
 from looprunner.errors import LooprunnerError, UnsafeFileError
 from looprunner.health import CRASHED_ERROR, crash_reason
 from looprunner.models import (
@@ -271,15 +272,20 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
         if problem.kind == "zombie_state":
             if state is None or state.status.finished or _engine_alive(state):
                 return attrs.evolve(problem, fixed=True, action="already resolved")
-            stop_leftover_group(
-                state.agent_pid, state.agent_start_time, state.boot_id, kill_grace()
+            ended_count = stop_leftovers(
+                state.agent_pid,
+                state.agent_start_time,
+                state.boot_id,
+                state.agent_mark,
+                kill_grace(),
             )
             fault = recorded_fault(lockmod.read_metadata(session.lock_file), state)
             marked = _mark_ended(session.state_file, session.events_file, state, fault)
+            ended = f"stopped {ended_count} process(es) its agent left; " if ended_count else ""
             return attrs.evolve(
                 problem,
                 fixed=True,
-                action=f"marked {marked}; resume with 'looprunner resume {problem.session}'",
+                action=f"marked {marked}; {ended}resume with 'looprunner resume {problem.session}'",
             )
         return attrs.evolve(problem, fixed=True, action="removed the lock file")
     finally:
