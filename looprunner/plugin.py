@@ -60,6 +60,7 @@ from looprunner.protocols import (
     SessionView,
     StageProgress,
     StageType,
+    StageValidating,
     TerminationStrategy,
 )
 
@@ -107,6 +108,7 @@ __all__ = [
     "StageProgress",
     "StageResult",
     "StageType",
+    "StageValidating",
     "Termination",
     "TerminationStrategy",
     "hookimpl",

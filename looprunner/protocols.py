@@ -69,6 +69,19 @@ class Provider(Protocol):
         """Return the program, its arguments, environment and stdin for this iteration."""
 
 
+@runtime_checkable
+class StageValidating(Protocol):
+    """A provider that can refuse a stage's settings (a model it cannot run) up front.
+
+    ``lint``, ``dry-run`` and ``start`` call :meth:`validate`; unlike
+    :meth:`Provider.check` it judges only the definition, never this machine. A provider
+    may also name other spellings it answers to in ``aliases: ClassVar[tuple[str, ...]]``.
+    """
+
+    def validate(self, stage: Stage) -> None:
+        """Raise :class:`~looprunner.errors.ConfigError` if the stage's settings are unusable."""
+
+
 # ---------------------------------------------------------------------- terminations
 
 
