@@ -25,7 +25,7 @@ from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine import context as ctxmod
 from looprunner.engine import faults, recovery
 from looprunner.engine.agent_status import read_history
-from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
 from looprunner.engine.iteration import (
     InterruptGuard,
     IterationFailed,
@@ -144,6 +144,7 @@ class Engine:
     def _run_locked(self, *, resume: bool) -> RunState:
         rec = self.recorder
         pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
+        self.launcher.env = {**self.env, **agent_variables(pipeline, self.paths.name)}
         identity = {**rec.identity(), "backend": self.backend}
         resumed = recovery.begin(rec, pipeline, identity=identity, resume=resume)
         if resumed is not None:
