@@ -124,24 +124,26 @@ def dry_run(
     model: str | None,
     inputs: tuple[Path, ...],
     context: str | None,
+    runs: int | None,
+    judge: bool,
     name: str,
 ) -> int:
     """Show what a start would run (stages, providers, first prompts); start nothing."""
-    from looprunner.definitions.build import build_pipeline
+    from looprunner.cli import legacy_env
+    from looprunner.cli.run import resolve_definition
     from looprunner.definitions.dryrun import preview
     from looprunner.names import validate_session_name
     from looprunner.session import Session
 
     validate_session_name(name)
-    resolved = build_pipeline(
-        ctx.project,
+    resolved = resolve_definition(
+        ctx,
         stage=stage,
         pipeline=pipeline,
         iterations=iterations,
-        provider=provider,
-        model=model,
-        inputs=inputs,
-        context=context,
+        overrides=legacy_env.Overrides(provider, model, context, inputs),
+        runs=runs,
+        judge=judge,
     )
     warnings: list[str] = []
     try:

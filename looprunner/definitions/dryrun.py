@@ -46,6 +46,7 @@ def preview(pipeline: Pipeline, *, session: str, project: Path) -> dict[str, Any
                     "max_iterations": node.cap,
                     "min_iterations": term.min_iterations,
                     "consensus": term.consensus,
+                    "judge": term.judge is not None,
                 },
                 "delay": stage.delay,
                 "timeout": stage.timeout,

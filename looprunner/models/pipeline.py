@@ -181,6 +181,38 @@ class Pipeline:
             raise LooprunnerError(f"the definition loader returned {pipeline!r}, not a Pipeline")
         return pipeline
 
+    def repeated(self, runs: int) -> Pipeline:
+        """Return a pipeline that runs this one's nodes ``runs`` times, one run after another.
+
+        Run 1 keeps the node ids; run N's nodes are ``ID-runN``, and an ``inputs.from``
+        names the node of its own run. Each run's first node reads the previous run's
+        last one, as any node reads the node before it; the progress file is shared, so
+        it accumulates across runs.
+        """
+        if runs < 1:
+            raise ConfigError(f"runs must be at least 1, got {runs}")
+        if runs == 1:
+            return self
+
+        def renamed(node_id: str, run: int) -> str:
+            return node_id if run == 1 else f"{node_id}-run{run}"
+
+        nodes: list[Node] = []
+        for run in range(1, runs + 1):
+            for node in self.nodes:
+                new_id = renamed(node.id, run)
+                if not NODE_ID.fullmatch(new_id):
+                    raise ConfigError(
+                        f"runs: the id {new_id!r} of run {run} of node {node.id!r} is longer "
+                        "than 64 characters; shorten the node's id"
+                    )
+                inputs = attrs.evolve(
+                    node.inputs,
+                    from_nodes=tuple(renamed(n, run) for n in node.inputs.from_nodes),
+                )
+                nodes.append(attrs.evolve(node, id=new_id, inputs=inputs))
+        return attrs.evolve(self, nodes=tuple(nodes))
+
     def with_overrides(
         self,
         *,
