@@ -172,3 +172,48 @@ class SessionPaths:
     def iteration_dir(self, index: int, node_id: str, iteration: int) -> Path:
         """Folder of one iteration (1-based) of node ``index``."""
         return self.stage_dir(index, node_id) / "iterations" / f"{iteration:03d}"
+
+    def block_dir(self, index: int, node_id: str) -> Path:
+        """Folder of node ``index``'s branches (a parallel block's providers) and manifest."""
+        return self.run_dir / f"parallel-{index:02d}-{node_id}"
+
+    def branch(self, index: int, node_id: str, name: str) -> BranchPaths:
+        """Return the paths of branch ``name`` of node ``index`` (validated first)."""
+        validate_node_id(name, where="provider")
+        return BranchPaths(
+            project=self.project,
+            name=self.name,
+            root=self.root,
+            folder=self.block_dir(index, node_id) / name,
+        )
+
+
+@attrs.frozen
+class BranchPaths(SessionPaths):
+    """One branch of a block, laid out as a run folder of its own inside the block.
+
+    Its stages, iterations, progress file and ``state.json`` live under ``folder``; the
+    lock, the event log and ``engine.log`` stay the session's.
+    """
+
+    folder: Path
+
+    @property
+    def run_dir(self) -> Path:
+        """The branch's folder, where its stage folders go."""
+        return self.folder
+
+    @property
+    def progress_file(self) -> Path:
+        """The branch's own accumulated context."""
+        return self.folder / "progress.md"
+
+    @property
+    def events_file(self) -> Path:
+        """The session's event log (events of a branch name it)."""
+        return self.root / "pipeline-runs" / self.name / "events.jsonl"
+
+    @property
+    def engine_log(self) -> Path:
+        """The session's engine.log."""
+        return self.root / "pipeline-runs" / self.name / "engine.log"

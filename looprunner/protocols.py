@@ -50,6 +50,18 @@ class StageType(Protocol):
         """Run one iteration and return its verdict (recorded like an agent's status)."""
 
 
+@runtime_checkable
+class NestedStages(Protocol):
+    """A stage type that runs further stages (a parallel block runs its block's stages).
+
+    ``start`` and ``dry-run`` check each of them as they check a pipeline's own stages
+    (provider installed, termination usable), and ``lint`` lints them.
+    """
+
+    def nested_stages(self) -> Sequence[Stage]:
+        """Return every stage this type will run, as it will run them."""
+
+
 # ---------------------------------------------------------------------- providers
 
 

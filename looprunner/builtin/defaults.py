@@ -10,3 +10,5 @@ STAGE_TYPE = "agent"
 BACKEND = "tmux"
 #: the backend ``--foreground`` asks for: the engine runs in the calling process
 FOREGROUND_BACKEND = "inline"
+#: the stage type of a pipeline's ``parallel:`` block
+PARALLEL_STAGE_TYPE = "parallel"

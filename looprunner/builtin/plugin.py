@@ -51,6 +51,8 @@ def register_backends(registry: Registry[Backend]) -> None:
 @hookimpl
 def register_stage_types(registry: Registry[StageType]) -> None:
     """Register agent."""
+    from looprunner.builtin.parallel import ParallelStageType
     from looprunner.builtin.stage_types import AgentStageType
 
     registry.add(AgentStageType)
+    registry.add(ParallelStageType)

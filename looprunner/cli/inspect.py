@@ -13,6 +13,7 @@ from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views.display import branch_lines
 
 NEXT_ACTIONS = {
     Health.RUNNING: ("monitor {n}", "attach {n}", "kill {n}"),
@@ -37,6 +38,14 @@ def _row(status: SessionStatus) -> list[str]:
         if state.type == "loop"
         else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
     )
+    if status.branches and not status.finished:  # a parallel block: each provider's place
+        stage += (
+            " ["
+            + ", ".join(
+                f"{b.name} {b.stage} {b.iteration}/{b.max_iterations}" for b in status.branches
+            )
+            + "]"
+        )
     iteration = f"{state.iteration}/{current.max_iterations}"
     return [
         status.session,
@@ -174,14 +183,19 @@ def status(ctx: Context, name: str) -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key.ljust(width)}  {value}")
+    if result.branches:
+        click.echo("  providers:")
+        for line in branch_lines(result.branches):
+            click.echo(f"    {line}")
     # the log's end is enough for the last few iterations, however long the log is
     recent = [e for e in session.events(last=50) if e.type == "iteration_complete"][-5:]
     if recent:
         click.echo("  recent iterations:")
         for event in recent:
             summary = event.data.get("summary") or event.data.get("reason") or ""
+            where = f"{event.data['provider']}/" if event.data.get("block") else ""
             click.echo(
-                f"    {event.stage} #{event.iteration}  "
+                f"    {where}{event.stage} #{event.iteration}  "
                 f"{event.data.get('decision', '?'):8}  {summary}"
             )
     actions = NEXT_ACTIONS.get(result.health, ())

@@ -11,16 +11,15 @@ and column. Errors make ``looprunner lint`` exit 2; warnings never fail it.
 | LR011 | warning  | a stage folder has no stage.yaml, so it is not a stage |
 | LR012 | error    | the prompt file is missing |
 | LR020 | error    | two nodes share an id |
-| LR021 | error    | ``inputs.from`` names an unknown node or one that runs later |
-| LR022 | error    | a parallel block (not supported yet) |
-| LR040 | error    | a loop-agents key looprunner does not run (the message says what instead) |
-| LR041 | warning  | a deprecated loop-agents spelling, read as the spelling the message names |
+| LR021 | error    | ``inputs.from``/``from_parallel`` name what no earlier node has |
 | LR030 | warning  | the prompt uses a ``${VARIABLE}`` looprunner does not set |
 | LR031 | warning  | a ``judgment`` termination without ``consensus`` (2 is used) |
 | LR032 | error    | an unknown provider |
 | LR033 | error    | an unknown termination type |
 | LR034 | error    | an unknown stage type, or ``options:`` the type refuses |
 | LR035 | error    | a model or setting the stage's provider refuses |
+| LR040 | error    | a loop-agents key looprunner does not run (the message says what instead) |
+| LR041 | warning  | a deprecated loop-agents spelling, read as the spelling the message names |
 
 Every problem of a file is reported, not only the first: a pipeline file's nodes are
 each read, and the stages of those that loaded are checked too.
@@ -42,7 +41,7 @@ from looprunner.engine.prompt import unknown_variables
 from looprunner.errors import ConfigError, LegacyPipelineWarning, LooprunnerError
 from looprunner.models import Stage
 from looprunner.plugins.registry import Registries
-from looprunner.protocols import StageValidating
+from looprunner.protocols import NestedStages, StageValidating
 
 
 @attrs.frozen
@@ -184,10 +183,17 @@ def _check_stage_type(
         )
         return
     try:
-        registries.stage_types.get(name)(stage).validate()
+        built = registries.stage_types.get(name)(stage)
+        built.validate()
+        nested = built.nested_stages() if isinstance(built, NestedStages) else []
     except LooprunnerError as exc:
         detail = exc.detail if isinstance(exc, ConfigError) else exc.message
         yield Finding("LR034", "error", f"stage type {name!r}: {detail}", where)
+        return
+    for inner in nested:  # a parallel block's stages, once per provider
+        inner_yaml = inner.source / catalog.STAGE_FILE if inner.source else None
+        inner_where = str(inner_yaml) if inner_yaml and inner_yaml.is_file() else where
+        yield from check_stage(inner, registries, where=inner_where)
 
 
 def lint_stage_folder(folder: Path, registries: Registries) -> list[Finding]:

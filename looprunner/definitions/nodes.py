@@ -2,8 +2,10 @@
 
 A node runs a stage by name (``stage:``, or the legacy ``loop:``) or an inline
 ``prompt:``; its own keys replace the stage's (``termination`` and ``options`` are merged
-over the stage's). Every problem of a node is reported at once, each at its line: the
-pipeline file collects them across nodes, so ``lint`` shows a file's problems together.
+over the stage's). A node with ``parallel:`` is a block, read by
+:mod:`~looprunner.definitions.blocks`. Every problem of a node is reported at once, each
+at its line: the pipeline file collects them across nodes, so ``lint`` shows a file's
+problems together.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import attrs
 from looprunner import convert
 from looprunner.convert import legacy
 from looprunner.definitions import catalog
+from looprunner.definitions.blocks import parallel_inputs, parallel_node
 from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
-from looprunner.models import Node, NodeInputs, Stage, Termination
+from looprunner.models import Node, NodeInputs, ParallelInput, Stage, Termination
 from looprunner.names import validate_node_id
 
 T = TypeVar("T")
@@ -57,7 +60,7 @@ class _NodeFile:
     options: Mapping[str, Any] | None = None  # merged over the stage's
     termination: Mapping[str, Any] | None = None  # merged over the stage's
     inputs: Any = None  # ``from`` is a Python keyword: checked below
-    parallel: Any = None  # refused below: not supported yet
+    parallel: Any = None  # a parallel block: read by definitions.blocks
 
 
 convert.refuse_unknown_keys(Defaults, _NodeFile)
@@ -125,53 +128,55 @@ class FileSpot:
 
 
 @attrs.define
-class NodeReader:
-    """Reads the nodes of one pipeline file (stages looked up in ``project``)."""
+class NodeReader(FileSpot):
+    """Reads the nodes of one pipeline file (stages looked up in ``project``).
 
-    spot: FileSpot
+    Also what :mod:`~looprunner.definitions.blocks` reads a parallel block's stages
+    with: ``path``, ``doc``, ``shared_context``, ``fail``, ``structure`` and ``node``.
+    """
+
     project: Path
     defaults: Defaults
+    #: the pipeline's ``context:``, which a block's stages get as the other nodes do
+    shared_context: str = ""
+
+    def node(self, item: Any, where: convert.KeyPath, *, defaults: Any, earlier: list[str]) -> Node:
+        """Read one of a parallel block's stages (the block's reader's ``defaults`` apply)."""
+        return self.read(item, where, earlier=earlier)
 
     def read(self, item: Any, where: convert.KeyPath, *, earlier: list[str]) -> Node:
         """Return the node ``item`` describes, or raise every problem it has."""
-        spot = self.spot
         problems: list[ConfigError] = []
         values: Any = item
         if isinstance(item, Mapping):
             values, spellings = legacy.node(item, where)
-            problems += legacy.report(spellings, doc=spot.doc, path=spot.path)
-            problems += spot.drop_unknown(values, _NodeFile, where)
+            problems += legacy.report(spellings, doc=self.doc, path=self.path)
+            problems += self.drop_unknown(values, _NodeFile, where)
             try:
-                convert.split_commands(values, doc=spot.doc, path=spot.path, prefix=where)
+                convert.split_commands(values, doc=self.doc, path=self.path, prefix=where)
             except ConfigError as exc:
                 problems.append(exc)
                 values.pop("command", None)
         try:
-            spec = spot.structure(values, _NodeFile, where)
+            spec = self.structure(values, _NodeFile, where)
         except ConfigError as exc:
             raise _all([*problems, exc]) from None
         id_key = "id" if spec.id is not None else "name"
         node_id = spec.id or spec.name
         if node_id is None:
-            raise _all([*problems, spot.fail("a node needs an 'id'", where)])
+            raise _all([*problems, self.fail("a node needs an 'id'", where)])
         try:
             validate_node_id(node_id)
         except ConfigError as exc:
-            problems.append(spot.fail(exc.detail, (*where, id_key)))
+            problems.append(self.fail(exc.detail, (*where, id_key)))
         if node_id in earlier:
             problems.append(
-                spot.fail(f"duplicate node id {node_id!r}", (*where, id_key), code="LR020")
+                self.fail(f"duplicate node id {node_id!r}", (*where, id_key), code="LR020")
             )
         if "parallel" in values:
-            problems.append(
-                spot.fail(
-                    "parallel blocks are not supported yet; run the providers as separate nodes",
-                    (*where, "parallel"),
-                    key=True,
-                    code="LR022",
-                )
-            )
-            raise _all(problems)  # the block's other keys belong to its stages
+            if problems:
+                raise _all(problems)
+            return parallel_node(self, values, spec, node_id, where, defaults=self.defaults)
         stage: Stage | None = None
         try:
             stage = self.stage(spec, node_id, where)
@@ -183,7 +188,7 @@ class NodeReader:
         except ConfigError as exc:
             problems.append(exc)
         if spec.runs is not None and spec.runs < 1:
-            problems.append(spot.fail(f"must be at least 1, got {spec.runs}", (*where, "runs")))
+            problems.append(self.fail(f"must be at least 1, got {spec.runs}", (*where, "runs")))
         if stage is not None:
             try:
                 stage = self.overrides(stage, spec, where)
@@ -196,21 +201,20 @@ class NodeReader:
 
     def stage(self, spec: _NodeFile, node_id: str, where: convert.KeyPath) -> Stage:
         """Load the stage the node names, or build its inline prompt's."""
-        spot = self.spot
         stage_name = spec.stage or spec.loop
         if spec.loop is not None and spec.stage is None:
-            line, col = convert.locate(spot.doc, (*where, "loop"), key=True)
+            line, col = convert.locate(self.doc, (*where, "loop"), key=True)
             warnings.warn(
                 LegacyPipelineWarning(
                     f"node {node_id!r} uses 'loop:', which is deprecated; use 'stage:'",
-                    path=spot.path,
+                    path=self.path,
                     line=line,
                     column=col,
                 ),
                 stacklevel=5,
             )
         if stage_name and spec.prompt:
-            raise spot.fail("give 'stage:' or an inline 'prompt:', not both", (*where, "prompt"))
+            raise self.fail("give 'stage:' or an inline 'prompt:', not both", (*where, "prompt"))
         if stage_name:
             try:
                 return catalog.load_stage(stage_name, project=self.project)
@@ -218,10 +222,10 @@ class NodeReader:
                 if exc.path is not None:
                     raise
                 key = "stage" if spec.stage is not None else "loop"
-                raise spot.fail(exc.detail, (*where, key), code=exc.code) from None
+                raise self.fail(exc.detail, (*where, key), code=exc.code) from None
         if spec.prompt:
-            return Stage(name=node_id, prompt=spec.prompt, source=spot.path.parent.resolve())
-        raise spot.fail("a node needs 'stage:' (a stage name) or an inline 'prompt:'", where)
+            return Stage(name=node_id, prompt=spec.prompt, source=self.path.parent.resolve())
+        raise self.fail("a node needs 'stage:' (a stage name) or an inline 'prompt:'", where)
 
     def overrides(self, stage: Stage, spec: _NodeFile, where: convert.KeyPath) -> Stage:
         """Apply the node's own keys over the stage's (node > stage > pipeline defaults)."""
@@ -237,17 +241,15 @@ class NodeReader:
         if spec.fixtures is not None:
             fixtures = spec.fixtures
             changes["fixtures"] = (
-                fixtures if fixtures.is_absolute() else self.spot.path.parent / fixtures
+                fixtures if fixtures.is_absolute() else self.path.parent / fixtures
             ).resolve()
         if spec.termination is not None:
             prefix = (*where, "termination")
             merged = {**convert.unstructure(stage.termination), **spec.termination}
-            termination = self.spot.structure(
+            termination = self.structure(
                 {k: v for k, v in merged.items() if v is not None}, Termination, prefix
             )
-            convert.check_termination(
-                termination, path=self.spot.path, doc=self.spot.doc, prefix=prefix
-            )
+            convert.check_termination(termination, path=self.path, doc=self.doc, prefix=prefix)
             changes["termination"] = termination
         stage = attrs.evolve(stage, **changes)
         return attrs.evolve(
@@ -258,13 +260,12 @@ class NodeReader:
 
     def inputs(self, value: Any, where: convert.KeyPath) -> NodeInputs:
         """Read a node's ``inputs:`` (every unknown key reported)."""
-        spot = self.spot
         if value is None:
             return NodeInputs()
         if not isinstance(value, Mapping):
-            raise spot.fail("expected a mapping (from, select, from_initial)", where)
+            raise self.fail("expected a mapping (from, select, from_initial)", where)
         problems = [
-            spot.fail(
+            self.fail(
                 f"unknown key {key!r} (known: {', '.join(sorted(INPUT_KEYS))})",
                 (*where, key),
                 key=True,
@@ -272,15 +273,13 @@ class NodeReader:
             for key in value
             if key not in INPUT_KEYS
         ]
-        if "from_parallel" in value:
-            problems.append(
-                spot.fail(
-                    "inputs.from_parallel needs parallel blocks, which are not supported yet",
-                    (*where, "from_parallel"),
-                    key=True,
-                    code="LR022",
-                )
+        from_parallel: tuple[ParallelInput, ...] = ()
+        try:
+            from_parallel = parallel_inputs(
+                self, value.get("from_parallel"), (*where, "from_parallel")
             )
+        except ConfigError as exc:
+            problems.append(exc)
         sources = value.get("from")
         names: tuple[str, ...] = ()
         if isinstance(sources, str):
@@ -288,11 +287,12 @@ class NodeReader:
         elif isinstance(sources, list) and all(isinstance(s, str) for s in sources):
             names = tuple(sources)
         elif sources is not None:
-            problems.append(spot.fail("expected a node id or a list of node ids", (*where, "from")))
+            problems.append(self.fail("expected a node id or a list of node ids", (*where, "from")))
         if problems:
             raise _all(problems)
         typed = {k: value[k] for k in ("select", "from_initial") if k in value}
-        return spot.structure({**typed, "from_nodes": names}, NodeInputs, where)
+        inputs = self.structure({**typed, "from_nodes": names}, NodeInputs, where)
+        return attrs.evolve(inputs, from_parallel=from_parallel)
 
 
 def _all(problems: list[ConfigError]) -> ConfigError:

@@ -27,6 +27,7 @@ import attrs
 
 from looprunner import convert
 from looprunner.convert import legacy
+from looprunner.definitions.blocks import check_parallel_sources
 from looprunner.definitions.nodes import Defaults, FileSpot, NodeReader
 from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
 from looprunner.models import Node, Pipeline
@@ -180,7 +181,13 @@ class _Loader:
         if not isinstance(items, list) or not items:
             self.problems.append(spot.fail(f"'{key}:' must be a non-empty list of nodes", (key,)))
             return None
-        reader = NodeReader(spot=spot, project=self.project, defaults=spec.defaults or Defaults())
+        reader = NodeReader(
+            path=spot.path,
+            doc=spot.doc,
+            project=self.project,
+            defaults=spec.defaults or Defaults(),
+            shared_context=spec.context or "",
+        )
         # every id the file declares, loaded or not: a node whose stage is missing is
         # still a node later ones may name, so naming it is not a second problem
         declared: list[str | None] = []
@@ -196,6 +203,13 @@ class _Loader:
                 self.problems.append(exc)
         for index, node in zip(loaded, self.nodes, strict=True):
             self.check_sources(node, index, declared, key)
+        if len(loaded) == len(items):
+            # which blocks a from_parallel can read is judged on the whole file only: with
+            # a node missing, the blocks before a node (and its line) are not known
+            try:
+                check_parallel_sources(reader, self.nodes, key)
+            except ConfigError as exc:
+                self.problems.append(exc)
         initial = self.initial_inputs(spec.inputs)
         if self.problems:
             return None

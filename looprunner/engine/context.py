@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,13 @@ def build_context(
     cap: int,
     previous: AgentStatus | None,
     output_path: Path,
+    from_parallel: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Return the ``context.json`` document of one iteration (all paths absolute)."""
+    """Return the ``context.json`` document of one iteration (all paths absolute).
+
+    ``from_parallel`` maps each provider of earlier parallel blocks this node reads to
+    the output files it gets (see :mod:`looprunner.engine.branches`).
+    """
     node = pipeline.nodes[index]
     iteration_dir = paths.iteration_dir(index, node.id, iteration)
     # every completed iteration left an output.md; list the most recent ones only, so
@@ -75,7 +81,7 @@ def build_context(
             "from_initial": list(pipeline.inputs) if node.inputs.from_initial else [],
             "from_stage": from_stage,
             "from_previous_iterations": earlier,
-            "from_parallel": [],
+            "from_parallel": {k: list(v) for k, v in (from_parallel or {}).items()},
         },
         # loop-agents' limits: what its prompts read to pace themselves; looprunner sets
         # no session runtime limit, so remaining_seconds is -1, as loop-agents wrote then

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 
@@ -28,6 +30,8 @@ from looprunner.models import (
     AgentPaths,
     AgentRun,
     AgentStatus,
+    Branch,
+    BranchResult,
     Decision,
     Invocation,
     IterationContext,
@@ -60,11 +64,22 @@ class IterationPlan:
     iteration: int
     cap: int
     previous: AgentStatus | None
+    #: outputs of earlier parallel blocks this node reads, by provider
+    from_parallel: Mapping[str, list[str]] = attrs.field(factory=dict)
 
     @property
     def node(self) -> Node:
         """The pipeline node being run."""
         return self.pipeline.nodes[self.index]
+
+
+class BranchRunning(Protocol):
+    """Runs the branches a stage type asks for (see :mod:`looprunner.engine.branches`)."""
+
+    def run(
+        self, plan: IterationPlan, block: Path, branches: Sequence[Branch]
+    ) -> list[BranchResult]:
+        """Run ``branches`` concurrently in ``block`` and wait for all of them."""
 
 
 class _AgentSide:
@@ -79,8 +94,10 @@ class _AgentSide:
         launcher: AgentLauncher,
         recorder: Recorder,
         guard: InterruptGuard,
+        branches: BranchRunning | None,
     ) -> None:
         self.plan = plan
+        self.branches = branches
         self.paths = paths
         self.run_output = run_output
         self.prompt = prompt
@@ -97,6 +114,12 @@ class _AgentSide:
 
     def log(self, message: str) -> None:
         self.recorder.log(message)
+
+    def run_branches(self, branches: Sequence[Branch]) -> list[BranchResult]:
+        if self.branches is None:
+            raise LooprunnerError("branches cannot run inside a branch")
+        with self.guard.agent_running():  # a stop is left to the branches' runners
+            return self.branches.run(self.plan, self.paths.block, branches)
 
     def run_agent(
         self,
@@ -215,6 +238,7 @@ def run_iteration(
     recorder: Recorder,
     launcher: AgentLauncher,
     guard: InterruptGuard,
+    branches: BranchRunning | None = None,
 ) -> AgentStatus:
     """Run one iteration through ``stage_type`` and record it; return its status.
 
@@ -238,6 +262,7 @@ def run_iteration(
         status=folder / ctxmod.STATUS_FILE,
         output=folder / ctxmod.OUTPUT_FILE,
         progress=paths.progress_file,
+        block=paths.block_dir(plan.index, node.id),
     )
     run_output = it_paths.output
     values = template_values(
@@ -262,6 +287,7 @@ def run_iteration(
         cap=plan.cap,
         previous=plan.previous,
         output_path=it_paths.output,
+        from_parallel=plan.from_parallel,
     )
     # not fsynced: if lost in a crash, the iteration re-runs and writes it again
     write_atomic(
@@ -284,7 +310,7 @@ def run_iteration(
         iteration=iteration,
         data={"provider": stage.provider_name, "model": stage.model, "type": stage_type.name},
     )
-    side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard)
+    side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard, branches)
     ctx = IterationContext(
         session=paths.name,
         stage_id=node.id,

@@ -21,26 +21,19 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from looprunner import convert
-from looprunner.builtin.defaults import STAGE_TYPE
-from looprunner.engine import context as ctxmod
-from looprunner.engine import faults, recovery
-from looprunner.engine.agent_status import read_history
+from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
-from looprunner.engine.iteration import (
-    InterruptGuard,
-    IterationFailed,
-    IterationPlan,
-    run_iteration,
-)
-from looprunner.engine.judge import JUDGE_DIR, JudgeFailedTooOften, run_judge
+from looprunner.engine.branches import BranchRunner
+from looprunner.engine.iteration import InterruptGuard, IterationFailed
 from looprunner.engine.process import AgentRunner
 from looprunner.engine.recorder import EngineLogHandler, Recorder
+from looprunner.engine.stages import StageLoop
 from looprunner.errors import LooprunnerError, SessionConflictError
-from looprunner.models import AgentStatus, Pipeline, RunError, RunState, RunStatus, StageResult
+from looprunner.models import Pipeline, RunError, RunState, RunStatus
 from looprunner.models import events as ev
 from looprunner.names import SessionPaths
 from looprunner.plugins.registry import Registries
-from looprunner.protocols import SessionView, StageProgress, StageType
+from looprunner.protocols import SessionView
 from looprunner.store.atomic import sweep_temp_files
 from looprunner.store.lock import SessionLock
 
@@ -86,14 +79,7 @@ class Engine:
         self.recorder = Recorder(
             paths, env=self.env, registries=registries, session_view=session_view, out=out
         )
-        self.launcher = AgentLauncher(
-            providers=registries.providers,
-            runner=self.runner,
-            cwd=paths.project,
-            env=self.env,
-            echo=self.recorder.write_out,
-            end_echo=self.recorder.end_output,
-        )
+        self.launcher = self._launcher_for(self.recorder, self.runner)
         self.guard = InterruptGuard()
 
     @property
@@ -144,7 +130,8 @@ class Engine:
     def _run_locked(self, *, resume: bool) -> RunState:
         rec = self.recorder
         pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
-        self.launcher.env = {**self.env, **agent_variables(pipeline, self.paths.name)}
+        # every launcher (a parallel block's too) shares this mapping: set once, seen by all
+        self.env.update(agent_variables(pipeline, self.paths.name))
         identity = {**rec.identity(), "backend": self.backend}
         resumed = recovery.begin(rec, pipeline, identity=identity, resume=resume)
         if resumed is not None:
@@ -161,10 +148,11 @@ class Engine:
                 f"{len(pipeline.nodes)} stage(s)"
             )
         rec.hook("on_session_start", pipeline=pipeline)
+        stages = self._stage_loop(pipeline)
         try:
             for index in range(rec.current.current_stage, len(pipeline.nodes)):
                 if rec.current.stages[index].status is not RunStatus.COMPLETE:
-                    self._run_stage(pipeline, index)
+                    stages.run_stage(pipeline, index)
         except Stopped:
             rec.log("session killed")
             return rec.end(RunStatus.KILLED, reason="killed")
@@ -194,135 +182,43 @@ class Engine:
         rec.hook("on_complete", state=state)
         return state
 
+    def _stage_loop(self, pipeline: Pipeline) -> StageLoop:
+        """Return the loop that runs the session's own nodes."""
+        branches = BranchRunner(
+            self.recorder,
+            pipeline,
+            registries=self.registries,
+            runner=self.runner,
+            make_launcher=self._launcher_for,
+            check_lock=self._check_lock,
+        )
+        return StageLoop(
+            self.recorder,
+            self.launcher,
+            registries=self.registries,
+            guard=self.guard,
+            check_lock=self._check_lock,
+            branches=branches,
+            from_parallel=branches.node_inputs,
+        )
+
+    def _launcher_for(self, recorder: Recorder, runner: AgentRunner) -> AgentLauncher:
+        """Return a launcher like the engine's that runs on ``runner``, echoing to ``recorder``."""
+        return AgentLauncher(
+            providers=self.registries.providers,
+            runner=runner,
+            cwd=self.paths.project,
+            env=self.env,
+            echo=recorder.write_out,
+            end_echo=recorder.end_output,
+        )
+
     def _fail(self, error: RunError) -> RunState:
         state = self.recorder.end(RunStatus.FAILED, error=error)
         assert state.error is not None
         self.recorder.log(f"session failed: {state.error.type}: {state.error.message}")
         self.recorder.hook("on_error", error=state.error)
         return state
-
-    def _stage_type(self, pipeline: Pipeline, index: int) -> StageType:
-        stage = pipeline.nodes[index].stage
-        stage_type = self.registries.stage_types.get(stage.type or STAGE_TYPE)(stage)
-        stage_type.validate()
-        return stage_type
-
-    def _run_stage(self, pipeline: Pipeline, index: int) -> None:
-        rec = self.recorder
-        node = pipeline.nodes[index]
-        stage_state = rec.current.stages[index]
-        termination = self.registries.terminations.get(node.stage.termination.type)(
-            node.stage.termination
-        )
-        termination.validate()
-        stage_type = self._stage_type(pipeline, index)
-        cap = stage_state.max_iterations
-        completed = stage_state.iterations_completed if index == rec.current.current_stage else 0
-        history = self._history(index, node.id, completed, ctxmod.STATUS_FILE)
-        judge = node.stage.termination.judge
-        # with a judge, the judge's verdicts (a failed judge counts as "continue") decide
-        verdicts = (
-            self._history(index, node.id, completed, f"{JUDGE_DIR}/{ctxmod.STATUS_FILE}")
-            if judge is not None
-            else history
-        )
-        if completed == 0 and stage_state.status is RunStatus.PENDING:
-            # state first (the stage is running), then its event: a crash in between
-            # leaves the event to be re-appended on resume, never appended twice
-            rec.set_stage(index, status=RunStatus.RUNNING)
-            rec.save(current_stage=index, iteration=0, iteration_completed=0)
-            rec.events.append(
-                ev.STAGE_START,
-                stage=node.id,
-                data={"stage": node.stage.name, "max_iterations": cap},
-            )
-            rec.log(
-                f"stage {index + 1}/{len(pipeline.nodes)} {node.id} ({node.stage.name}): "
-                f"up to {cap} iteration(s), provider {node.stage.provider_name}"
-            )
-        else:
-            rec.set_stage(index, status=RunStatus.RUNNING)
-        while True:
-            progress = StageProgress(
-                completed=completed,
-                cap=cap,
-                history=verdicts,
-                project=self.paths.project,
-                session=self.paths.name,
-            )
-            try:
-                reason = termination.decide(progress)
-            except LooprunnerError as exc:
-                raise IterationFailed(
-                    RunError("termination_error", exc.message, completed + 1)
-                ) from exc
-            if reason is None and completed >= cap:
-                reason = termination.cap_reason
-            if reason is not None:
-                break
-            if self.runner.stop_requested:
-                raise Stopped
-            self._check_lock()
-            if completed > 0 and node.stage.delay > 0 and self.runner.wait_stop(node.stage.delay):
-                raise Stopped
-            plan = IterationPlan(
-                pipeline, index, completed + 1, cap, history[-1] if history else None
-            )
-            status = run_iteration(
-                plan, stage_type, recorder=rec, launcher=self.launcher, guard=self.guard
-            )
-            completed += 1
-            history.append(status)
-            if judge is not None:
-                verdicts.append(self._judge(pipeline, index, completed))
-        self._complete_stage(pipeline, index, completed, reason, history[-1] if history else None)
-
-    def _complete_stage(
-        self,
-        pipeline: Pipeline,
-        index: int,
-        completed: int,
-        reason: str,
-        last: AgentStatus | None,
-    ) -> None:
-        rec = self.recorder
-        node = pipeline.nodes[index]
-        rec.set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
-        if index + 1 < len(pipeline.nodes):
-            rec.save(current_stage=index + 1, iteration=0, iteration_completed=0)
-        else:
-            rec.save()
-        faults.checkpoint("stage_complete_saved", completed)
-        rec.events.append(
-            ev.STAGE_COMPLETE,
-            stage=node.id,
-            iteration=completed,
-            data={
-                "reason": reason,
-                "iterations": completed,
-                "agent_reason": last.reason if last else None,
-            },
-        )
-        rec.log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
-        rec.hook(
-            "on_stage_complete",
-            stage=node,
-            result=StageResult(
-                id=node.id, stage=node.stage.name, iterations=completed, reason=reason
-            ),
-        )
-
-    def _history(self, index: int, node_id: str, completed: int, name: str) -> list[AgentStatus]:
-        return read_history(
-            [self.paths.iteration_dir(index, node_id, n) / name for n in range(1, completed + 1)]
-        )
-
-    def _judge(self, pipeline: Pipeline, index: int, iteration: int) -> AgentStatus:
-        """Ask the stage's judge agent for its verdict (see :mod:`looprunner.engine.judge`)."""
-        try:
-            return run_judge(self.recorder, self.launcher, pipeline, index, iteration)
-        except JudgeFailedTooOften as exc:
-            raise IterationFailed(RunError("judge_error", str(exc), iteration)) from exc
 
     def _check_lock(self) -> None:
         """Notice a lock file deleted by hand, and put it back (or stop if it was taken)."""

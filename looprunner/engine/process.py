@@ -138,6 +138,7 @@ class AgentRunner:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop = threading.Event()
+        self._children: list[AgentRunner] = []
 
     @property
     def stop_requested(self) -> bool:
@@ -145,10 +146,34 @@ class AgentRunner:
         return self._stop.is_set()
 
     def request_stop(self) -> None:
-        """Stop the running agent (and any later one); safe from a signal handler."""
+        """Stop the running agent (and any later one); safe from a signal handler.
+
+        The runners made by :meth:`child` are stopped too.
+        """
         self._stop.set()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+        for child in tuple(self._children):
+            child.request_stop()
+
+    def child(self) -> AgentRunner:
+        """Return a runner for another thread that stops when this one does.
+
+        Each branch of a parallel block runs its agents on a child, so ``kill`` (which
+        stops the engine's runner) stops every branch's agent, while one branch failing
+        stops only the branches it is told to.
+        """
+        runner = AgentRunner()
+        self._children.append(runner)
+        if self._stop.is_set():
+            runner.request_stop()
+        return runner
+
+    def forget(self, child: AgentRunner) -> None:
+        """Drop a child whose branch has ended, and close it."""
+        with contextlib.suppress(ValueError):
+            self._children.remove(child)
+        child.close()
 
     def wait_stop(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` unless a stop is requested; return whether it was."""

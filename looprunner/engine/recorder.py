@@ -7,6 +7,7 @@ everything written live in one place. Only the engine holding the session's lock
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
 from looprunner.store.endings import record_ending
-from looprunner.store.events import EventLog, utc_now
+from looprunner.store.events import EventLog, TaggedEventLog, utc_now
 from looprunner.store.safe import open_regular
 from looprunner.store.state import write_state
 
@@ -53,6 +54,27 @@ class Recorder:
         self.state: RunState | None = None
         self._log_handle: TextIO | None = None
         self._log_lock = threading.Lock()
+        #: the branch this recorder writes for (None: the session itself)
+        self.branch_name: str | None = None
+        #: what every event this recorder appends says of its branch (empty: none)
+        self.event_tags: dict[str, str] = {}
+
+    def branch(self, paths: SessionPaths, name: str, block: str) -> Recorder:
+        """Return a recorder for branch ``name`` of a block, for the branch's own thread.
+
+        It writes the branch's ``state.json`` (under ``paths``), appends to the session's
+        event log with ``data.provider`` and ``data.block`` set, and writes to the
+        session's engine.log with lines marked ``[name]``; secrets are redacted as
+        everywhere.
+        """
+        child = copy.copy(self)
+        child.paths = paths
+        child.state = None
+        child._stream = StreamRedactor(self.redactor)
+        child.event_tags = {"provider": name, "block": block}
+        child.events = TaggedEventLog(self.events, child.event_tags)
+        child.branch_name = name
+        return child
 
     # ------------------------------------------------------------------ state
 
@@ -173,7 +195,8 @@ class Recorder:
     def log(self, message: str) -> None:
         """Write one line of the engine's own to engine.log (whole, so redacted whole)."""
         stamp = utc_now()[11:19]
-        line = self.redactor.text(f"[looprunner {stamp}] {message}\n")
+        where = f"[{self.branch_name}] " if self.branch_name else ""
+        line = self.redactor.text(f"[looprunner {stamp}] {where}{message}\n")
         with self._log_lock:
             self._write(line)
 

@@ -90,11 +90,18 @@ def reconcile_events(rec: Recorder, pipeline: Pipeline) -> None:
     its ``stage_complete``. Both are rebuilt from what is on disk.
     """
     state = rec.current
-    logged = list(iter_events(rec.paths.events_file))
+    # a branch of a parallel block reconciles its own events only (they name it), the
+    # session only those of no branch
+    tags = rec.event_tags
+    logged = [
+        e
+        for e in iter_events(rec.paths.events_file)
+        if (all(e.data.get(k) == v for k, v in tags.items()) if tags else "block" not in e.data)
+    ]
     done = {(e.stage, e.iteration) for e in logged if e.type == events.ITERATION_COMPLETE}
     stages_done = {e.stage for e in logged if e.type == events.STAGE_COMPLETE}
     stages_started = {e.stage for e in logged if e.type == events.STAGE_START}
-    if not any(e.type == events.SESSION_START for e in logged):
+    if rec.branch_name is None and not any(e.type == events.SESSION_START for e in logged):
         rec.events.append(
             events.SESSION_START,
             data={"pipeline": pipeline.name, "type": pipeline.kind, "recovered": True},

@@ -13,11 +13,18 @@ from looprunner.models.agent import (
 )
 from looprunner.models.cleanup import KINDS, CleanupReport, Problem, ProblemKind
 from looprunner.models.events import Event
-from looprunner.models.iteration import AgentRun, AgentRunning, IterationContext, IterationPaths
-from looprunner.models.pipeline import Node, NodeInputs, Pipeline, Stage
+from looprunner.models.iteration import (
+    AgentRun,
+    AgentRunning,
+    Branch,
+    BranchResult,
+    IterationContext,
+    IterationPaths,
+)
+from looprunner.models.pipeline import Node, NodeInputs, ParallelInput, Pipeline, Stage
 from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
-from looprunner.models.status import LockInfo, Resources, SessionStatus
+from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
 
 __all__ = [
@@ -27,6 +34,9 @@ __all__ = [
     "AgentRun",
     "AgentRunning",
     "AgentStatus",
+    "Branch",
+    "BranchProgress",
+    "BranchResult",
     "CleanupReport",
     "Decision",
     "Event",
@@ -39,6 +49,7 @@ __all__ = [
     "LockInfo",
     "Node",
     "NodeInputs",
+    "ParallelInput",
     "Pipeline",
     "Problem",
     "ProblemKind",

@@ -8,25 +8,70 @@ process groups, timeouts, kill and redaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
 from looprunner.models.agent import AgentStatus
-from looprunner.models.pipeline import Stage
+from looprunner.models.pipeline import Node, ParallelInput, Stage
 
 
 @attrs.frozen
 class IterationPaths:
-    """The files of one iteration, absolute; ``folder`` is ``iterations/NNN``."""
+    """The files of one iteration, absolute; ``folder`` is ``iterations/NNN``.
+
+    ``block`` is the node's block folder (``parallel-NN-ID``): where
+    :meth:`IterationContext.run_branches` keeps each branch's work and ``manifest.json``.
+    It exists only once a type runs branches.
+    """
 
     folder: Path
     context: Path
     status: Path
     output: Path
     progress: Path
+    block: Path
+
+
+@attrs.frozen
+class Branch:
+    """One line of stages a stage type runs beside others (a provider of a parallel block).
+
+    Attributes
+    ----------
+    name:
+        Names the branch's folder and tags its events (``data.provider``); letters,
+        digits, ``-`` and ``_``.
+    nodes:
+        The stages to run in order, each to its own termination.
+    provider, model:
+        Override the stages' provider and model (None keeps the stages' own).
+    from_parallel:
+        Outputs of earlier blocks every stage of this branch reads, besides its own inputs.
+    """
+
+    name: str
+    nodes: tuple[Node, ...]
+    provider: str | None = None
+    model: str | None = None
+    from_parallel: tuple[ParallelInput, ...] = ()
+
+
+@attrs.frozen
+class BranchResult:
+    """How one branch ended: ``status`` is ``complete``, ``failed`` or ``killed``.
+
+    ``stages`` maps each stage id to its iterations run and termination reason;
+    ``error`` is ``(type, message)`` for a failed branch.
+    """
+
+    name: str
+    status: str
+    stages: Mapping[str, tuple[int, str | None]]
+    outputs: Mapping[str, str]
+    error: tuple[str, str] | None = None
 
 
 @attrs.frozen
@@ -53,6 +98,9 @@ class AgentRunning(Protocol):
         label: str | None,
     ) -> AgentRun:
         """Run one agent process under every engine rule; see IterationContext.run_agent."""
+
+    def run_branches(self, branches: Sequence[Branch]) -> list[BranchResult]:
+        """Run branches concurrently; see IterationContext.run_branches."""
 
     def log(self, message: str) -> None:
         """Write a line to engine.log."""
@@ -125,6 +173,20 @@ class IterationContext:
         return self._engine.run_agent(
             prompt, provider=provider, model=model, status=status, output=output, label=label
         )
+
+    def run_branches(self, branches: Sequence[Branch]) -> list[BranchResult]:
+        """Run each branch's stages, the branches concurrently, and wait for all of them.
+
+        Each branch runs in ``paths.block / NAME`` with its own progress file, iteration
+        folders, termination state and ``state.json``, under every rule of an agent run.
+        When one branch fails, the others are stopped (their agents ended, nothing
+        orphaned) and :class:`~looprunner.errors.AgentFailed` is raised with the failed
+        branch's error type. A branch that completed in an earlier run of this iteration
+        (before a crash or a ``kill``) is not run again; an unfinished one continues
+        from its last completed iteration. ``paths.block / "manifest.json"`` lists every
+        branch's stages and outputs for later nodes' ``inputs.from_parallel``.
+        """
+        return self._engine.run_branches(branches)
 
     def log(self, message: str) -> None:
         """Write a line to engine.log (secrets redacted)."""

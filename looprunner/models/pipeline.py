@@ -94,17 +94,35 @@ class Stage:
 
 
 @attrs.frozen
+class ParallelInput:
+    """Outputs of an earlier parallel block that a node reads (``inputs.from_parallel``).
+
+    ``stage`` is the id of a stage inside the block; ``block`` the block's node id, needed
+    only when several blocks have a stage of that id; ``providers`` keeps a subset of the
+    block's providers (None: all of them); ``select`` gives each provider's ``latest``
+    output of that stage or the outputs of every iteration (``history``).
+    """
+
+    stage: str
+    block: str | None = None
+    providers: tuple[str, ...] | None = None
+    select: Literal["latest", "history"] = "latest"
+
+
+@attrs.frozen
 class NodeInputs:
     """What a node receives from before it.
 
     ``from_initial`` passes the session's ``--input`` files; ``from_nodes`` names earlier
     nodes whose outputs it reads, ``select`` says whether it gets only each one's latest
-    output or all of its iterations'.
+    output or all of its iterations'; ``from_parallel`` reads what providers of earlier
+    parallel blocks wrote.
     """
 
     from_initial: bool = True
     from_nodes: tuple[str, ...] = ()
     select: Literal["latest", "all"] = "latest"
+    from_parallel: tuple[ParallelInput, ...] = ()
 
 
 #: a node id becomes part of a folder name: letters, digits, '-' and '_' only

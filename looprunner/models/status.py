@@ -31,6 +31,25 @@ class Resources:
 
 
 @attrs.frozen
+class BranchProgress:
+    """Where one provider of the running (or last) parallel block stands.
+
+    ``stage`` is the provider's current stage (``stage_index`` of ``stages``),
+    ``iteration`` its completed iterations of it out of ``max_iterations``, and
+    ``decision`` the last completed iteration's decision (None before the first).
+    """
+
+    name: str
+    status: str
+    stage: str
+    stage_index: int
+    stages: int
+    iteration: int
+    max_iterations: int
+    decision: str | None = None
+
+
+@attrs.frozen
 class SessionStatus:
     """A session's health and, when there is one, its recorded state.
 
@@ -44,6 +63,8 @@ class SessionStatus:
     state: RunState | None = None
     lock: LockInfo | None = None
     detail: str | None = None
+    #: each provider's progress when the current node is a parallel block
+    branches: tuple[BranchProgress, ...] = ()
 
     @property
     def finished(self) -> bool:

@@ -28,6 +28,7 @@ from looprunner.protocols import (
     LaunchChecking,
     LaunchSpec,
     MachineChecking,
+    NestedStages,
     SessionAges,
     describe,
 )
@@ -58,12 +59,16 @@ def check(ref: SessionRef, pipeline: Pipeline) -> None:
     A name or option a stage file gets wrong is reported at its line in that file.
     """
     registries = ref.plugins.registries
-    for node in pipeline.nodes:
-        stage = node.stage
+    stages = [node.stage for node in pipeline.nodes]
+    while stages:
+        stage = stages.pop(0)
         with convert.located(stage.source, ("type",)):
             stage_type = registries.stage_types.get(stage.type or STAGE_TYPE)
         with convert.located(stage.source, ("options",)):
-            stage_type(stage).validate()
+            built = stage_type(stage)
+            built.validate()
+        if isinstance(built, NestedStages):
+            stages.extend(built.nested_stages())
         if stage.provider is not None or (stage.type or STAGE_TYPE) == STAGE_TYPE:
             # a type of a plugin's that sets no provider may run no agent at all
             with convert.located(stage.source, ("provider",)):

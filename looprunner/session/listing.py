@@ -96,6 +96,7 @@ def as_dict(status: SessionStatus) -> dict[str, Any]:
         "tmux": status.resources.tmux,
     }
     data["detail"] = status.detail
+    data["branches"] = [convert.unstructure(b) for b in status.branches]
     if status.lock is not None:
         data["lock_info"] = convert.unstructure(status.lock)
     return data

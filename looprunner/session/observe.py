@@ -7,6 +7,7 @@ once; a listing passes in what one question per backend already answered.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from looprunner import convert, procinfo
 from looprunner.errors import LooprunnerError, SessionNotFoundError, SessionTimeoutError
 from looprunner.health import derive_health
 from looprunner.models import (
+    BranchProgress,
     Event,
     Health,
     LockInfo,
@@ -23,6 +25,7 @@ from looprunner.models import (
     RunState,
     SessionStatus,
 )
+from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
 from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store import lock as lockmod
@@ -111,6 +114,7 @@ def status(
         started_at=meta.get("started_at"),
     )
     return SessionStatus(
+        branches=branch_progress(ref.paths, state),
         session=ref.name,
         health=health,
         resources=Resources(
@@ -120,6 +124,54 @@ def status(
         lock=lock_info,
         detail=detail,
     )
+
+
+def branch_progress(paths: SessionPaths, state: RunState | None) -> tuple[BranchProgress, ...]:
+    """Read each provider's progress when the session's current node is a parallel block.
+
+    One ``stat`` for any other session; for a block, each provider's ``state.json`` and
+    its last completed iteration's ``status.json``.
+    """
+    if state is None or not state.stages:
+        return ()
+    block = paths.block_dir(state.current_stage, state.current.id)
+    try:
+        folders = sorted(entry for entry in block.iterdir() if entry.is_dir())
+    except OSError:
+        return ()
+    from looprunner.engine.agent_status import StatusProblem, read_agent_status
+
+    found = []
+    for folder in folders:
+        try:
+            where = paths.branch(state.current_stage, state.current.id, folder.name)
+            branch = read_state(where.state_file)
+        except (ValueError, LooprunnerError):  # not a branch of ours, or unreadable
+            continue
+        if branch is None or not branch.stages:
+            continue
+        index = min(branch.current_stage, len(branch.stages) - 1)
+        stage = branch.stages[index]
+        decision = None
+        if stage.iterations_completed:
+            status_file = (
+                where.iteration_dir(index, stage.id, stage.iterations_completed) / "status.json"
+            )
+            with contextlib.suppress(StatusProblem):
+                decision = read_agent_status(status_file).decision.value
+        found.append(
+            BranchProgress(
+                name=folder.name,
+                status=branch.status.value,
+                stage=stage.id,
+                stage_index=index,
+                stages=len(branch.stages),
+                iteration=stage.iterations_completed,
+                max_iterations=stage.max_iterations,
+                decision=decision,
+            )
+        )
+    return tuple(found)
 
 
 def events(ref: SessionRef, *, last: int | None = None) -> Iterator[Event]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,8 @@ class EventLog:
         self._redact = redact
         self._seq: int | None = None
         self._checked_tail = False
+        # the branches of a parallel block record from threads of one engine
+        self._lock = threading.Lock()
 
     def _next_seq(self) -> int:
         if self._seq is None:
@@ -74,6 +77,17 @@ class EventLog:
         payload = dict(data or {})
         if self._redact is not None:
             payload = self._redact(payload)
+        with self._lock:
+            return self._append(type, stage, iteration, payload, durable)
+
+    def _append(
+        self,
+        type: str,
+        stage: str | None,
+        iteration: int | None,
+        payload: dict[str, Any],
+        durable: bool,
+    ) -> Event:
         event = Event(
             ts=utc_now(),
             seq=self._next_seq(),
@@ -100,6 +114,37 @@ class EventLog:
         finally:
             os.close(fd)
         return event
+
+
+class TaggedEventLog(EventLog):
+    """The session's event log as one branch writes it: every event names the branch.
+
+    It appends through the session's :class:`EventLog`, so sequence numbers stay one
+    series however many branches record at once.
+    """
+
+    def __init__(self, inner: EventLog, tags: dict[str, str]) -> None:
+        super().__init__(inner.path, inner.session)
+        self.inner = inner
+        self.tags = dict(tags)
+
+    def append(
+        self,
+        type: str,
+        *,
+        stage: str | None = None,
+        iteration: int | None = None,
+        data: dict[str, Any] | None = None,
+        durable: bool = True,
+    ) -> Event:
+        """Append one event with the branch's tags added to its data."""
+        return self.inner.append(
+            type,
+            stage=stage,
+            iteration=iteration,
+            data={**(data or {}), **self.tags},
+            durable=durable,
+        )
 
 
 def parse_event_line(raw: bytes) -> Event | None:

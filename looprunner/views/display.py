@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from looprunner.models import Health, SessionStatus
+from looprunner.models import BranchProgress, Health, SessionStatus
 
 
 class Watched(Protocol):
@@ -36,14 +36,34 @@ def row(status: SessionStatus) -> dict[str, str]:
             "health": status.health.value,
         }
     current = state.current
+    stage = f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    if status.branches:  # a parallel block: where each provider is
+        stage += (
+            " ["
+            + ", ".join(
+                f"{b.name} {b.stage} {b.iteration}/{b.max_iterations}" for b in status.branches
+            )
+            + "]"
+        )
     return {
         "session": status.session,
         "type": state.type,
-        "stage": f"{current.id} ({state.current_stage + 1}/{len(state.stages)})",
+        "stage": stage,
         "iteration": f"{state.iteration_completed}/{current.max_iterations}",
         "health": status.health.value,
         "started": state.started_at,
     }
+
+
+def branch_lines(branches: Iterable[BranchProgress]) -> list[str]:
+    """One line per provider of a parallel block: its stage, iterations and decision."""
+    rows = list(branches)
+    width = max((len(b.name) for b in rows), default=0)
+    return [
+        f"{b.name.ljust(width)}  stage {b.stage} ({b.stage_index + 1}/{b.stages})  "
+        f"iteration {b.iteration}/{b.max_iterations}  {b.decision or '-':8}  {b.status}"
+        for b in rows
+    ]
 
 
 def html_table(statuses: Iterable[SessionStatus]) -> str:
@@ -86,11 +106,19 @@ def progress_lines(status: SessionStatus) -> list[str]:
     state = status.state
     if state is None:
         return [f"{status.session}: {status.health.value}"]
-    return [f"{status.session}: {status.health.value}"] + [
-        f"  {stage.id:<20} {bar(stage.iterations_completed, stage.max_iterations)} "
-        f"{stage.iterations_completed}/{stage.max_iterations} {stage.status.value}"
-        for stage in state.stages
-    ]
+    lines = [f"{status.session}: {status.health.value}"]
+    for index, stage in enumerate(state.stages):
+        lines.append(
+            f"  {stage.id:<20} {bar(stage.iterations_completed, stage.max_iterations)} "
+            f"{stage.iterations_completed}/{stage.max_iterations} {stage.status.value}"
+        )
+        if index == state.current_stage:
+            lines += [
+                f"    {b.name:<18} {bar(b.iteration, b.max_iterations)} "
+                f"{b.stage} {b.iteration}/{b.max_iterations} {b.status}"
+                for b in status.branches
+            ]
+    return lines
 
 
 def _in_notebook() -> bool:

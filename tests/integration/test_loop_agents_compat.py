@@ -31,16 +31,17 @@ needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not inst
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 #: a jq program in a prompt: ``jq -r '...' ${CTX}``
 _JQ = re.compile(r"\bjq\s+(?:-[a-zA-Z]+\s+)*'([^']*)'")
-#: reads ``.inputs.from_parallel`` as a mapping; loop-agents itself wrote a list there,
-#: so this line failed in loop-agents too, and parallel blocks decide its shape
+#: reads ``.inputs.from_parallel.providers``, a shape loop-agents never wrote (it wrote a
+#: list there), so this line of evaluate-ideas (a stage no pipeline uses) failed there too
 NOT_PORTABLE = {".inputs.from_parallel.providers | to_entries[0].value.output"}
 
 
 @pytest.fixture
-def corpus_project(project: Path) -> Path:
+def corpus_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     if not (CORPUS / "scripts").is_dir():
         pytest.skip(f"loop-agents corpus not found at {CORPUS}")
     shutil.copytree(CORPUS / "scripts", project / "scripts")
+    monkeypatch.setenv("LOOPRUNNER_MAX_DELAY", "0")  # the corpus pauses between iterations
     return project
 
 

@@ -294,7 +294,7 @@ def test_context_json_has_what_loop_agents_prompts_read(project: Path) -> None:
     )
     assert document["limits"] == {"max_iterations": 7, "remaining_seconds": -1}
     assert document["paths"]["session_dir"] == str(paths.run_dir)
-    assert document["inputs"]["from_parallel"] == []
+    assert document["inputs"]["from_parallel"] == {}, "present, empty without blocks"
     assert set(document["inputs"]) == {
         "from_initial",
         "from_stage",

@@ -36,6 +36,11 @@ class BadPipelineCase(NamedTuple):
 
 
 NODE = "nodes:\n  - id: a\n    stage: work\n"
+#: a parallel block 'b' of one stage 's' run by claude and codex (7 lines)
+BLOCK = (
+    "nodes:\n  - id: b\n    parallel:\n      providers: [claude, codex]\n"
+    "      stages:\n        - id: s\n          stage: work\n"
+)
 
 BAD_PIPELINES = [
     BadPipelineCase(
@@ -101,12 +106,84 @@ BAD_PIPELINES = [
         "LR020",
     ),
     BadPipelineCase(
-        "parallel",
+        "parallel-without-stages",
         "nodes:\n  - id: a\n    parallel: {providers: [claude]}\n",
         3,
-        "nodes[0].parallel",
-        "parallel blocks are not supported yet",
-        "LR022",
+        "nodes[0].parallel.stages",
+        "'stages:' must be a non-empty list",
+    ),
+    BadPipelineCase(
+        "parallel-provider-twice",
+        "nodes:\n  - id: a\n    parallel:\n      providers: [claude, claude]\n"
+        "      stages: [{id: s, stage: work}]\n",
+        4,
+        "nodes[0].parallel.providers[1].name",
+        "provider 'claude' is listed twice",
+    ),
+    BadPipelineCase(
+        "parallel-unknown-key",
+        "nodes:\n  - id: a\n    parallel:\n      providers: [claude]\n      stage: work\n",
+        5,
+        "nodes[0].parallel.stage",
+        "unknown key 'stage' (known: providers, stages)",
+    ),
+    BadPipelineCase(
+        "parallel-with-stage-key",
+        "nodes:\n  - id: a\n    stage: work\n    parallel:\n      providers: [claude]\n"
+        "      stages: [{id: s, stage: work}]\n",
+        3,
+        "nodes[0].stage",
+        "put 'stage' on the block's stages",
+    ),
+    BadPipelineCase(
+        "parallel-nested",
+        "nodes:\n  - id: a\n    parallel:\n      providers: [claude]\n      stages:\n"
+        "        - id: s\n          parallel: {providers: [codex], stages: []}\n",
+        7,
+        "nodes[0].parallel.stages[0].parallel",
+        "cannot hold another one",
+    ),
+    BadPipelineCase(
+        "parallel-provider-bad-key",
+        "nodes:\n  - id: a\n    parallel:\n      providers:\n        - {name: claude, modle: x}\n"
+        "      stages: [{id: s, stage: work}]\n",
+        5,
+        "nodes[0].parallel.providers[0].modle",
+        "unknown key 'modle'",
+    ),
+    BadPipelineCase(
+        "from-parallel-unknown-stage",
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n      from_parallel: t\n",
+        11,
+        "nodes[1].inputs.from_parallel",
+        "stage 't', which no earlier parallel block has (their stages: s)",
+        "LR021",
+    ),
+    BadPipelineCase(
+        "from-parallel-unknown-provider",
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
+        "      from_parallel: {stage: s, providers: [gemini]}\n",
+        11,
+        "nodes[1].inputs.from_parallel",
+        "provider 'gemini', which block 'b' does not run (it runs claude, codex)",
+        "LR021",
+    ),
+    BadPipelineCase(
+        "from-parallel-unknown-block",
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
+        "      from_parallel: [{stage: s, block: z}]\n",
+        11,
+        "nodes[1].inputs.from_parallel",
+        "block 'z', which is not an earlier block (earlier blocks: b)",
+        "LR021",
+    ),
+    BadPipelineCase(
+        "from-parallel-bad-select",
+        BLOCK + "  - id: c\n    stage: work\n    inputs:\n"
+        "      from_parallel: {stage: s, select: all}\n",
+        11,
+        "nodes[1].inputs.from_parallel.select",
+        "history",
     ),
     BadPipelineCase(
         "stage-and-prompt",
@@ -245,12 +322,12 @@ BAD_PIPELINES = [
         "expected true or false",
     ),
     BadPipelineCase(
-        "inputs-from-parallel",
+        "inputs-from-parallel-without-block",
         NODE + "    inputs:\n      from_parallel: x\n",
         5,
         "nodes[0].inputs.from_parallel",
-        "needs parallel blocks",
-        "LR022",
+        "no parallel block runs before this node",
+        "LR021",
     ),
 ]
 

@@ -152,16 +152,26 @@ def test_a_problem_shared_by_two_nodes_is_reported_once(project: Path) -> None:
 
 
 @needs_corpus
-def test_lint_of_plan_to_tasks_reports_its_missing_stage_beside_its_parallel_blocks() -> None:
+def test_lint_of_plan_to_tasks_reports_its_missing_stage() -> None:
     path = CORPUS / "scripts" / "pipelines" / "plan-to-tasks.yaml"
     report = lint(path, project=CORPUS, registries=registries())
-    missing = [f for f in report.findings if f.code == "LR010"]
-    assert len(missing) == 1
-    assert "unknown stage 'robot-mode'" in missing[0].message
-    assert (missing[0].path, missing[0].line) == (str(path), 96)
-    assert all(f.path == str(path) and f.line for f in report.findings)
-    # until parallel blocks are available, its blocks are reported too, each at its line
-    assert {f.code for f in report.findings} == {"LR010", "LR022"}
+    [missing] = report.findings
+    assert missing.code == "LR010"
+    assert "unknown stage 'robot-mode'" in missing.message
+    assert (missing.path, missing.line) == (str(path), 96)
+
+
+@needs_corpus
+def test_lint_of_the_corpus_reports_every_missing_stage_at_once() -> None:
+    report = lint(CORPUS, project=CORPUS, registries=registries())
+    pipelines = CORPUS / "scripts" / "pipelines"
+    errors = [(f.code, f.path, f.line) for f in report.findings if f.severity == "error"]
+    assert errors == [
+        ("LR010", str(pipelines / "plan-to-tasks.yaml"), 96),
+        ("LR010", str(pipelines / "queue-provider-tdd.yaml"), 19),
+        ("LR010", str(pipelines / "queue-provider-tdd.yaml"), 32),
+    ]
+    assert [f.code for f in report.findings if f.severity == "warning"] == ["LR011"]
 
 
 @needs_corpus

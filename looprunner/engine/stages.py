@@ -1,0 +1,240 @@
+"""Running one node to its termination: the loop the session and every branch share.
+
+The session's engine runs its pipeline's nodes through a :class:`StageLoop`; each branch
+of a parallel block runs its own nodes through another, with a recorder that writes the
+branch's state file and tags its events. So a stage inside a block obeys exactly the
+rules of a stage outside: its termination asks before every iteration, the state is
+written before the event, and a resume continues from the last completed iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from looprunner.builtin.defaults import STAGE_TYPE
+from looprunner.engine import context as ctxmod
+from looprunner.engine import faults
+from looprunner.engine.agent_status import read_history
+from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.iteration import (
+    BranchRunning,
+    InterruptGuard,
+    IterationFailed,
+    IterationPlan,
+    run_iteration,
+)
+from looprunner.engine.judge import JUDGE_DIR, JudgeFailedTooOften, run_judge
+from looprunner.engine.recorder import Recorder
+from looprunner.errors import LooprunnerError
+from looprunner.models import AgentStatus, Pipeline, RunError, RunStatus, StageResult
+from looprunner.models import events as ev
+from looprunner.plugins.registry import Registries
+from looprunner.protocols import StageProgress, StageType
+
+MAX_DELAY_ENV = "LOOPRUNNER_MAX_DELAY"
+
+
+def delay_between(stage_delay: float, env: Mapping[str, str]) -> float:
+    """Return the pause before an iteration: the stage's ``delay``, capped by the env.
+
+    ``LOOPRUNNER_MAX_DELAY`` (seconds, 0 allowed) caps every stage's delay, so a
+    pipeline written for rate-limited agents can be tried with fakes without waiting;
+    a value that is not a number is ignored.
+    """
+    try:
+        cap = float(env.get(MAX_DELAY_ENV, ""))
+    except ValueError:
+        return stage_delay
+    return min(stage_delay, cap) if cap >= 0 else stage_delay
+
+
+class StageLoop:
+    """Runs the nodes of one pipeline (the session's, or a branch's) for one recorder.
+
+    Parameters
+    ----------
+    recorder, launcher:
+        Where the nodes' state and events go, and what runs their agents.
+    registries:
+        The stage types and terminations to build.
+    guard:
+        Tells the signal handler whether a stage type's own code is running.
+    check_lock:
+        Called before every iteration: raises if the session's lock was lost.
+    branches:
+        What a stage type's ``run_branches`` calls (None where branches cannot nest).
+    from_parallel:
+        Outputs of earlier blocks every node of this pipeline reads (a branch's own
+        ``inputs.from_parallel``); each node's own are added to them.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        launcher: AgentLauncher,
+        *,
+        registries: Registries,
+        guard: InterruptGuard,
+        check_lock: Callable[[], None],
+        branches: BranchRunning | None,
+        from_parallel: Callable[[Pipeline, int], Mapping[str, list[str]]],
+    ) -> None:
+        self.recorder = recorder
+        self.launcher = launcher
+        self.registries = registries
+        self.guard = guard
+        self.check_lock = check_lock
+        self.branches = branches
+        self.from_parallel = from_parallel
+
+    def stage_type(self, pipeline: Pipeline, index: int) -> StageType:
+        """Build and validate node ``index``'s stage type."""
+        stage = pipeline.nodes[index].stage
+        stage_type = self.registries.stage_types.get(stage.type or STAGE_TYPE)(stage)
+        stage_type.validate()
+        return stage_type
+
+    def run_stage(self, pipeline: Pipeline, index: int) -> None:
+        """Run node ``index`` from where its state says until its termination says stop.
+
+        Raises
+        ------
+        IterationFailed
+            An iteration (or the termination) failed.
+        Stopped
+            The session is being stopped.
+        """
+        rec = self.recorder
+        runner = self.launcher.runner
+        node = pipeline.nodes[index]
+        stage_state = rec.current.stages[index]
+        termination = self.registries.terminations.get(node.stage.termination.type)(
+            node.stage.termination
+        )
+        termination.validate()
+        stage_type = self.stage_type(pipeline, index)
+        cap = stage_state.max_iterations
+        completed = stage_state.iterations_completed if index == rec.current.current_stage else 0
+        history = self._history(index, node.id, completed, ctxmod.STATUS_FILE)
+        judge = node.stage.termination.judge
+        # with a judge, the judge's verdicts (a failed judge counts as "continue") decide
+        verdicts = (
+            self._history(index, node.id, completed, f"{JUDGE_DIR}/{ctxmod.STATUS_FILE}")
+            if judge is not None
+            else history
+        )
+        if completed == 0 and stage_state.status is RunStatus.PENDING:
+            # state first (the stage is running), then its event: a crash in between
+            # leaves the event to be re-appended on resume, never appended twice
+            rec.set_stage(index, status=RunStatus.RUNNING)
+            rec.save(current_stage=index, iteration=0, iteration_completed=0)
+            rec.events.append(
+                ev.STAGE_START,
+                stage=node.id,
+                data={"stage": node.stage.name, "max_iterations": cap},
+            )
+            runs = (
+                f"type {node.stage.type}"
+                if node.stage.type
+                else f"provider {node.stage.provider_name}"
+            )
+            rec.log(
+                f"stage {index + 1}/{len(pipeline.nodes)} {node.id} ({node.stage.name}): "
+                f"up to {cap} iteration(s), {runs}"
+            )
+        else:
+            rec.set_stage(index, status=RunStatus.RUNNING)
+        parallel_inputs = self.from_parallel(pipeline, index)
+        while True:
+            progress = StageProgress(
+                completed=completed,
+                cap=cap,
+                history=verdicts,
+                project=rec.paths.project,
+                session=rec.paths.name,
+            )
+            try:
+                reason = termination.decide(progress)
+            except LooprunnerError as exc:
+                raise IterationFailed(
+                    RunError("termination_error", exc.message, completed + 1)
+                ) from exc
+            if reason is None and completed >= cap:
+                reason = termination.cap_reason
+            if reason is not None:
+                break
+            if runner.stop_requested:
+                raise Stopped
+            self.check_lock()
+            delay = delay_between(node.stage.delay, self.launcher.env)
+            if completed > 0 and delay > 0 and runner.wait_stop(delay):
+                raise Stopped
+            plan = IterationPlan(
+                pipeline,
+                index,
+                completed + 1,
+                cap,
+                history[-1] if history else None,
+                from_parallel=parallel_inputs,
+            )
+            status = run_iteration(
+                plan,
+                stage_type,
+                recorder=rec,
+                launcher=self.launcher,
+                guard=self.guard,
+                branches=self.branches,
+            )
+            completed += 1
+            history.append(status)
+            if judge is not None:
+                verdicts.append(self._judge(pipeline, index, completed))
+        self._complete_stage(pipeline, index, completed, reason, history[-1] if history else None)
+
+    def _complete_stage(
+        self,
+        pipeline: Pipeline,
+        index: int,
+        completed: int,
+        reason: str,
+        last: AgentStatus | None,
+    ) -> None:
+        rec = self.recorder
+        node = pipeline.nodes[index]
+        rec.set_stage(index, status=RunStatus.COMPLETE, termination_reason=reason)
+        if index + 1 < len(pipeline.nodes):
+            rec.save(current_stage=index + 1, iteration=0, iteration_completed=0)
+        else:
+            rec.save()
+        faults.checkpoint("stage_complete_saved", completed)
+        rec.events.append(
+            ev.STAGE_COMPLETE,
+            stage=node.id,
+            iteration=completed,
+            data={
+                "reason": reason,
+                "iterations": completed,
+                "agent_reason": last.reason if last else None,
+            },
+        )
+        rec.log(f"stage {node.id} complete after {completed} iteration(s): {reason}")
+        rec.hook(
+            "on_stage_complete",
+            stage=node,
+            result=StageResult(
+                id=node.id, stage=node.stage.name, iterations=completed, reason=reason
+            ),
+        )
+
+    def _history(self, index: int, node_id: str, completed: int, name: str) -> list[AgentStatus]:
+        paths = self.recorder.paths
+        return read_history(
+            [paths.iteration_dir(index, node_id, n) / name for n in range(1, completed + 1)]
+        )
+
+    def _judge(self, pipeline: Pipeline, index: int, iteration: int) -> AgentStatus:
+        """Ask the stage's judge agent for its verdict (see :mod:`looprunner.engine.judge`)."""
+        try:
+            return run_judge(self.recorder, self.launcher, pipeline, index, iteration)
+        except JudgeFailedTooOften as exc:
+            raise IterationFailed(RunError("judge_error", str(exc), iteration)) from exc
