@@ -275,3 +275,27 @@ def _check_source(
                 at,
                 code="LR021",
             )
+
+
+def rename_block_sources(node: Node, renames: Mapping[str, str]) -> Node:
+    """Return a block node whose providers' ``from_parallel`` follow ``renames`` of blocks.
+
+    For ``--runs``: run N's blocks are ``ID-runN``, and a provider that names a block
+    reads the block of its own run (another node is returned as it is).
+    """
+    if node.stage.type != PARALLEL_STAGE_TYPE:
+        return node
+    providers = [
+        {
+            **provider,
+            "from_parallel": [
+                {**spec, "block": renames.get(spec["block"], spec["block"])}
+                if spec.get("block") is not None
+                else spec
+                for spec in provider.get("from_parallel", ())
+            ],
+        }
+        for provider in node.stage.options.get("providers", ())
+    ]
+    options = {**node.stage.options, "providers": providers}
+    return attrs.evolve(node, stage=attrs.evolve(node.stage, options=options))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from looprunner.definitions.blocks import rename_block_sources
 from looprunner.definitions.catalog import load_stage
 from looprunner.definitions.pipelines import load_pipeline
 from looprunner.errors import ConfigError, UsageError
@@ -74,7 +75,9 @@ def build_pipeline(
         resolved = Pipeline.loop(load_stage(stage, project=project), iterations=iterations)
     else:
         assert pipeline is not None
-        resolved = load_pipeline(pipeline, project=project).repeated(runs or 1)
+        resolved = load_pipeline(pipeline, project=project).repeated(
+            runs or 1, adjust=rename_block_sources
+        )
     resolved = resolved.with_overrides(
         provider=provider,
         model=model,

@@ -88,6 +88,48 @@ def test_a_corpus_pipeline_repeats_with_runs_and_names_itself_to_its_agents(
     }, "run 2 reads what run 1 left"
 
 
+REPEATED_BLOCKS = """\
+name: repeat-blocks
+nodes:
+  - id: analyze
+    parallel:
+      providers: [claude, codex]
+      stages:
+        - id: improve
+          stage: improve-plan
+          termination: {type: fixed, iterations: 1}
+  - id: merge
+    stage: synthesize-plans
+    inputs:
+      from_parallel:
+        stage: improve
+        block: analyze
+"""
+
+
+@needs_corpus
+def test_runs_of_a_pipeline_with_a_block_read_their_own_runs_block(
+    corpus_project: Path, cli: Cli, fake_agents: FakeAgents
+) -> None:
+    (corpus_project / "scripts" / "pipelines" / "repeat-blocks.yaml").write_text(REPEATED_BLOCKS)
+    result = cli("start", "blocks", "--pipeline", "repeat-blocks", "--runs", "2", "--foreground")
+    assert result.returncode == 0, result.stderr
+    status = status_of(cli, "blocks")
+    assert status["health"] == "complete"
+    assert [s["id"] for s in status["stages"]] == ["analyze", "merge", "analyze-run2", "merge-run2"]
+    run = ProjectPaths.of(corpus_project).session("blocks")
+    context = json.loads((run.iteration_dir(3, "merge-run2", 1) / "context.json").read_text())
+    block = run.block_dir(2, "analyze-run2")
+    read = context["inputs"]["from_parallel"]
+    assert sorted(read) == ["claude", "codex"]
+    for files in read.values():
+        assert files and all(Path(f).is_relative_to(block) for f in files), files
+    for agent in ("claude", "codex"):
+        env = fake_agents.call(agent, 1)["env"]
+        assert env["CLAUDE_PIPELINE_TYPE"] == "repeat-blocks", "a block's agents too"
+        assert env["CLAUDE_PIPELINE_SESSION"] == "blocks"
+
+
 def corpus_jq_programs() -> list[str]:
     programs: set[str] = set()
     for prompt in sorted((CORPUS / "scripts" / "stages").rglob("*.md")):

@@ -143,6 +143,41 @@ def test_runs_repeats_every_node_and_keeps_inputs_within_a_run(project: Path) ->
     assert build_pipeline(project, stage=None, pipeline="p", runs=1).nodes == resolved.nodes[:2]
 
 
+def test_runs_keeps_each_run_reading_its_own_parallel_blocks(project: Path) -> None:
+    write_stage(project, "work", "provider: mock\n")
+    pipeline_file = project / "scripts" / "pipelines" / "p.yaml"
+    pipeline_file.parent.mkdir(parents=True)
+    pipeline_file.write_text(
+        "nodes:\n"
+        "  - id: ideas\n    parallel:\n      providers: [claude, codex]\n"
+        "      stages:\n        - id: gen\n          stage: work\n"
+        "  - id: rate\n    parallel:\n      providers:\n"
+        "        - name: claude\n          inputs:\n            from_parallel:\n"
+        "              stage: gen\n              block: ideas\n              providers: [codex]\n"
+        "        - codex\n"
+        "      stages:\n        - id: score\n          stage: work\n"
+        "  - id: merge\n    stage: work\n    inputs:\n"
+        "      from_parallel:\n        stage: score\n        block: rate\n",
+        encoding="utf-8",
+    )
+    resolved = build_pipeline(project, stage=None, pipeline="p", runs=2)
+    by_id = {n.id: n for n in resolved.nodes}
+    assert [n.id for n in resolved.nodes] == [
+        "ideas",
+        "rate",
+        "merge",
+        "ideas-run2",
+        "rate-run2",
+        "merge-run2",
+    ]
+    assert [s.block for s in by_id["merge"].inputs.from_parallel] == ["rate"]
+    assert [s.block for s in by_id["merge-run2"].inputs.from_parallel] == ["rate-run2"]
+    claude = by_id["rate-run2"].stage.options["providers"][0]
+    assert [s["block"] for s in claude["from_parallel"]] == ["ideas-run2"]
+    first = by_id["rate"].stage.options["providers"][0]
+    assert [s["block"] for s in first["from_parallel"]] == ["ideas"]
+
+
 def test_runs_is_refused_where_it_cannot_apply(project: Path) -> None:
     write_stage(project, "work", "provider: mock\n")
     with pytest.raises(UsageError, match="--runs repeats a pipeline"):
