@@ -53,6 +53,10 @@ STAGE_REFUSED = {
     "guardrails": _RUNTIME,
     "max_runtime_seconds": _RUNTIME,
     "hooks": _HOOKS,
+    "items": (
+        "is not read: loop-agents v2 only exported it to the agent as $ITEMS; put the list "
+        "in the stage's 'context:' (the prompt's ${CONTEXT})"
+    ),
 }
 #: pipeline node keys refused
 NODE_REFUSED = {
@@ -65,9 +69,20 @@ NODE_REFUSED = {
         "is not read: loop-agents v3 dropped per-run perspectives (${PERSPECTIVE} was always "
         "empty); give each perspective a node of its own, with its angle in 'context:'"
     ),
+    "pipeline": (
+        "(a pipeline inside a pipeline) is not run: loop-agents compiled such a node but "
+        "its engine never ran one; copy that pipeline's nodes into this file"
+    ),
     "failure_mode": (
         "is not read: a parallel block always fails when one of its providers fails, "
         "after stopping the others, and a single node has no providers to fail"
+    ),
+}
+#: keys of a ``parallel:`` block refused
+BLOCK_REFUSED = {
+    "failure_mode": (
+        "is not read: a parallel block always fails when one of its providers fails, "
+        "after stopping the others (loop-agents' fail_fast); there is no other mode"
     ),
 }
 PIPELINE_REFUSED = {"hooks": _HOOKS}

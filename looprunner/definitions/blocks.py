@@ -18,6 +18,7 @@ import attrs
 
 from looprunner import convert
 from looprunner.builtin.defaults import PARALLEL_STAGE_TYPE
+from looprunner.convert import legacy
 from looprunner.errors import ConfigError
 from looprunner.models import Node, NodeInputs, ParallelInput, Stage, Termination
 from looprunner.names import validate_node_id
@@ -78,6 +79,10 @@ def parallel_node(
     if not isinstance(block, Mapping):
         raise reader.fail("expected a mapping with 'providers' and 'stages'", at)
     for key in block:
+        if key in legacy.BLOCK_REFUSED:  # loop-agents' block keys: say why, not just "unknown"
+            raise reader.fail(
+                f"'{key}' {legacy.BLOCK_REFUSED[key]}", (*at, key), key=True, code=legacy.REFUSED
+            )
         if key not in ("providers", "stages"):
             raise reader.fail(
                 f"unknown key {key!r} (known: providers, stages)", (*at, key), key=True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
@@ -116,6 +118,17 @@ def test_lint_reports_a_codex_effort_it_cannot_take_at_the_stage_file(project: P
     [finding] = report.findings
     assert (finding.code, finding.path) == ("LR035", str(folder / "stage.yaml"))
     assert "minimal, low, medium, high, xhigh" in finding.message
+
+
+def test_start_refuses_a_codex_effort_at_its_line_and_writes_nothing(
+    project: Path, cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    write_stage(project, "s", "provider: codex\nmodel: gpt-5.2-codex:extreme\n")
+    result = cli("start", "bad", "--stage", "s")
+    assert result.returncode == 2
+    stage_yaml = project / "scripts" / "stages" / "s" / "stage.yaml"
+    assert f"{stage_yaml}:2:8: model: codex reasoning effort 'extreme'" in result.stderr
+    assert not (project / ".claude").exists()
 
 
 # --------------------------------------------------------------------------- --runs

@@ -146,6 +146,12 @@ REFUSED_STAGES = [
         "'hooks' is not run: shell-command hooks were a loop-agents plan",
     ),
     RefusedCase(
+        "v2-items",
+        "items: [a, b]\n",
+        1,
+        "'items' is not read: loop-agents v2 only exported it to the agent as $ITEMS",
+    ),
+    RefusedCase(
         "unknown-completion",
         "completion: forever\n",
         1,
@@ -226,6 +232,19 @@ REFUSED_IN_PIPELINES = [
         "'failure_mode' is not read: a parallel block always fails",
     ),
     RefusedCase(
+        "block-failure-mode",
+        "nodes:\n  - id: a\n    parallel:\n      providers: [claude, codex]\n"
+        "      failure_mode: fail_slow\n      stages:\n        - id: s\n          stage: work\n",
+        5,
+        "'failure_mode' is not read: a parallel block always fails",
+    ),
+    RefusedCase(
+        "node-nested-pipeline",
+        "nodes:\n  - id: a\n    pipeline: other.yaml\n",
+        3,
+        "'pipeline' (a pipeline inside a pipeline) is not run",
+    ),
+    RefusedCase(
         "pipeline-hooks",
         "hooks:\n  on_session_complete: ./done.sh\n" + NODE,
         1,
@@ -249,8 +268,8 @@ def test_legacy_pipeline_keys_looprunner_cannot_honour_are_refused_at_their_line
     path = setup(project, case.yaml)
     with pytest.raises(ConfigError) as info:
         load_pipeline("p", project=project)
-    [problem] = info.value.problems
-    assert problem.code == "LR040"
+    # a nested pipeline's node also has nothing to run: that is said too
+    [problem] = [p for p in info.value.problems if p.code == "LR040"]
     assert (problem.path, problem.line) == (path, case.line)
     assert case.words in str(info.value)
 
