@@ -364,10 +364,8 @@ PROMPTS = [
     PromptCase("name-in-prompts-folder", "task", ["prompts/task.md"], "prompts/task.md"),
     PromptCase("beside-wins-over-prompts", "task", ["task.md", "prompts/task.md"], "task.md"),
     PromptCase("path-without-md", "prompts/task", ["prompts/task.md"], "prompts/task.md"),
-    PromptCase("dot-slash-path", "./prompts/task.md", ["prompts/task.md"], "prompts/task.md"),
-    PromptCase("name-as-written", "task.txt", ["task.txt"], "task.txt"),
+    PromptCase("dot-slash-without-md", "./prompts/task", ["prompts/task.md"], "prompts/task.md"),
     PromptCase("prompts-prompt-md-fallback", None, ["prompts/prompt.md"], "prompts/prompt.md"),
-    PromptCase("prompt-md-first", None, ["prompt.md", "prompts/prompt.md"], "prompt.md"),
 ]
 
 

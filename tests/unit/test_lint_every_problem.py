@@ -144,11 +144,12 @@ def test_a_problem_shared_by_two_nodes_is_reported_once(project: Path) -> None:
         STAGE + "colour: red\n", encoding="utf-8"
     )
     path.write_text(
-        "nodes:\n  - id: a\n    stage: work\n  - id: b\n    stage: work\n", encoding="utf-8"
+        "nodes:\n  - id: a\n    stage: work\n  - id: b\n    stage: work\n    size: 3\n",
+        encoding="utf-8",
     )
     report = lint(path, project=project, registries=registries())
-    assert [(f.code, f.line) for f in report.findings] == [("LR002", 5)]
-    assert report.findings[0].path.endswith("work/stage.yaml")  # type: ignore[union-attr]
+    stage_yaml = str(project / "scripts" / "stages" / "work" / "stage.yaml")
+    assert [(f.path, f.line) for f in report.findings] == [(stage_yaml, 5), (str(path), 6)]
 
 
 @needs_corpus
