@@ -416,6 +416,51 @@ class Bench:
             wall_s=round(time.monotonic() - t0, 1),
         )
 
+    def parallel_block(self) -> None:
+        """A parallel block of 2 and 8 providers against its slowest provider alone."""
+        iterations = 2 if self.quick else 5
+        project = self.project("parallel")
+        stage_dir = project / ".looprunner" / "stages" / "nap"
+        stage_dir.mkdir(parents=True)
+        agent = 'sleep 0.2; printf \'{"decision":"continue"}\' > "$LOOPRUNNER_STATUS"'
+        (stage_dir / "stage.yaml").write_text(
+            "name: nap\nprovider: command\n"
+            f"command: {json.dumps(['/bin/sh', '-c', agent])}\n"
+            f"termination: {{type: fixed, iterations: {iterations}}}\n"
+        )
+        (stage_dir / "prompt.md").write_text("nap\n")
+
+        def wall(count: int) -> float:
+            names = ", ".join(f"{{name: p{i}, provider: command}}" for i in range(count))
+            path = project / f"block{count}.yaml"
+            path.write_text(
+                f"name: block{count}\nnodes:\n  - id: blk\n    parallel:\n"
+                f"      providers: [{names}]\n      stages: [{{id: nap, stage: nap}}]\n"
+            )
+            pipeline = Pipeline.load(path, project=project)
+            name = f"b{count}-{uuid.uuid4().hex[:6]}"
+            t0 = time.perf_counter()
+            with Path(os.devnull).open("w") as quiet, contextlib.redirect_stdout(quiet):
+                session = Session.start(name, pipeline, project, backend="inline")
+            elapsed = time.perf_counter() - t0
+            assert session.status().health.value == "complete", name
+            return elapsed
+
+        repeats = 1 if self.quick else 3
+        alone = median([wall(1) for _ in range(repeats)])
+        for count in (2, 8):
+            block = median([wall(count) for _ in range(repeats)])
+            self.record(
+                f"parallel block of {count} providers",
+                ms(block),
+                "ms",
+                "~ alone",
+                slowest_alone_ms=ms(alone),
+                ratio=round(block / alone, 2),
+                iterations_each=iterations,
+                agent_s=0.2,
+            )
+
 
 BENCHMARKS: dict[str, Callable[[Bench], None]] = {
     "overhead": Bench.engine_overhead,
@@ -426,6 +471,7 @@ BENCHMARKS: dict[str, Callable[[Bench], None]] = {
     "idle": Bench.idle_engine,
     "logs": Bench.big_logs,
     "concurrent": Bench.concurrent,
+    "parallel": Bench.parallel_block,
 }
 
 

@@ -6,7 +6,7 @@ Kept free of I/O so every combination can be tested directly.
 from __future__ import annotations
 
 from looprunner import procinfo
-from looprunner.models import Health, RunState, RunStatus
+from looprunner.models import Health, RunError, RunState, RunStatus
 
 #: the error type ``cleanup --fix`` records for a session whose engine died
 CRASHED_ERROR = "crashed"
@@ -21,6 +21,7 @@ def derive_health(
     engine_alive: bool = False,
     backend: str | None = None,
     stopped_pid: int | None = None,
+    fault: RunError | None = None,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
@@ -30,10 +31,17 @@ def derive_health(
     ``engine_alive`` says whether the engine recorded in state still exists (same pid,
     start time and boot): it only matters when the lock file was deleted from under a
     running engine. ``stopped_pid`` is the engine's pid when it is stopped by a signal
-    (state ``T``): still running, but going nowhere until it is continued.
+    (state ``T``): still running, but going nowhere until it is continued. ``fault`` is
+    how the engine ended the run when only the lock file could take it (a full or
+    read-only disk, a deleted run folder): the session is ``failed``, and says why.
     """
     if lock_held:
         return Health.RUNNING, stopped_detail(stopped_pid)
+    if fault is not None:
+        return Health.FAILED, (
+            f"{fault.type}: {fault.message} (recorded in the session's lock file: "
+            "the engine could not write state.json)"
+        )
     failed = state is not None and state.status is RunStatus.FAILED and state.error is not None
     if (
         failed

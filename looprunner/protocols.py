@@ -17,6 +17,7 @@ import attrs
 from looprunner.models import (
     AgentCommand,
     AgentStatus,
+    Check,
     Event,
     Invocation,
     IterationContext,
@@ -92,6 +93,18 @@ class StageValidating(Protocol):
 
     def validate(self, stage: Stage) -> None:
         """Raise :class:`~looprunner.errors.ConfigError` if the stage's settings are unusable."""
+
+
+@runtime_checkable
+class Diagnosing(Protocol):
+    """A provider or backend that can say whether this machine can run it.
+
+    ``looprunner doctor`` shows the answer: the program found and its version, missing
+    credentials (variable names only, never values), what running as root implies.
+    """
+
+    def diagnose(self, env: Mapping[str, str]) -> Check:
+        """Look at this machine and ``env`` (the caller's environment); change nothing."""
 
 
 # ---------------------------------------------------------------------- terminations

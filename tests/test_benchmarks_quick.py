@@ -31,7 +31,7 @@ def test_quick_benchmarks_run_and_report_every_target(tmp_path: Path, tmux_socke
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "latest.json").read_text())
     names = {row["name"] for row in report["results"]}
-    assert len(names) == 13, names
+    assert len(names) == 15, names
     by_name = {row["name"]: row for row in report["results"]}
     concurrent = by_name["concurrent sessions complete"]
     assert concurrent["figure"] == 10 and concurrent["sessions_with_lost_events"] == 0

@@ -221,8 +221,9 @@ def test_yaml_examples_are_valid_definitions(case, tmp_path):
     if isinstance(data, dict) and ("nodes" in data or "stages" in data):
         # a pipeline file: give it the stages it names, then resolve it
         nodes = list(data.get("nodes") or data.get("stages"))
+        for node in nodes:  # a parallel block's stages need their folders too
+            nodes += node.get("parallel", {}).get("stages", [])
         for node in nodes:
-            nodes.extend((node.get("parallel") or {}).get("stages") or [])  # a block's too
             name = node.get("stage") or node.get("loop")
             if name and not (tmp_path / ".looprunner" / "stages" / name).exists():
                 write_stage(tmp_path / ".looprunner" / "stages" / name)

@@ -21,11 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import attrs
+
 if TYPE_CHECKING:
     import libtmux
 
 from looprunner.errors import BackendError, BackendUnreachableError
+from looprunner.models import Check
 from looprunner.names import session_from_tmux_name, tmux_session_name
+from looprunner.programs import program_check
 from looprunner.protocols import LaunchSpec
 
 SOCKET_ENV = "LOOPRUNNER_TMUX_SOCKET"
@@ -240,6 +244,26 @@ class TmuxBackend:
             if tmux_name == tmux_session_name(session):
                 return mark
         return None
+
+    def diagnose(self, env: Mapping[str, str]) -> Check:
+        """Say whether tmux is installed, its version, and which server sessions use."""
+        check = program_check(
+            kind="backend",
+            name=self.name,
+            program="tmux",
+            install="apt-get install tmux (or your system's package manager)",
+            env=env,
+            version_args=("-V",),
+        )
+        if not check.ok:
+            return check
+        server = f"server -L {self.socket_name}" if self.socket_name else "your default server"
+        try:
+            code, _, _ = self._run("list-sessions")
+            running = "running" if code == 0 else "not running (started on the first start)"
+        except BackendUnreachableError as exc:
+            return attrs.evolve(check, ok=False, detail=f"{check.detail}; {server}: {exc}")
+        return attrs.evolve(check, detail=f"{check.detail}; {server}: {running}")
 
     def describe(self, session: str) -> str:
         """Name the tmux session of ``session`` as users see it in ``tmux ls``."""

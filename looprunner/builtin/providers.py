@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from typing import ClassVar
 
+import attrs
+
 from looprunner.errors import ConfigError, ProviderError
-from looprunner.models import AgentCommand, Invocation, Stage
+from looprunner.models import AgentCommand, Check, Invocation, Stage
+from looprunner.programs import program_check, running_as_root
 
 
 def path_env(invocation: Invocation) -> dict[str, str]:
@@ -72,6 +76,26 @@ class ClaudeProvider:
         """Fail early when ``claude`` is not installed."""
         _require_program(self.program, self.name)
 
+    def diagnose(self, env: Mapping[str, str]) -> Check:
+        """Say whether ``claude`` is installed, its version, credentials and root."""
+        check = program_check(
+            kind="provider",
+            name=self.name,
+            program=self.program,
+            install="npm install -g @anthropic-ai/claude-code",
+            env=env,
+            auth_variables=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"),
+            login_files=(".claude/.credentials.json",),
+            login_hint=", or log in with `claude`",
+        )
+        if check.ok and running_as_root() and not env.get("IS_SANDBOX"):
+            note = (
+                "running as root: Claude Code refuses --dangerously-skip-permissions "
+                "unless IS_SANDBOX=1 is set (do so only in a container or sandbox)"
+            )
+            return attrs.evolve(check, notes=(*check.notes, note))
+        return check
+
     def command(self, invocation: Invocation) -> AgentCommand:
         """Build the ``claude`` command line."""
         argv = [_require_program(self.program, self.name), "-p", "--dangerously-skip-permissions"]
@@ -125,6 +149,19 @@ class CodexProvider:
     def validate(self, stage: Stage) -> None:
         """Refuse a model or reasoning effort codex cannot take (see :func:`codex_model`)."""
         codex_model(stage.model)
+
+    def diagnose(self, env: Mapping[str, str]) -> Check:
+        """Say whether ``codex`` is installed, its version and credentials."""
+        return program_check(
+            kind="provider",
+            name=self.name,
+            program=self.program,
+            install="npm install -g @openai/codex",
+            env=env,
+            auth_variables=("OPENAI_API_KEY", "CODEX_API_KEY"),
+            login_files=(".codex/auth.json",),
+            login_hint=", or log in with `codex login`",
+        )
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Build the ``codex exec`` command line."""

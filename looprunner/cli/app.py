@@ -53,6 +53,7 @@ COMMANDS = {
     "dry-run": "define:dry_run",
     "completion": "define:completion",
     "plugins": "define:plugins",
+    "doctor": "doctor:doctor",
 }
 
 
@@ -147,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("LOOPRUNNER_DEBUG"):
             raise
+        from looprunner.store.diskfault import DISK_FULL, fault_type
+
+        kind = fault_type(exc)
+        if kind is not None and isinstance(exc, OSError):  # a full or read-only disk
+            reason = "no space left on device" if kind == DISK_FULL else "read-only file system"
+            fail(fallback, kind, f"{reason}: cannot write {exc.filename or 'a file'}", 1)
         fail(
             fallback,
             "internal",

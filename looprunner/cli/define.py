@@ -150,7 +150,12 @@ def dry_run(
         Session(name, ctx.project).check(resolved)
     except Exception as exc:
         warnings.append(str(exc))
-    plan = preview(resolved, session=name, project=ctx.project)
+    plan = preview(
+        resolved,
+        session=name,
+        project=ctx.project,
+        registries=Session(name, ctx.project).registries,
+    )
     plan["warnings"] = warnings
     if ctx.json:
         emit_json(plan)
@@ -167,12 +172,22 @@ def dry_run(
         extras = f", consensus {term['consensus']}" if term["consensus"] else ""
         if node["inputs"]["from"]:
             extras += f", from {', '.join(node['inputs']['from'])}"
+        runner = f"provider {node['provider']}{model}"
+        if node["nested"]:
+            runner = f"type {node['type']}, {len(node['nested'])} stage run(s)"
         click.echo(
-            f"\n{heading}  stage {node['stage']}  provider {node['provider']}{model}  "
+            f"\n{heading}  stage {node['stage']}  {runner}  "
             f"{term['type']}, up to {term['max_iterations']} iteration(s){extras}"
         )
-        click.echo(style("--- first prompt ---", "cyan"))
-        click.echo(node["first_prompt"].rstrip())
+        for inner in node["nested"]:
+            inner_model = f" ({inner['model']})" if inner["model"] else ""
+            click.echo(
+                f"    - {inner['stage']}  provider {inner['provider']}{inner_model}  "
+                f"{inner['termination']}, up to {inner['max_iterations']} iteration(s)"
+            )
+        if not node["nested"]:  # a block's own prompt is empty: its stages have theirs
+            click.echo(style("--- first prompt ---", "cyan"))
+            click.echo(node["first_prompt"].rstrip())
     for warning in warnings:
         click.echo(style(f"\nwarning: {warning}", "yellow"))
     return 0

@@ -199,6 +199,8 @@ def status(ctx: Context, name: str) -> int:
                 f"{event.data.get('decision', '?'):8}  {summary}"
             )
     actions = NEXT_ACTIONS.get(result.health, ())
+    if state is None and result.fault is not None:  # its run folder was deleted
+        actions = ("start {n} ...", "cleanup --fix")
     if actions:
         click.echo(
             "  next: "

@@ -94,9 +94,11 @@ def attach(ctx: Context, name: str) -> int:
 def describe(event: Event) -> str:
     """One readable line for an event."""
     data = event.data
+    # an event of a parallel block's provider names it: "claude/refine"
+    where = f"{data['provider']}/{event.stage}" if data.get("block") else event.stage
     parts = [
         event.ts[11:19],
-        f"{event.stage or '-':<14}",
+        f"{where or '-':<16}",
         f"{event.iteration or '':>3}",
         f"{event.type:<19}",
     ]

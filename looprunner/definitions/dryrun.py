@@ -8,12 +8,42 @@ from typing import Any
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine.context import OUTPUT_FILE, STATUS_FILE
 from looprunner.engine.prompt import render, template_values
-from looprunner.models import Pipeline
+from looprunner.errors import LooprunnerError
+from looprunner.models import Pipeline, Stage
 from looprunner.names import ProjectPaths
+from looprunner.plugins.registry import Registries
+from looprunner.protocols import NestedStages
 
 
-def preview(pipeline: Pipeline, *, session: str, project: Path) -> dict[str, Any]:
-    """Return the resolved pipeline, node by node, with each node's first prompt rendered."""
+def nested(stage: Stage, registries: Registries | None) -> list[dict[str, Any]]:
+    """Return what a type that runs further stages (a parallel block) will run, in order."""
+    if registries is None or (stage.type or STAGE_TYPE) not in registries.stage_types:
+        return []
+    try:
+        built = registries.stage_types.get(stage.type or STAGE_TYPE)(stage)
+        inner = built.nested_stages() if isinstance(built, NestedStages) else []
+    except LooprunnerError:
+        return []  # start's check reports it, as a warning of the dry run
+    return [
+        {
+            "stage": s.name,
+            "provider": s.provider_name,
+            "model": s.model,
+            "termination": s.termination.type,
+            "max_iterations": s.termination.cap(),
+        }
+        for s in inner
+    ]
+
+
+def preview(
+    pipeline: Pipeline, *, session: str, project: Path, registries: Registries | None = None
+) -> dict[str, Any]:
+    """Return the resolved pipeline, node by node, with each node's first prompt rendered.
+
+    With ``registries``, a node whose type runs further stages (a parallel block) lists
+    them under ``nested``, once per provider.
+    """
     paths = ProjectPaths.of(project).session(session)
     nodes = []
     for index, node in enumerate(pipeline.nodes):
@@ -57,6 +87,7 @@ def preview(pipeline: Pipeline, *, session: str, project: Path) -> dict[str, Any
                     "select": node.inputs.select,
                 },
                 "first_prompt": render(stage.prompt, values),
+                "nested": nested(stage, registries),
             }
         )
     return {

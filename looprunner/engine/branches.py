@@ -27,6 +27,7 @@ import attrs
 from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.disk import fault_of
 from looprunner.engine.iteration import InterruptGuard, IterationFailed, IterationPlan
 from looprunner.engine.process import AgentRunner, kill_grace, stop_leftover_group
 from looprunner.engine.recorder import Recorder
@@ -182,6 +183,8 @@ class BranchRunner:
         except LooprunnerError as exc:
             error = RunError("config", exc.message, rec.current.iteration or None)
         except Exception as exc:
+            if fault_of(exc, self.recorder.paths, rec.current.iteration or None) is not None:
+                raise  # the disk refused a write: the engine ends the whole run
             rec.log(traceback.format_exc())
             error = RunError(
                 "engine_error", f"{type(exc).__name__}: {exc}", rec.current.iteration or None

@@ -23,6 +23,7 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
+from looprunner.engine.disk import fault_of
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
 from looprunner.errors import AgentFailed, LooprunnerError
@@ -308,7 +309,12 @@ def run_iteration(
         durable=False,
         stage=node.id,
         iteration=iteration,
-        data={"provider": stage.provider_name, "model": stage.model, "type": stage_type.name},
+        data={
+            # a type of its own (a parallel block) names no provider unless it sets one
+            "provider": stage.provider or (stage.provider_name if stage.type is None else None),
+            "model": stage.model,
+            "type": stage_type.name,
+        },
     )
     side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard, branches)
     ctx = IterationContext(
@@ -383,6 +389,8 @@ def _run_type(
     except LooprunnerError as exc:
         error = RunError("stage_error", f"stage type {stage_type.name!r}: {exc.message}", iteration)
     except Exception as exc:
+        if fault_of(exc, recorder.paths, iteration) is not None:
+            raise  # the disk refused a write, not the stage: the engine ends the run
         recorder.log(traceback.format_exc())
         error = RunError(
             "stage_error",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from typing import Any, TextIO
 
 from looprunner import convert
-from looprunner.engine import recovery
+from looprunner.engine import disk, recovery
 from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
 from looprunner.engine.branches import BranchRunner
 from looprunner.engine.iteration import InterruptGuard, IterationFailed
@@ -35,7 +36,8 @@ from looprunner.names import SessionPaths
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
 from looprunner.store.atomic import sweep_temp_files
-from looprunner.store.lock import SessionLock
+from looprunner.store.diskfault import recorded_fault
+from looprunner.store.lock import SessionLock, read_metadata
 
 #: how long the engine waits for the lock its launcher may still be releasing
 LOCK_TIMEOUT = 10.0
@@ -112,22 +114,36 @@ class Engine:
         restore = self._install_signal_handlers()
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)
+        #: the ending is only in the lock file (a disk fault): keep the file
+        ending_in_lock = False
         try:
             self.recorder.open_log()
+            # a fault the previous engine could record only here, read before it is replaced
+            previous = read_metadata(self.paths.lock_file)
             self.lock.write_metadata(self.recorder.lock_metadata(self.backend))
             sweep_temp_files(self.paths.run_dir)
-            return self._run_locked(resume=resume)
+            return self._run_locked(resume=resume, previous_lock=previous)
+        except Exception as exc:
+            iteration = self.state.iteration or None if self.state is not None else None
+            error = disk.fault_of(exc, self.paths, iteration)
+            if error is None or self.state is None:
+                raise
+            state, in_state = disk.end_by_fault(self.recorder, self.lock, error, err=sys.stderr)
+            ending_in_lock = not in_state
+            self.recorder.hook("on_error", error=state.error)
+            return state
         finally:
             logging.getLogger().removeHandler(log_handler)
             restore()
             self.runner.close()
-            state = self.recorder.state
-            self.lock.release(remove=state is not None and state.status.finished)
+            final = self.recorder.state
+            finished = final is not None and final.status.finished
+            self.lock.release(remove=finished and not ending_in_lock)
             self.recorder.close_log()
 
     # ------------------------------------------------------------------ main loop
 
-    def _run_locked(self, *, resume: bool) -> RunState:
+    def _run_locked(self, *, resume: bool, previous_lock: dict[str, Any]) -> RunState:
         rec = self.recorder
         pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
         # every launcher (a parallel block's too) shares this mapping: set once, seen by all
@@ -136,7 +152,8 @@ class Engine:
         resumed = recovery.begin(rec, pipeline, identity=identity, resume=resume)
         if resumed is not None:
             recovery.stop_leftover_agent(rec, resumed)
-            recovery.reconcile_events(rec, pipeline)
+            fault = recorded_fault(previous_lock, resumed)
+            recovery.reconcile_events(rec, pipeline, previous=resumed, fault=fault)
             recovery.announce_resume(rec)
         else:
             rec.events.append(
@@ -164,6 +181,8 @@ class Engine:
         except LooprunnerError as exc:
             return self._fail(RunError("config", exc.message, rec.current.iteration or None))
         except Exception as exc:
+            if disk.fault_of(exc, self.paths, rec.current.iteration or None) is not None:
+                raise  # the disk refused a write: run() records what it can
             rec.log(traceback.format_exc())
             return self._fail(
                 RunError(
@@ -214,14 +233,27 @@ class Engine:
         )
 
     def _fail(self, error: RunError) -> RunState:
-        state = self.recorder.end(RunStatus.FAILED, error=error)
+        disk.check_run_folder(self.paths, error.iteration)  # never recorded in a new folder
+        try:
+            state = self.recorder.end(RunStatus.FAILED, error=error)
+        except OSError as exc:
+            fault = disk.after_failure(exc, self.paths, error)
+            if fault is None:
+                raise
+            raise fault from exc
         assert state.error is not None
         self.recorder.log(f"session failed: {state.error.type}: {state.error.message}")
         self.recorder.hook("on_error", error=state.error)
         return state
 
     def _check_lock(self) -> None:
-        """Notice a lock file deleted by hand, and put it back (or stop if it was taken)."""
+        """Notice a lock file deleted by hand, and put it back (or stop if it was taken).
+
+        Called before every iteration; a run folder deleted meanwhile ends the run here,
+        before the iteration could make its folders (and so the run folder) again.
+        """
+        state = self.recorder.state
+        disk.check_run_folder(self.paths, state.iteration_completed + 1 if state else None)
         if self.lock.still_ours():
             return
         if not self.lock.reassert():

@@ -26,8 +26,8 @@ from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
 from looprunner.store.endings import record_ending
+from looprunner.store.enginelog import LogWriter
 from looprunner.store.events import EventLog, TaggedEventLog, utc_now
-from looprunner.store.safe import open_regular
 from looprunner.store.state import write_state
 
 
@@ -52,7 +52,7 @@ class Recorder:
         self.session_view = session_view
         self.out = out if out is not None else sys.stdout
         self.state: RunState | None = None
-        self._log_handle: TextIO | None = None
+        self._log = LogWriter(paths.engine_log)
         self._log_lock = threading.Lock()
         #: the branch this recorder writes for (None: the session itself)
         self.branch_name: str | None = None
@@ -144,9 +144,10 @@ class Recorder:
         def report(plugin: str, hook: str, exc: BaseException) -> None:
             message = f"{type(exc).__name__}: {exc}"
             self.log(f"plugin {plugin} failed in {hook}: {message}")
-            self.events.append(
-                events.HOOK_ERROR, data={"plugin": plugin, "hook": hook, "error": message}
-            )
+            with contextlib.suppress(OSError):  # a disk that refuses it: engine.log says it
+                self.events.append(
+                    events.HOOK_ERROR, data={"plugin": plugin, "hook": hook, "error": message}
+                )
 
         call_lifecycle(self.registries.pm, name, report, session=self.session_view, **kwargs)
 
@@ -156,18 +157,18 @@ class Recorder:
         """Open engine.log for appending (the run folder is made if missing).
 
         Never through a symlink, nor into a FIFO or device put in its place
-        (:class:`~looprunner.errors.UnsafeFileError`).
+        (:class:`~looprunner.errors.UnsafeFileError`). A log that cannot be written (a
+        full disk, a read-only folder) does not stop the engine
+        (:class:`~looprunner.store.enginelog.LogWriter`).
         """
-        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = open_regular(self.paths.engine_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        self._log_handle = os.fdopen(fd, "a", encoding="utf-8")
+        with contextlib.suppress(OSError):  # a folder that cannot be made: the log says why
+            self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log.open()
 
     def close_log(self) -> None:
         """Close engine.log (after writing any output still held back)."""
         self.end_output()
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
+        self._log.close()
 
     def write_out(self, text: str) -> None:
         """Write what an agent printed to engine.log and the engine's output, redacted.
@@ -185,9 +186,7 @@ class Recorder:
 
     def _write(self, text: str) -> None:
         if text:
-            if self._log_handle is not None:
-                self._log_handle.write(text)
-                self._log_handle.flush()
+            self._log.write(text.encode("utf-8", "replace"))
             with contextlib.suppress(OSError, ValueError):
                 self.out.write(text)
                 self.out.flush()

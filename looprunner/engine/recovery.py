@@ -16,8 +16,9 @@ from looprunner.engine.agent_status import read_history
 from looprunner.engine.iteration import verdict_data
 from looprunner.engine.process import kill_grace, stop_leftover_group
 from looprunner.engine.recorder import Recorder
-from looprunner.models import Pipeline, RunState, RunStatus, StageState, events
+from looprunner.models import Event, Pipeline, RunState, RunStatus, StageState, events
 from looprunner.store.atomic import write_atomic
+from looprunner.store.diskfault import Marker
 from looprunner.store.events import iter_events, utc_now
 from looprunner.store.state import read_state
 
@@ -81,13 +82,22 @@ def stop_leftover_agent(rec: Recorder, previous: RunState) -> None:
         rec.log(f"stopped what the previous engine's agent (group {previous.agent_pid}) left")
 
 
-def reconcile_events(rec: Recorder, pipeline: Pipeline) -> None:
+def reconcile_events(
+    rec: Recorder,
+    pipeline: Pipeline,
+    *,
+    previous: RunState | None = None,
+    fault: Marker | None = None,
+) -> None:
     """Append events a crash kept from the log, so each one exists exactly once.
 
     State is always written before its event, so after a crash the state may be one
     step ahead of the log, never behind: an iteration recorded complete in state
     without its ``iteration_complete`` event, or a stage recorded complete without
-    its ``stage_complete``. Both are rebuilt from what is on disk.
+    its ``stage_complete``. Both are rebuilt from what is on disk. So is the ending of
+    the ``previous`` run when the disk kept it from the log: the ``session_failed`` of
+    a ``fault`` recorded only in the lock file, or a failed or killed ending written to
+    state without its event.
     """
     state = rec.current
     # a branch of a parallel block reconciles its own events only (they name it), the
@@ -140,3 +150,36 @@ def reconcile_events(rec: Recorder, pipeline: Pipeline) -> None:
                     "recovered": True,
                 },
             )
+    if previous is not None:
+        _reconcile_ending(rec, logged, previous, fault)
+
+
+_BOUNDARIES = (
+    events.SESSION_START,
+    events.SESSION_RESUMED,
+    events.SESSION_COMPLETE,
+    events.SESSION_FAILED,
+    events.SESSION_KILLED,
+)
+
+
+def _reconcile_ending(
+    rec: Recorder, logged: list[Event], previous: RunState, fault: Marker | None
+) -> None:
+    """Append the previous run's ending if the log does not end that run with it."""
+    error = fault.error if fault is not None else previous.error
+    if fault is not None or (previous.status is RunStatus.FAILED and error is not None):
+        kind = events.SESSION_FAILED
+        assert error is not None
+        data = {"type": error.type, "message": error.message, "recovered": True}
+        if fault is not None and fault.at:
+            data["at"] = fault.at
+        iteration = error.iteration
+    elif previous.status is RunStatus.KILLED:
+        kind, data, iteration = events.SESSION_KILLED, {"recovered": True}, previous.iteration
+    else:
+        return
+    last = next((e for e in reversed(logged) if e.type in _BOUNDARIES), None)
+    if last is not None and last.type == kind:
+        return  # the run's ending is the log's last word already
+    rec.events.append(kind, stage=previous.current.id, iteration=iteration or None, data=data)

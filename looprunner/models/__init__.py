@@ -12,6 +12,7 @@ from looprunner.models.agent import (
     WorkDone,
 )
 from looprunner.models.cleanup import KINDS, CleanupReport, Problem, ProblemKind
+from looprunner.models.doctor import Check
 from looprunner.models.events import Event
 from looprunner.models.iteration import (
     AgentRun,
@@ -37,6 +38,7 @@ __all__ = [
     "Branch",
     "BranchProgress",
     "BranchResult",
+    "Check",
     "CleanupReport",
     "Decision",
     "Event",

@@ -46,6 +46,9 @@ ErrorType = Literal[
     "termination_error",
     "crashed",
     "config",
+    "disk_full",
+    "read_only",
+    "run_folder_deleted",
 ]
 
 

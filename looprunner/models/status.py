@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from looprunner.models.state import Health, RunState
+from looprunner.models.state import Health, RunError, RunState
 
 
 @attrs.frozen
@@ -34,6 +34,9 @@ class Resources:
 class BranchProgress:
     """Where one provider of the running (or last) parallel block stands.
 
+    ``status`` is the provider's own: ``running``, ``complete``, ``failed``, ``killed``,
+    or ``crashed`` when it was running and its engine is gone.
+
     ``stage`` is the provider's current stage (``stage_index`` of ``stages``),
     ``iteration`` its completed iterations of it out of ``max_iterations``, and
     ``decision`` the last completed iteration's decision (None before the first).
@@ -54,7 +57,9 @@ class SessionStatus:
     """A session's health and, when there is one, its recorded state.
 
     ``detail`` explains the health in a sentence where it needs one (why a session is
-    ``crashed``, why ``unknown``).
+    ``crashed``, why ``unknown``). ``fault`` is the error of a run whose engine could
+    record its ending only in the lock file (a full or read-only disk, a deleted run
+    folder); ``state`` then shows that ending, in memory only, when there is a state.
     """
 
     session: str
@@ -65,6 +70,7 @@ class SessionStatus:
     detail: str | None = None
     #: each provider's progress when the current node is a parallel block
     branches: tuple[BranchProgress, ...] = ()
+    fault: RunError | None = None
 
     @property
     def finished(self) -> bool:

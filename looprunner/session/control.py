@@ -174,6 +174,8 @@ def resume(
         )
     if health is Health.UNKNOWN:
         raise SessionError(f"cannot resume {ref.name!r}: {current.detail}", session=ref.name)
+    if current.state is None and current.fault is not None:  # its run folder is gone
+        raise SessionError(f"cannot resume {ref.name!r}: {current.fault.message}", session=ref.name)
     if not ref.paths.pipeline_file.exists():
         raise SessionError(
             f"session {ref.name!r} has no pipeline.yaml in {ref.paths.run_dir}; "

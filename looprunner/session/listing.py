@@ -97,6 +97,9 @@ def as_dict(status: SessionStatus) -> dict[str, Any]:
     }
     data["detail"] = status.detail
     data["branches"] = [convert.unstructure(b) for b in status.branches]
+    if status.state is None and status.fault is not None:  # a run folder deleted under it
+        data["status"] = "failed"
+        data["error"] = convert.unstructure(status.fault)
     if status.lock is not None:
         data["lock_info"] = convert.unstructure(status.lock)
     return data

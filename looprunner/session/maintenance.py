@@ -44,6 +44,7 @@ from looprunner.session.launch import orphan_grace
 from looprunner.session.listing import names_on_disk, recorded_backends
 from looprunner.session.ref import Plugins
 from looprunner.store import lock as lockmod
+from looprunner.store.diskfault import Marker, recorded_fault
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
 from looprunner.store.safe import unsafe_reason
@@ -130,16 +131,24 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
                         backend=backend_name,
                     )
                 )
+        fault = recorded_fault(probe.metadata, state)
         if state is not None and not state.status.finished and not alive:
+            why = (
+                f"its engine failed: {fault.error.type}: {fault.error.message} (recorded "
+                "in its lock file)"
+                if fault is not None
+                else crash_reason(state)
+            )
             problems.append(
-                Problem(
-                    "zombie_state",
-                    name,
-                    f"state says {state.status.value} but {crash_reason(state)}",
-                )
+                Problem("zombie_state", name, f"state says {state.status.value} but {why}")
             )
         if probe.present and not any(p.path == str(session.lock_file) for p in unsafe):
-            problems.append(Problem("stale_lock", name, f"{session.lock_file} is not held"))
+            says = (
+                f"; it records: {fault.error.type}: {fault.error.message}"
+                if fault is not None and state is None
+                else ""
+            )
+            problems.append(Problem("stale_lock", name, f"{session.lock_file} is not held{says}"))
     return CleanupReport(problems=tuple(problems), tmux_reachable=reachable)
 
 
@@ -265,23 +274,32 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
             stop_leftover_group(
                 state.agent_pid, state.agent_start_time, state.boot_id, kill_grace()
             )
-            _mark_crashed(session.state_file, session.events_file, state)
+            fault = recorded_fault(lockmod.read_metadata(session.lock_file), state)
+            marked = _mark_ended(session.state_file, session.events_file, state, fault)
             return attrs.evolve(
                 problem,
                 fixed=True,
-                action=f"marked crashed; resume with 'looprunner resume {problem.session}'",
+                action=f"marked {marked}; resume with 'looprunner resume {problem.session}'",
             )
         return attrs.evolve(problem, fixed=True, action="removed the lock file")
     finally:
         lock.release(remove=True)
 
 
-def _mark_crashed(state_file: Path, events_file: Path, state: RunState) -> None:
-    message = f"{crash_reason(state)} (found by cleanup)"
+def _mark_ended(state_file: Path, events_file: Path, state: RunState, fault: Marker | None) -> str:
+    """Record the ending of a run whose engine is gone; return what it was marked.
+
+    A fault its engine could record only in the lock file (a full or read-only disk)
+    is written to state now, as the engine would have; otherwise the run ``crashed``.
+    """
+    if fault is not None:
+        error = fault.error
+        marked = f"failed ({error.type}, as its engine recorded in the lock file)"
+    else:
+        message = f"{crash_reason(state)} (found by cleanup)"
+        error = RunError(CRASHED_ERROR, message, state.iteration or None)
+        marked = "crashed"
     record_ending(
-        state_file,
-        EventLog(events_file, state.session),
-        state,
-        RunStatus.FAILED,
-        error=RunError(CRASHED_ERROR, message, state.iteration or None),
+        state_file, EventLog(events_file, state.session), state, RunStatus.FAILED, error=error
     )
+    return marked

@@ -29,8 +29,9 @@ from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
 from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store import lock as lockmod
+from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
-from looprunner.store.logs import follow, last_lines, size
+from looprunner.store.logs import follow, last_lines, rotated, size
 from looprunner.store.state import read_state
 
 #: what a listing learned of each backend: its live sessions (None: it cannot tell)
@@ -74,6 +75,9 @@ def status(
     """
     probe = lockmod.probe(ref.paths.lock_file)
     state, unreadable = read_recorded(ref) if recorded is None else recorded
+    fault = None
+    if not probe.held:  # an ending the engine could write only in the lock file
+        state, fault = ended_by_fault(probe.metadata, state)
     backend_name = (
         state.backend
         if state is not None
@@ -102,6 +106,7 @@ def status(
         stopped_pid=engine_pid
         if (probe.held or engine_alive) and procinfo.is_stopped(engine_pid)
         else None,
+        fault=fault,
     )
     lock_info = LockInfo(
         present=probe.present,
@@ -123,6 +128,7 @@ def status(
         state=state,
         lock=lock_info,
         detail=detail,
+        fault=fault,
     )
 
 
@@ -159,10 +165,15 @@ def branch_progress(paths: SessionPaths, state: RunState | None) -> tuple[Branch
             )
             with contextlib.suppress(StatusProblem):
                 decision = read_agent_status(status_file).decision.value
+        shown = branch.status.value
+        if not branch.status.finished and not procinfo.is_alive(
+            branch.pid, branch.pid_start_time, branch.boot_id
+        ):
+            shown = "crashed"  # its engine died inside the block; resume continues it
         found.append(
             BranchProgress(
                 name=folder.name,
-                status=branch.status.value,
+                status=shown,
                 stage=stage.id,
                 stage_index=index,
                 stages=len(branch.stages),
@@ -236,11 +247,15 @@ def output(ref: SessionRef, lines: int) -> tuple[str, list[str]]:
             pane = None
         if pane is not None:
             return backend.name, list(pane)
-    return "engine.log", last_lines(ref.paths.engine_log, lines)
+    log = ref.paths.engine_log
+    return "engine.log", last_lines(log, lines, previous=rotated(log))
 
 
 def follow_output(ref: SessionRef, *, interval: float) -> Iterator[str]:
-    """Yield what the engine prints from now until the session stops running."""
+    """Yield what the engine prints from now until the session stops running.
+
+    Across a rotation of engine.log too: the rest of the old file, then the new one.
+    """
 
     def done() -> bool:
         return status(ref).health is not Health.RUNNING

@@ -25,6 +25,7 @@ from looprunner.plugins.manager import make_plugin_manager
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, TerminationStrategy
 from looprunner.store import lock as lockmod
+from looprunner.store.logs import last_lines, rotated
 from looprunner.store.state import read_state
 
 
@@ -142,12 +143,17 @@ class SessionRef:
             return None
 
     def log_tail(self, lines: int = 5) -> str:
-        """Return the last lines of engine.log on one line (for error messages)."""
+        """Return the last lines of engine.log on one line (for error messages).
+
+        Read from the end (and across a rotation), however long the log is.
+        """
+        log = self.paths.engine_log
         try:
-            text = self.paths.engine_log.read_text(encoding="utf-8", errors="replace")
+            tail = last_lines(log, lines + 1, previous=rotated(log))
         except OSError:
             return ""
-        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+        kept = [line.strip() for line in tail if line.strip()]
+        return " | ".join(kept[-lines:])
 
 
 def run_dir_problem(run_dir: Path) -> str | None:

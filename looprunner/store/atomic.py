@@ -80,6 +80,11 @@ def write_atomic(
             if durable:
                 os.fsync(handle.fileno())
         Path(tmp).replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        # name the file being replaced, not its temporary file (or none, for a write)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()

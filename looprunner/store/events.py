@@ -8,6 +8,7 @@ never merge into a good event.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -99,21 +100,46 @@ class EventLog:
         )
         line = convert.event_to_json(event).encode() + b"\n"
         if not self._checked_tail:
-            # Only the first append can follow a torn line (a previous engine's crash);
-            # after that this object is the only writer and always ends lines itself.
+            # Only the first append can follow a torn line (a previous engine's crash, or
+            # a write the disk cut short); after that this object always ends lines itself.
             if not _ends_with_newline(self.path):
                 line = b"\n" + line  # the torn line stays on its own and readers skip it
             self._checked_tail = True
+        self._write(line, seq=event.seq, durable=durable)
+        return event
+
+    def _write(self, line: bytes, *, seq: int, durable: bool) -> None:
+        """Append ``line`` in one write, or raise (naming the file) if the disk refuses it.
+
+        A line the disk refused, or took only part of, is not logged: its number goes to
+        the next event, which starts on a fresh line.
+        """
         # 0o666: the umask decides what others may read, as for every file we create
         # never through a symlink or into a FIFO someone put in its place
-        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
-            os.write(fd, line)
+            fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError:
+            self._seq = seq - 1
+            raise
+        try:
+            try:
+                _write_whole(fd, line)
+            except OSError:
+                self._seq = seq - 1
+                self._checked_tail = False  # part of the line may be there: end it first
+                raise
             if durable:
                 os.fsync(fd)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         finally:
             os.close(fd)
-        return event
+
+
+def _write_whole(fd: int, line: bytes) -> None:
+    """Write ``line`` in one ``write``; a full disk that takes only part of it is an error."""
+    if os.write(fd, line) < len(line):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 class TaggedEventLog(EventLog):

@@ -95,6 +95,9 @@ def _same_file(handle: IO[bytes], path: Path) -> bool:
 
 
 LOCK_MODE = 0o600
+#: the bytes of the lock file the engine keeps allocated, so that on a full disk it can
+#: still record how its session ended there (:mod:`looprunner.store.diskfault`)
+RESERVED_BYTES = 4096
 
 
 def _open_lock_file(path: Path) -> IO[bytes]:
@@ -104,15 +107,22 @@ def _open_lock_file(path: Path) -> IO[bytes]:
     lock file an older version left 0644 is made 0600 when we own it. A symlink or a
     special file at the path is refused (:class:`~looprunner.errors.UnsafeFileError`).
     """
-    fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, LOCK_MODE)
+    # not O_APPEND: the metadata is rewritten in place (see SessionLock.write_metadata)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
     try:
         info = os.fstat(fd)
         if info.st_mode & 0o777 != LOCK_MODE and info.st_uid == os.geteuid():
             os.fchmod(fd, LOCK_MODE)
-        return os.fdopen(fd, "a+b")
+        return os.fdopen(fd, "r+b")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _padded(metadata: dict[str, Any]) -> bytes:
+    """Return the metadata's JSON padded with spaces to :data:`RESERVED_BYTES` (valid JSON)."""
+    raw = json.dumps(metadata, sort_keys=True).encode()
+    return raw + b" " * max(0, RESERVED_BYTES - len(raw) - 1) + b"\n"
 
 
 class SessionLock:
@@ -124,6 +134,7 @@ class SessionLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: IO[bytes] | None = None
+        self._metadata: dict[str, Any] = {}
 
     @property
     def held(self) -> bool:
@@ -153,15 +164,45 @@ class SessionLock:
             time.sleep(0.02)
 
     def write_metadata(self, metadata: dict[str, Any]) -> None:
-        """Record who holds the lock, for ``status`` and ``cleanup`` to show."""
+        """Record who holds the lock, for ``status`` and ``cleanup`` to show.
+
+        The JSON is padded with spaces to :data:`RESERVED_BYTES` and written over the
+        file's first bytes, never truncated first: the block stays allocated, so a fault
+        marker (:meth:`record_fault`) can be written in place on a full disk, and a
+        failed write leaves what was there.
+        """
         if self._handle is None:
             raise RuntimeError("write_metadata() needs the lock held")
-        raw = (json.dumps(metadata, sort_keys=True) + "\n").encode()
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(raw)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._write_in_place(metadata)
+        self._metadata = dict(metadata)
+
+    def record_fault(self, fault: dict[str, Any]) -> None:
+        """Add ``fault`` to the metadata, in place: how the session ended, when state cannot.
+
+        Raises
+        ------
+        OSError
+            The lock file cannot be written either (a file system gone read-only).
+        """
+        if self._handle is None:
+            raise RuntimeError("record_fault() needs the lock held")
+        metadata = {**self._metadata, "fault": dict(fault)}
+        if len(_padded(metadata)) > RESERVED_BYTES:  # keep to the block already there
+            message = str(fault.get("message", ""))
+            over = len(_padded(metadata)) - RESERVED_BYTES
+            metadata["fault"]["message"] = message[: max(0, len(message) - over - 3)] + "..."
+        self._write_in_place(metadata)
+
+    def _write_in_place(self, metadata: dict[str, Any]) -> None:
+        assert self._handle is not None
+        raw = _padded(metadata)
+        fd = self._handle.fileno()
+        written = 0
+        while written < len(raw):
+            written += os.pwrite(fd, raw[written:], written)
+        if os.fstat(fd).st_size > len(raw):
+            os.ftruncate(fd, len(raw))
+        os.fsync(fd)
 
     def still_ours(self) -> bool:
         """Tell whether the lock file at the path is still the one we hold.

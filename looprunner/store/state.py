@@ -34,12 +34,12 @@ def write_state(path: Path, state: RunState, *, durable: bool = True) -> None:
     """
     if durable and path.exists():
         keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            keep.unlink()
         try:
+            with contextlib.suppress(FileNotFoundError):
+                keep.unlink()
             os.link(path, keep)
             keep.replace(previous_path(path))
-        except OSError:  # a file system without hard links: keep going without a backup
+        except OSError:  # no hard links, or a disk that refuses: the write below says why
             with contextlib.suppress(OSError):
                 keep.unlink()
     write_atomic(path, convert.state_to_json(state), durable=durable)

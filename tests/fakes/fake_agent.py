@@ -192,6 +192,9 @@ def read_prompt(name: str, args: list[str]) -> str:
 
 def main(name: str) -> int:
     """Run the fake ``claude`` or ``codex``."""
+    if sys.argv[1:] == ["--version"]:  # as the real programs print theirs
+        print("2.1.0 (Claude Code)" if name == "claude" else "codex-cli 0.1.0")
+        return 0
     try:
         prompt = read_prompt(name, sys.argv[1:])
     except BadUsage as exc:

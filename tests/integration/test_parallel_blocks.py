@@ -200,6 +200,10 @@ def test_sigkill_mid_block_then_resume_reruns_only_the_unfinished_provider(
     assert state is not None and state.pid is not None
     os.kill(state.pid, signal.SIGKILL)
     wait_until(lambda: session.status().health is Health.CRASHED, what="session crashed")
+    assert {b.name: b.status for b in session.status().branches} == {
+        "a": "complete",
+        "b": "crashed",
+    }
     go.touch()
     assert cli("resume", "p4").returncode == 0
     wait_until(lambda: session.status().finished, timeout=60, what="session finished")
@@ -254,3 +258,24 @@ def test_from_parallel_hands_over_the_right_files_in_all_three_forms(
     assert handed(2, "short") == {"a": ["a s 2"], "b": ["b s 2"]}
     assert handed(3, "full") == {"b": ["b s 1", "b s 2"]}
     assert handed(4, "listed") == {"a": ["a s 2"], "b": ["b t 1"]}
+
+
+def test_status_tail_and_dry_run_name_each_provider(blocks: Blocks, cli: Any) -> None:
+    blocks.stage("s")
+    blocks.pipeline("blk", block_pipeline(("a", "b")))
+    plan = json.loads(cli("--json", "dry-run", "--pipeline", "blk").stdout)
+    [block] = plan["nodes"]
+    assert [(n["stage"], n["provider"]) for n in block["nested"]] == [
+        ("s", "command"),
+        ("s", "command"),
+    ]
+    assert cli("start", "p6", "--pipeline", "blk", "--foreground").returncode == 0
+    status = json.loads(cli("--json", "status", "p6").stdout)
+    assert [(b["name"], b["stage"], b["iteration"], b["decision"]) for b in status["branches"]] == [
+        ("a", "s", 1, "continue"),
+        ("b", "s", 1, "continue"),
+    ]
+    text = cli("status", "p6").stdout
+    assert "providers:" in text and "a  stage s (1/1)  iteration 1/1  continue" in text
+    tail = cli("tail", "p6").stdout
+    assert "a/s" in tail and "b/s" in tail
