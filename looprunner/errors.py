@@ -10,6 +10,7 @@ This module imports nothing from looprunner, so anything may import it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 EXIT_OK = 0
@@ -74,6 +75,86 @@ class ConfigError(LooprunnerError, ValueError):
                 where += f":{self.column}"
         what = f"{self.field}: {message}" if self.field else message
         return f"{where}: {what}"
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Every problem this error reports, each located on its own: here, just itself."""
+        return (self,)
+
+
+class ConfigProblems(ConfigError):
+    """Several problems found in definitions at once, each with its own file and line.
+
+    ``lint`` reports each of :attr:`problems`; ``start`` and ``dry-run`` stop, printing one
+    line per problem. The error's own ``path``, ``line``, ``field`` and ``code`` are the
+    first problem's, so code that looks at a single ConfigError still finds a location.
+    """
+
+    def __init__(self, problems: Iterable[ConfigError]) -> None:
+        listed = tuple(problems)
+        if not listed:
+            raise ValueError("ConfigProblems needs at least one problem")
+        first = listed[0]
+        super().__init__(
+            first.detail,
+            path=first.path,
+            line=first.line,
+            column=first.column,
+            field=first.field,
+            code=first.code,
+        )
+        self._problems = listed
+        self.message = "\n".join(problem.message for problem in listed)
+        self.args = (self.message,)
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each problem, in the order found."""
+        return self._problems
+
+
+def combine_problems(errors: Iterable[ConfigError]) -> ConfigError | None:
+    """Return one error reporting every problem in ``errors`` once, or None if there are none.
+
+    Groups are flattened and a problem reported twice (a stage two nodes share) is kept
+    once; a single problem is returned as itself.
+    """
+    seen: dict[str, ConfigError] = {}
+    for error in errors:
+        for problem in error.problems:
+            seen.setdefault(problem.message, problem)
+    problems = list(seen.values())
+    if not problems:
+        return None
+    return problems[0] if len(problems) == 1 else ConfigProblems(problems)
+
+
+class LegacyPipelineWarning(DeprecationWarning):
+    """A definition uses a loop-agents spelling that is read, but deprecated.
+
+    The message names the file and line and the spelling to write instead; ``lint``
+    reports it as rule LR041, and the command line prints it as a warning.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.detail = message
+        self.path = path
+        self.line = line
+        self.column = column
+        where = ""
+        if path is not None:
+            where = str(path)
+            if line is not None:
+                where += f":{line}" + (f":{column}" if column is not None else "")
+            where += ": "
+        super().__init__(where + message)
 
 
 class UsageError(LooprunnerError, ValueError):

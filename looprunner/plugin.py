@@ -66,6 +66,7 @@ from looprunner.protocols import (
     SessionView,
     StageProgress,
     StageType,
+    StageValidating,
     TerminationStrategy,
 )
 
@@ -119,6 +120,7 @@ __all__ = [
     "StageProgress",
     "StageResult",
     "StageType",
+    "StageValidating",
     "Termination",
     "TerminationStrategy",
     "hookimpl",

@@ -83,6 +83,19 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class StageValidating(Protocol):
+    """A provider that can refuse a stage's settings (a model it cannot run) up front.
+
+    ``lint``, ``dry-run`` and ``start`` call :meth:`validate`; unlike
+    :meth:`Provider.check` it judges only the definition, never this machine. A provider
+    may also name other spellings it answers to in ``aliases: ClassVar[tuple[str, ...]]``.
+    """
+
+    def validate(self, stage: Stage) -> None:
+        """Raise :class:`~looprunner.errors.ConfigError` if the stage's settings are unusable."""
+
+
+@runtime_checkable
 class Diagnosing(Protocol):
     """A provider or backend that can say whether this machine can run it.
 

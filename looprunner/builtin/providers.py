@@ -7,6 +7,7 @@ part of a command line, let alone a shell string.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from typing import ClassVar
 
 import attrs
 
-from looprunner.errors import ProviderError
+from looprunner.errors import ConfigError, ProviderError
 from looprunner.models import AgentCommand, Check, Invocation, Stage
 from looprunner.programs import program_check, running_as_root
 
@@ -41,14 +42,34 @@ def _require_program(program: str, provider: str) -> str:
     return found
 
 
+#: model names loop-agents accepted for Claude, and the name the ``claude`` program takes
+CLAUDE_MODEL_ALIASES = {
+    "claude-opus": "opus",
+    "opus-4": "opus",
+    "opus-4.5": "opus",
+    "claude-sonnet": "sonnet",
+    "sonnet-4": "sonnet",
+    "claude-haiku": "haiku",
+}
+#: the reasoning efforts ``codex`` takes after a model's colon (``gpt-5.2-codex:xhigh``)
+CODEX_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+#: the effort used when a codex model names none (loop-agents' default, not codex's own)
+CODEX_DEFAULT_EFFORT = "high"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
 class ClaudeProvider:
     """Claude Code in print mode: ``claude -p --dangerously-skip-permissions``.
 
     The prompt is read from stdin. ``CLAUDECODE`` is removed from the environment so a
     loop started from inside a Claude Code session can still start its own agents.
+    loop-agents' provider spellings ``claude-code`` and ``anthropic`` name it too, and
+    its model spellings (``opus-4.5``, ``claude-sonnet``) are passed as the names the
+    ``claude`` program knows (``opus``, ``sonnet``).
     """
 
     name: ClassVar[str] = "claude"
+    aliases: ClassVar[tuple[str, ...]] = ("claude-code", "anthropic")
     program: ClassVar[str] = "claude"
 
     def check(self, stage: Stage) -> None:
@@ -79,7 +100,7 @@ class ClaudeProvider:
         """Build the ``claude`` command line."""
         argv = [_require_program(self.program, self.name), "-p", "--dangerously-skip-permissions"]
         if invocation.model:
-            argv += ["--model", invocation.model]
+            argv += ["--model", CLAUDE_MODEL_ALIASES.get(invocation.model, invocation.model)]
         return AgentCommand(
             argv=tuple(argv),
             stdin=invocation.prompt,
@@ -88,18 +109,46 @@ class ClaudeProvider:
         )
 
 
+def codex_model(model: str | None) -> tuple[str | None, str]:
+    """Split ``gpt-5.2-codex:xhigh`` into model and effort; refuse what codex cannot take.
+
+    The effort must be one of :data:`CODEX_EFFORTS` (``high`` when none is given, as in
+    loop-agents); the model must look like a model name. Which models exist is codex's
+    to say (new ones appear), so a well-formed name is passed on as it is.
+    """
+    if not model:
+        return None, CODEX_DEFAULT_EFFORT
+    name, colon, effort = model.partition(":")
+    if colon and effort not in CODEX_EFFORTS:
+        raise ConfigError(
+            f"codex reasoning effort {effort!r} in model {model!r} is not one of "
+            f"{', '.join(CODEX_EFFORTS)}",
+            field="model",
+        )
+    if name and not _MODEL_NAME.fullmatch(name):
+        raise ConfigError(f"codex model {name!r} is not a model name", field="model")
+    return name or None, effort or CODEX_DEFAULT_EFFORT
+
+
 class CodexProvider:
     """OpenAI Codex non-interactively: ``codex exec ... -`` (prompt from stdin).
 
-    A model written ``gpt-5.2-codex:xhigh`` selects the model and its reasoning effort.
+    A model written ``gpt-5.2-codex:xhigh`` selects the model and its reasoning effort;
+    without an effort, ``high`` (loop-agents' default). loop-agents' provider spelling
+    ``openai`` names it too.
     """
 
     name: ClassVar[str] = "codex"
+    aliases: ClassVar[tuple[str, ...]] = ("openai",)
     program: ClassVar[str] = "codex"
 
     def check(self, stage: Stage) -> None:
         """Fail early when ``codex`` is not installed."""
         _require_program(self.program, self.name)
+
+    def validate(self, stage: Stage) -> None:
+        """Refuse a model or reasoning effort codex cannot take (see :func:`codex_model`)."""
+        codex_model(stage.model)
 
     def diagnose(self, env: Mapping[str, str]) -> Check:
         """Say whether ``codex`` is installed, its version and credentials."""
@@ -122,12 +171,13 @@ class CodexProvider:
             "--dangerously-bypass-approvals-and-sandbox",
             "--skip-git-repo-check",
         ]
-        if invocation.model:
-            model, _, effort = invocation.model.partition(":")
-            if model:
-                argv += ["--model", model]
-            if effort:
-                argv += ["-c", f"model_reasoning_effort={effort}"]
+        try:
+            model, effort = codex_model(invocation.model)
+        except ConfigError as exc:
+            raise ProviderError(exc.message) from None
+        if model:
+            argv += ["--model", model]
+        argv += ["-c", f"model_reasoning_effort={effort}"]
         argv.append("-")
         return AgentCommand(argv=tuple(argv), stdin=invocation.prompt, env=path_env(invocation))
 

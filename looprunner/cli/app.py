@@ -26,7 +26,9 @@ def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoRet
 
         emit_json({"error": {"type": error_type, "message": message}})
     else:
-        click.echo(f"looprunner: error: {message}", err=True)
+        # several problems (every missing stage of a pipeline) are one line each
+        for line in message.splitlines() or [message]:
+            click.echo(f"looprunner: error: {line}", err=True)
     sys.exit(code)
 
 

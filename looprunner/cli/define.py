@@ -124,24 +124,26 @@ def dry_run(
     model: str | None,
     inputs: tuple[Path, ...],
     context: str | None,
+    runs: int | None,
+    judge: bool,
     name: str,
 ) -> int:
     """Show what a start would run (stages, providers, first prompts); start nothing."""
-    from looprunner.definitions.build import build_pipeline
+    from looprunner.cli import legacy_env
+    from looprunner.cli.run import resolve_definition
     from looprunner.definitions.dryrun import preview
     from looprunner.names import validate_session_name
     from looprunner.session import Session
 
     validate_session_name(name)
-    resolved = build_pipeline(
-        ctx.project,
+    resolved = resolve_definition(
+        ctx,
         stage=stage,
         pipeline=pipeline,
         iterations=iterations,
-        provider=provider,
-        model=model,
-        inputs=inputs,
-        context=context,
+        overrides=legacy_env.Overrides(provider, model, context, inputs),
+        runs=runs,
+        judge=judge,
     )
     warnings: list[str] = []
     try:
@@ -170,11 +172,11 @@ def dry_run(
         extras = f", consensus {term['consensus']}" if term["consensus"] else ""
         if node["inputs"]["from"]:
             extras += f", from {', '.join(node['inputs']['from'])}"
-        runs = f"provider {node['provider']}{model}"
+        runner = f"provider {node['provider']}{model}"
         if node["nested"]:
-            runs = f"type {node['type']}, {len(node['nested'])} stage run(s)"
+            runner = f"type {node['type']}, {len(node['nested'])} stage run(s)"
         click.echo(
-            f"\n{heading}  stage {node['stage']}  {runs}  "
+            f"\n{heading}  stage {node['stage']}  {runner}  "
             f"{term['type']}, up to {term['max_iterations']} iteration(s){extras}"
         )
         for inner in node["nested"]:

@@ -17,11 +17,12 @@ import click
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli import legacy_env
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import UsageError
-from looprunner.models import Health, SessionStatus
+from looprunner.models import Health, Pipeline, SessionStatus
 from looprunner.session import Session, as_dict, not_found
 
 
@@ -73,10 +74,49 @@ def definition_options(f: F) -> F:
             help="Initial input file (repeatable).",
         ),
         click.option("--context", help="Text added to every stage's ${CONTEXT}."),
+        click.option(
+            "--runs",
+            type=int,
+            metavar="N",
+            help="Run the whole pipeline N times, one run after another (default 1).",
+        ),
+        click.option(
+            "--judge",
+            is_flag=True,
+            help="A judge agent decides judgment stages (scripts/prompts/judge.md if present).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def resolve_definition(
+    ctx: Context,
+    *,
+    stage: str | None,
+    pipeline: str | None,
+    iterations: int | None,
+    overrides: legacy_env.Overrides,
+    runs: int | None,
+    judge: bool,
+) -> Pipeline:
+    """Resolve what ``start`` or ``dry-run`` was asked to run (loop-agents' variables too)."""
+    from looprunner.definitions.build import build_pipeline
+
+    given = legacy_env.apply(overrides)
+    return build_pipeline(
+        ctx.project,
+        stage=stage,
+        pipeline=pipeline,
+        iterations=iterations,
+        provider=given.provider,
+        model=given.model,
+        inputs=given.inputs,
+        context=given.context,
+        runs=runs,
+        judge=judge,
+    )
 
 
 @click.command()
@@ -96,6 +136,8 @@ def start(
     model: str | None,
     inputs: tuple[Path, ...],
     context: str | None,
+    runs: int | None,
+    judge: bool,
     force: bool,
     foreground: bool,
     backend: str | None,
@@ -104,17 +146,14 @@ def start(
     from looprunner.names import validate_session_name
 
     validate_session_name(name)
-    from looprunner.definitions.build import build_pipeline
-
-    resolved = build_pipeline(
-        ctx.project,
+    resolved = resolve_definition(
+        ctx,
         stage=stage,
         pipeline=pipeline,
         iterations=iterations,
-        provider=provider,
-        model=model,
-        inputs=inputs,
-        context=context,
+        overrides=legacy_env.Overrides(provider, model, context, inputs),
+        runs=runs,
+        judge=judge,
     )
     if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")

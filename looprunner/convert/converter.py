@@ -2,7 +2,7 @@
 
 The converter runs in detailed-validation mode with hooks that refuse what YAML would
 otherwise slip through (``true`` as a count, ``'10'`` as a number). :func:`structure_from`
-turns the first problem cattrs reports into one :class:`ConfigError` naming the file,
+turns every problem cattrs reports into a :class:`ConfigError` naming the file,
 line, column and key path: ``stage.yaml:4:15: termination.iterations: expected an
 integer, got 'five'``.
 """
@@ -27,7 +27,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn
 
 from looprunner.convert.yaml import KeyPath, describe, dotted, locate, plain_data
-from looprunner.errors import ConfigError
+from looprunner.errors import ConfigError, combine_problems
 from looprunner.models import Decision, Health, JudgeSpec, NodeInputs, RunStatus, Termination
 
 T = TypeVar("T")
@@ -226,10 +226,11 @@ def leaf_errors(exc: BaseException, path: KeyPath) -> Iterator[tuple[KeyPath, Ba
 def structure_from(
     data: Any, cls: type[T], *, path: Path | None, doc: Any, prefix: KeyPath = ()
 ) -> T:
-    """Structure ``data`` into ``cls``; the first problem becomes a located ConfigError.
+    """Structure ``data`` into ``cls``; every problem becomes a located ConfigError.
 
     ``doc`` is the YAML document ``data`` came from (for line numbers) and ``prefix`` the
-    key path of ``data`` inside it.
+    key path of ``data`` inside it. Several problems (two unknown keys, a bad value
+    beside them) are raised together as one error reporting each.
     """
     try:
         return converter.structure(data, cls)
@@ -240,30 +241,45 @@ def structure_from(
 def config_error(
     exc: BaseException, *, path: Path | None, doc: Any, prefix: KeyPath = ()
 ) -> ConfigError:
-    """Return the first problem in a structuring error as a located ConfigError."""
+    """Return every problem in a structuring error as one located ConfigError."""
+    combined = combine_problems(config_errors(exc, path=path, doc=doc, prefix=prefix))
+    return combined if combined is not None else ConfigError(str(exc), path=path)
+
+
+def config_errors(
+    exc: BaseException, *, path: Path | None, doc: Any, prefix: KeyPath = ()
+) -> list[ConfigError]:
+    """Return each problem in a structuring error as a located ConfigError of its own."""
+    found: list[ConfigError] = []
     for keypath, leaf in leaf_errors(exc, prefix):
         if isinstance(leaf, ForbiddenExtraKeysError):
-            extra = sorted(leaf.extra_fields)[0]
-            full = (*keypath, extra)
-            line, col = locate(doc, full, key=True)
             known = ", ".join(sorted(a.name for a in attrs.fields(leaf.cl)))
-            return ConfigError(
-                f"unknown key {extra!r} (known: {known})",
-                path=path,
-                line=line,
-                column=col,
-                field=dotted(full),
-            )
+            for extra in sorted(leaf.extra_fields):
+                full = (*keypath, extra)
+                line, col = locate(doc, full, key=True)
+                found.append(
+                    ConfigError(
+                        f"unknown key {extra!r} (known: {known})",
+                        path=path,
+                        line=line,
+                        column=col,
+                        field=dotted(full),
+                    )
+                )
+            continue
         if isinstance(leaf, KeyError):
             missing = str(leaf.args[0]) if leaf.args else "?"
             line, col = locate(doc, keypath)
-            return ConfigError(
-                f"missing required key {missing!r}",
-                path=path,
-                line=line,
-                column=col,
-                field=dotted(keypath) or None,
+            found.append(
+                ConfigError(
+                    f"missing required key {missing!r}",
+                    path=path,
+                    line=line,
+                    column=col,
+                    field=dotted(keypath) or None,
+                )
             )
+            continue
         line, col = locate(doc, keypath)
         if isinstance(leaf, ConfigError):
             message = leaf.detail
@@ -271,5 +287,7 @@ def config_error(
             message = str(leaf)
         else:
             message = f"invalid value ({type(leaf).__name__}: {leaf})"
-        return ConfigError(message, path=path, line=line, column=col, field=dotted(keypath) or None)
-    return ConfigError(str(exc), path=path)
+        found.append(
+            ConfigError(message, path=path, line=line, column=col, field=dotted(keypath) or None)
+        )
+    return found

@@ -24,13 +24,13 @@ from looprunner.definitions.catalog import (
 )
 from looprunner.definitions.loader import DefinitionFiles
 from looprunner.definitions.pipelines import (
-    LegacyPipelineWarning,
     PipelineRef,
     find_pipeline,
     list_pipelines,
     load_pipeline,
     pipeline_roots,
 )
+from looprunner.errors import LegacyPipelineWarning
 from looprunner.models.loading import install_loader
 
 install_loader(DefinitionFiles())

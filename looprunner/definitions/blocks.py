@@ -18,6 +18,7 @@ import attrs
 
 from looprunner import convert
 from looprunner.builtin.defaults import PARALLEL_STAGE_TYPE
+from looprunner.convert import legacy
 from looprunner.errors import ConfigError
 from looprunner.models import Node, NodeInputs, ParallelInput, Stage, Termination
 from looprunner.names import validate_node_id
@@ -78,6 +79,10 @@ def parallel_node(
     if not isinstance(block, Mapping):
         raise reader.fail("expected a mapping with 'providers' and 'stages'", at)
     for key in block:
+        if key in legacy.BLOCK_REFUSED:  # loop-agents' block keys: say why, not just "unknown"
+            raise reader.fail(
+                f"'{key}' {legacy.BLOCK_REFUSED[key]}", (*at, key), key=True, code=legacy.REFUSED
+            )
         if key not in ("providers", "stages"):
             raise reader.fail(
                 f"unknown key {key!r} (known: providers, stages)", (*at, key), key=True
@@ -275,3 +280,27 @@ def _check_source(
                 at,
                 code="LR021",
             )
+
+
+def rename_block_sources(node: Node, renames: Mapping[str, str]) -> Node:
+    """Return a block node whose providers' ``from_parallel`` follow ``renames`` of blocks.
+
+    For ``--runs``: run N's blocks are ``ID-runN``, and a provider that names a block
+    reads the block of its own run (another node is returned as it is).
+    """
+    if node.stage.type != PARALLEL_STAGE_TYPE:
+        return node
+    providers = [
+        {
+            **provider,
+            "from_parallel": [
+                {**spec, "block": renames.get(spec["block"], spec["block"])}
+                if spec.get("block") is not None
+                else spec
+                for spec in provider.get("from_parallel", ())
+            ],
+        }
+        for provider in node.stage.options.get("providers", ())
+    ]
+    options = {**node.stage.options, "providers": providers}
+    return attrs.evolve(node, stage=attrs.evolve(node.stage, options=options))

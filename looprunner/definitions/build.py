@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
+
+from looprunner.definitions.blocks import rename_block_sources
 from looprunner.definitions.catalog import load_stage
 from looprunner.definitions.pipelines import load_pipeline
-from looprunner.errors import UsageError
-from looprunner.models import Pipeline
+from looprunner.errors import ConfigError, UsageError
+from looprunner.models import JudgeSpec, Pipeline
 
 
 def build_pipeline(
@@ -24,6 +27,8 @@ def build_pipeline(
     model: str | None = None,
     inputs: tuple[Path, ...] = (),
     context: str | None = None,
+    runs: int | None = None,
+    judge: bool = False,
 ) -> Pipeline:
     """Resolve a stage loop or a pipeline, with command-line overrides applied.
 
@@ -38,6 +43,13 @@ def build_pipeline(
     provider, model, context, inputs:
         Overrides for every node (see :meth:`Pipeline.with_overrides`); ``inputs`` must
         exist.
+    runs:
+        Run the whole pipeline this many times (``--runs``, loop-agents' repeat count;
+        see :meth:`Pipeline.repeated`); only with ``pipeline``.
+    judge:
+        Let a judge agent decide every stage whose termination takes one (``judgment``),
+        with the project's ``scripts/prompts/judge.md`` where it exists (``--judge``;
+        see :func:`with_judges`).
 
     Raises
     ------
@@ -52,6 +64,10 @@ def build_pipeline(
         raise UsageError(f"-n must be at least 1, got {iterations}")
     if pipeline is not None and iterations is not None:
         raise UsageError("-n applies to --stage; set iteration caps in the pipeline file")
+    if runs is not None and pipeline is None:
+        raise UsageError("--runs repeats a pipeline; to run a stage longer, raise its cap with -n")
+    if runs is not None and runs < 1:
+        raise UsageError(f"--runs must be at least 1, got {runs}")
     for path in inputs:
         if not path.exists():
             raise UsageError(f"--input {path}: no such file")
@@ -59,10 +75,53 @@ def build_pipeline(
         resolved = Pipeline.loop(load_stage(stage, project=project), iterations=iterations)
     else:
         assert pipeline is not None
-        resolved = load_pipeline(pipeline, project=project)
-    return resolved.with_overrides(
+        resolved = load_pipeline(pipeline, project=project).repeated(
+            runs or 1, adjust=rename_block_sources
+        )
+    resolved = resolved.with_overrides(
         provider=provider,
         model=model,
         context=context,
         inputs=tuple(str(p.resolve()) for p in inputs),
     )
+    return with_judges(resolved, project) if judge else resolved
+
+
+#: where a loop-agents project keeps its judge prompt
+JUDGE_PROMPT_FILE = Path("scripts") / "prompts" / "judge.md"
+
+
+def with_judges(pipeline: Pipeline, project: Path) -> Pipeline:
+    """Give every stage whose termination takes a judge agent one (``start --judge``).
+
+    loop-agents always let a judge agent decide its ``judgment`` stages; looprunner
+    lets the workers' consensus decide unless a stage names a judge. This switch brings
+    the judge back: each termination that accepts ``termination.judge`` (its
+    ``validate`` says so, so a plugin's can too) gets one running with the stage's own
+    provider and model unless it names its own, and every judge without a prompt of its
+    own uses the project's ``scripts/prompts/judge.md`` where it exists, looprunner's
+    judge prompt otherwise.
+    """
+    from looprunner.plugins.manager import registries
+
+    file = project / JUDGE_PROMPT_FILE
+    try:
+        prompt: str | None = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        prompt = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the judge prompt {file}: {exc}", path=file) from exc
+    terminations = registries().terminations
+    nodes = []
+    for node in pipeline.nodes:
+        term = node.stage.termination
+        spec = term.judge or JudgeSpec()
+        own = spec.prompt if spec.prompt is not None else prompt
+        judged = attrs.evolve(term, judge=attrs.evolve(spec, prompt=own))
+        try:
+            terminations.get(term.type)(judged).validate()
+        except ConfigError:
+            nodes.append(node)  # a termination that takes no judge (fixed, queue) as it was
+            continue
+        nodes.append(attrs.evolve(node, stage=attrs.evolve(node.stage, termination=judged)))
+    return attrs.evolve(pipeline, nodes=tuple(nodes))

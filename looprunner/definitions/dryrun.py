@@ -76,6 +76,7 @@ def preview(
                     "max_iterations": node.cap,
                     "min_iterations": term.min_iterations,
                     "consensus": term.consensus,
+                    "judge": term.judge is not None,
                 },
                 "delay": stage.delay,
                 "timeout": stage.timeout,

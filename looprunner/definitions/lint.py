@@ -17,10 +17,18 @@ and column. Errors make ``looprunner lint`` exit 2; warnings never fail it.
 | LR032 | error    | an unknown provider |
 | LR033 | error    | an unknown termination type |
 | LR034 | error    | an unknown stage type, or ``options:`` the type refuses |
+| LR035 | error    | a model or setting the stage's provider refuses |
+| LR040 | error    | a loop-agents key looprunner does not run (the message says what instead) |
+| LR041 | warning  | a deprecated loop-agents spelling, read as the spelling the message names |
+
+Every problem of a file is reported, not only the first: a pipeline file's nodes are
+each read, and the stages of those that loaded are checked too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -28,12 +36,12 @@ import attrs
 
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.definitions import catalog
-from looprunner.definitions.pipelines import list_pipelines, load_pipeline
+from looprunner.definitions.pipelines import PipelineRead, list_pipelines, read_pipeline
 from looprunner.engine.prompt import unknown_variables
-from looprunner.errors import ConfigError, LooprunnerError
-from looprunner.models import Pipeline, Stage
+from looprunner.errors import ConfigError, LegacyPipelineWarning, LooprunnerError
+from looprunner.models import Stage
 from looprunner.plugins.registry import Registries
-from looprunner.protocols import NestedStages
+from looprunner.protocols import NestedStages, StageValidating
 
 
 @attrs.frozen
@@ -74,15 +82,44 @@ class LintReport:
         return sum(1 for f in self.findings if f.severity == "warning")
 
 
-def _from_error(exc: ConfigError) -> Finding:
-    return Finding(
-        code=exc.code,
-        severity="error",
-        message=f"{exc.field}: {exc.detail}" if exc.field else exc.detail,
-        path=str(exc.path) if exc.path else None,
-        line=exc.line,
-        column=exc.column,
-    )
+def _from_error(exc: ConfigError) -> list[Finding]:
+    """One finding per problem the error reports."""
+    return [
+        Finding(
+            code=problem.code,
+            severity="error",
+            message=f"{problem.field}: {problem.detail}" if problem.field else problem.detail,
+            path=str(problem.path) if problem.path else None,
+            line=problem.line,
+            column=problem.column,
+        )
+        for problem in exc.problems
+    ]
+
+
+@contextlib.contextmanager
+def _legacy_findings(findings: list[Finding]) -> Iterator[None]:
+    """Record each deprecated loop-agents spelling met while loading as an LR041 warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LegacyPipelineWarning)
+        yield
+    for item in caught:
+        warning = item.message
+        if isinstance(warning, LegacyPipelineWarning):
+            findings.append(
+                Finding(
+                    "LR041",
+                    "warning",
+                    warning.detail,
+                    str(warning.path) if warning.path else None,
+                    warning.line,
+                    warning.column,
+                )
+            )
+        else:  # not ours to judge: let it go on as it would have
+            warnings.warn_explicit(
+                item.message, item.category, item.filename, item.lineno, source=item.source
+            )
 
 
 def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> Iterator[Finding]:
@@ -113,9 +150,9 @@ def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> I
         except ConfigError as exc:
             yield Finding("LR002", "error", exc.detail, where)
     yield from _check_stage_type(stage, registries, where=where)
-    # Whether the provider's program is installed is a fact about this machine, not the
+    # Whether the provider's program is installed is a fact about the machine, not the
     # definition: ``dry-run`` and ``start`` report it.
-    if stage.provider_name not in registries.providers.names():
+    if stage.provider_name not in registries.providers:
         yield Finding(
             "LR032",
             "error",
@@ -123,6 +160,13 @@ def check_stage(stage: Stage, registries: Registries, *, where: str | None) -> I
             f"(available: {', '.join(registries.providers.names())})",
             where,
         )
+        return
+    provider = registries.providers.get(stage.provider_name)()
+    if isinstance(provider, StageValidating):
+        try:
+            provider.validate(stage)
+        except ConfigError as exc:
+            yield Finding("LR035", "error", exc.detail, where)
 
 
 def _check_stage_type(
@@ -164,21 +208,32 @@ def lint_stage_folder(folder: Path, registries: Registries) -> list[Finding]:
                 str(folder),
             )
         ]
-    try:
-        stage = catalog.load_stage(folder, project=folder)
-    except ConfigError as exc:
-        return [_from_error(exc)]
-    return list(check_stage(stage, registries, where=str(stage_yaml)))
+    findings: list[Finding] = []
+    stage: Stage | None = None
+    with _legacy_findings(findings):
+        try:
+            stage = catalog.load_stage(folder, project=folder)
+        except ConfigError as exc:
+            findings.extend(_from_error(exc))
+    if stage is not None:
+        findings.extend(check_stage(stage, registries, where=str(stage_yaml)))
+    return findings
 
 
 def lint_pipeline_file(path: Path, project: Path, registries: Registries) -> list[Finding]:
-    """Lint one pipeline file (its stages are looked up in ``project``)."""
-    try:
-        pipeline: Pipeline = load_pipeline(path, project=project)
-    except ConfigError as exc:
-        return [_from_error(exc)]
+    """Lint one pipeline file: every problem of it, and of the stages its nodes load."""
     findings: list[Finding] = []
-    for node in pipeline.nodes:
+    read: PipelineRead | None = None
+    with _legacy_findings(findings):
+        try:
+            read = read_pipeline(path, project=project)
+        except ConfigError as exc:
+            findings.extend(_from_error(exc))
+    if read is None:
+        return findings
+    if read.error is not None:
+        findings.extend(_from_error(read.error))
+    for node in read.nodes:
         source = node.stage.source
         stage_yaml = source / catalog.STAGE_FILE if source else None
         where = str(stage_yaml) if stage_yaml and stage_yaml.is_file() else str(path)

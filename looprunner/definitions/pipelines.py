@@ -4,8 +4,10 @@ A pipeline file names its nodes under ``nodes:`` (or the legacy ``stages:``, wit
 deprecation warning); each node runs a stage by name (``stage:``, or legacy ``loop:``)
 or an inline ``prompt:``, with optional overrides (provider, model, type, context, runs;
 termination and options merged over the stage's own) and inputs from earlier nodes.
-Each key's type is checked by the one converter (``_PipelineFile``, ``_NodeFile``); this
-module checks what the types cannot say (ids, stage names, inputs.from). Names are
+Each key's type is checked by the one converter (``_PipelineFile`` here, the nodes'
+in :mod:`~looprunner.definitions.nodes`); this module checks what the types cannot say
+(ids, inputs.from) and collects every problem of the file, so ``lint`` reports them
+together and ``start`` names each. Names are
 looked up in ``.looprunner/pipelines/``, ``.claude/pipelines/`` and
 ``scripts/pipelines/``; a path is read as it is.
 
@@ -19,26 +21,16 @@ import glob
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
 from looprunner import convert
-from looprunner.definitions import catalog
-from looprunner.definitions.blocks import check_parallel_sources, parallel_inputs, parallel_node
-from looprunner.errors import ConfigError
-from looprunner.models import Node, NodeInputs, Pipeline, Stage, Termination
-from looprunner.names import validate_node_id
-
-T = TypeVar("T")
-
-
-@attrs.frozen
-class _Defaults:
-    """``defaults:``: a provider and model for nodes whose stage sets none."""
-
-    provider: str | None = None
-    model: str | None = None
+from looprunner.convert import legacy
+from looprunner.definitions.blocks import check_parallel_sources
+from looprunner.definitions.nodes import Defaults, FileSpot, NodeReader
+from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
+from looprunner.models import Node, Pipeline
 
 
 @attrs.frozen
@@ -49,45 +41,13 @@ class _PipelineFile:
     description: str | None = None
     context: str | None = None
     commands: dict[str, str] | None = None
-    defaults: _Defaults | None = None
+    defaults: Defaults | None = None
     inputs: Any = None  # a path or a list of paths, globs or folders: checked below
     nodes: Any = None  # checked below, with a message about nodes
     stages: Any = None  # the legacy name of nodes
 
 
-@attrs.frozen
-class _NodeFile:
-    """The keys of one node, typed so the converter checks them (None: not given)."""
-
-    id: str | None = None
-    name: str | None = None  # legacy: the id
-    stage: str | None = None
-    loop: str | None = None  # legacy: the stage
-    prompt: str | None = None
-    description: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    context: str | None = None
-    runs: int | None = None
-    delay: float | None = None
-    timeout: float | None = None
-    mock_delay: float | None = None
-    fixtures: Path | None = None
-    command: tuple[str, ...] | None = None
-    type: str | None = None
-    options: Mapping[str, Any] | None = None  # merged over the stage's
-    termination: Mapping[str, Any] | None = None  # merged over the stage's
-    inputs: Any = None  # ``from`` is a Python keyword: checked below
-    parallel: Any = None  # refused below: not supported yet
-
-
-convert.refuse_unknown_keys(_Defaults, _PipelineFile, _NodeFile)
-
-INPUT_KEYS = frozenset({"from", "select", "from_initial", "from_parallel"})
-
-
-class LegacyPipelineWarning(DeprecationWarning):
-    """A pipeline file uses a key loop-agents renamed (``stages:``, ``loop:``)."""
+convert.refuse_unknown_keys(_PipelineFile)
 
 
 def pipeline_roots(project: Path) -> list[tuple[str, Path]]:
@@ -139,84 +99,145 @@ def find_pipeline(name_or_path: str | Path, project: Path) -> Path:
 
 
 def load_pipeline(name_or_path: str | Path, *, project: Path) -> Pipeline:
-    """Load and resolve a pipeline file by path or name (stages looked up in ``project``)."""
+    """Load and resolve a pipeline file by path or name (stages looked up in ``project``).
+
+    Raises
+    ------
+    ConfigError
+        Reporting every problem of the file (a :class:`~looprunner.errors.ConfigProblems`
+        when there are several), each at its file and line.
+    """
+    read = read_pipeline(name_or_path, project=project)
+    if read.error is not None:
+        raise read.error
+    assert read.pipeline is not None
+    return read.pipeline
+
+
+@attrs.frozen
+class PipelineRead:
+    """A pipeline file as far as it could be read: what loaded, and every problem."""
+
+    path: Path
+    pipeline: Pipeline | None
+    #: the nodes that loaded, problems or not elsewhere in the file
+    nodes: tuple[Node, ...]
+    error: ConfigError | None
+
+
+def read_pipeline(name_or_path: str | Path, *, project: Path) -> PipelineRead:
+    """Read a pipeline file, collecting every problem instead of stopping at the first.
+
+    Raises only when the file cannot be found or parsed at all; everything else is in
+    the returned :class:`PipelineRead`.
+    """
     project = project.expanduser().resolve()
     path = find_pipeline(name_or_path, project)
     doc = convert.read_yaml(path)
     data = convert.expect_mapping(doc, path=path, what="a pipeline file")
-    loader = _Loader(path=path, doc=doc, project=project)
-    return loader.pipeline(data)
+    loader = _Loader(spot=FileSpot(path=path, doc=doc), project=project)
+    pipeline = loader.pipeline(data)
+    error = combine_problems(loader.problems)
+    return PipelineRead(
+        path=path,
+        pipeline=pipeline if error is None else None,
+        nodes=tuple(loader.nodes),
+        error=error,
+    )
 
 
 @attrs.define
 class _Loader:
-    path: Path
-    doc: Any
+    spot: FileSpot
     project: Path
-    #: the pipeline's ``context:``, which a block's stages get as the other nodes do
-    shared_context: str = ""
+    problems: list[ConfigError] = attrs.Factory(list)
+    nodes: list[Node] = attrs.Factory(list)
 
-    def fail(
-        self,
-        message: str,
-        keypath: convert.KeyPath,
-        *,
-        key: bool = False,
-        code: str = "LR002",
-    ) -> ConfigError:
-        line, col = convert.locate(self.doc, keypath, key=key)
-        return ConfigError(
-            message,
-            path=self.path,
-            line=line,
-            column=col,
-            field=convert.dotted(keypath) or None,
-            code=code,
-        )
-
-    def structure(self, data: Any, cls: type[T], where: convert.KeyPath) -> T:
-        return convert.structure_from(data, cls, path=self.path, doc=self.doc, prefix=where)
-
-    def pipeline(self, data: Mapping[str, Any]) -> Pipeline:
-        spec = self.structure(data, _PipelineFile, ())
+    def pipeline(self, data: Mapping[str, Any]) -> Pipeline | None:
+        spot = self.spot
+        values, spellings = legacy.pipeline_file(data)
+        self.problems += legacy.report(spellings, doc=spot.doc, path=spot.path)
+        self.problems += spot.drop_unknown(values, _PipelineFile, ())
+        try:
+            spec = spot.structure(values, _PipelineFile, ())
+        except ConfigError as exc:
+            self.problems.append(exc)
+            return None
         if spec.nodes is not None and spec.stages is not None:
-            raise self.fail(
-                "give 'nodes:' or the legacy 'stages:', not both", ("stages",), key=True
+            self.problems.append(
+                spot.fail("give 'nodes:' or the legacy 'stages:', not both", ("stages",), key=True)
             )
+            return None
         key = "nodes" if spec.nodes is not None else "stages"
         if spec.stages is not None:
+            line, col = convert.locate(spot.doc, ("stages",), key=True)
             warnings.warn(
-                f"{self.path}: 'stages:' is deprecated, use 'nodes:'",
-                LegacyPipelineWarning,
-                stacklevel=3,
+                LegacyPipelineWarning(
+                    "'stages:' is deprecated, use 'nodes:'", path=spot.path, line=line, column=col
+                ),
+                stacklevel=4,
             )
         items = data.get(key)
         if not isinstance(items, list) or not items:
-            raise self.fail(f"'{key}:' must be a non-empty list of nodes", (key,))
-        defaults = spec.defaults or _Defaults()
-        self.shared_context = spec.context or ""
-        nodes: list[Node] = []
+            self.problems.append(spot.fail(f"'{key}:' must be a non-empty list of nodes", (key,)))
+            return None
+        reader = NodeReader(
+            path=spot.path,
+            doc=spot.doc,
+            project=self.project,
+            defaults=spec.defaults or Defaults(),
+            shared_context=spec.context or "",
+        )
+        # every id the file declares, loaded or not: a node whose stage is missing is
+        # still a node later ones may name, so naming it is not a second problem
+        declared: list[str | None] = []
+        loaded: list[int] = []
         for index, item in enumerate(items):
-            nodes.append(
-                self.node(item, (key, index), defaults=defaults, earlier=[n.id for n in nodes])
-            )
-        check_parallel_sources(self, nodes, key)
-        ids = [node.id for node in nodes]
-        for index, node in enumerate(nodes):
-            for source in node.inputs.from_nodes:
-                if source not in ids:
-                    raise self.fail(
-                        f"inputs.from names unknown node {source!r}",
-                        (key, index, "inputs", "from"),
-                        code="LR021",
+            earlier = [d for d in declared if d is not None]
+            ident = item.get("id", item.get("name")) if isinstance(item, Mapping) else None
+            declared.append(ident if isinstance(ident, str) else None)
+            try:
+                self.nodes.append(reader.read(item, (key, index), earlier=earlier))
+                loaded.append(index)
+            except ConfigError as exc:
+                self.problems.append(exc)
+        for index, node in zip(loaded, self.nodes, strict=True):
+            self.check_sources(node, index, declared, key)
+        if len(loaded) == len(items):
+            # which blocks a from_parallel can read is judged on the whole file only: with
+            # a node missing, the blocks before a node (and its line) are not known
+            try:
+                check_parallel_sources(reader, self.nodes, key)
+            except ConfigError as exc:
+                self.problems.append(exc)
+        initial = self.initial_inputs(spec.inputs)
+        if self.problems:
+            return None
+        return self.resolve(spec, initial)
+
+    def check_sources(self, node: Node, index: int, declared: list[str | None], key: str) -> None:
+        """Record an ``inputs.from`` that names an unknown node, or one that runs later."""
+        for source in node.inputs.from_nodes:
+            where = (key, index, "inputs", "from")
+            if source not in declared:
+                self.problems.append(
+                    self.spot.fail(
+                        f"inputs.from names unknown node {source!r}", where, code="LR021"
                     )
-                if ids.index(source) >= index:
-                    raise self.fail(
+                )
+            elif declared.index(source) >= index:
+                self.problems.append(
+                    self.spot.fail(
                         f"inputs.from names {source!r}, which runs later; "
                         "a node reads only earlier nodes",
-                        (key, index, "inputs", "from"),
+                        where,
                         code="LR021",
                     )
+                )
+
+    def resolve(self, spec: _PipelineFile, initial: tuple[str, ...]) -> Pipeline:
+        """Build the pipeline from nodes that all loaded."""
+        nodes = list(self.nodes)
         shared = spec.context or ""
         if shared:  # the pipeline's context comes first in every node's ${CONTEXT}
             nodes = [
@@ -230,14 +251,14 @@ class _Loader:
                 for node in nodes
             ]
         return Pipeline(
-            name=spec.name or self.path.stem,
+            name=spec.name or self.spot.path.stem,
             description=spec.description or "",
             nodes=tuple(nodes),
             kind="pipeline",
             commands=dict(spec.commands or {}),
-            inputs=self.initial_inputs(spec.inputs),
+            inputs=initial,
             context=shared,
-            source=self.path.resolve(),
+            source=self.spot.path.resolve(),
         )
 
     def initial_inputs(self, value: Any) -> tuple[str, ...]:
@@ -246,7 +267,10 @@ class _Loader:
             return ()
         entries = [value] if isinstance(value, str) else value
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise self.fail("expected a list of paths, globs or folders", ("inputs",))
+            self.problems.append(
+                self.spot.fail("expected a list of paths, globs or folders", ("inputs",))
+            )
+            return ()
         files: list[str] = []
         for entry in entries:
             pattern = entry if Path(entry).is_absolute() else str(self.project / entry)
@@ -259,123 +283,3 @@ class _Loader:
                 else:
                     files.append(str(path))  # a missing file is the agent's to report
         return tuple(files)
-
-    def node(
-        self,
-        item: Any,
-        where: convert.KeyPath,
-        *,
-        defaults: _Defaults,
-        earlier: list[str],
-    ) -> Node:
-        values = dict(item) if isinstance(item, Mapping) else item
-        if isinstance(values, dict):
-            convert.split_commands(values, doc=self.doc, path=self.path, prefix=where)
-        spec = self.structure(values, _NodeFile, where)
-        id_key = "id" if spec.id is not None else "name"
-        node_id = spec.id or spec.name
-        if node_id is None:
-            raise self.fail("a node needs an 'id'", where)
-        try:
-            validate_node_id(node_id)
-        except ConfigError as exc:
-            raise self.fail(exc.detail, (*where, id_key)) from None
-        if node_id in earlier:
-            raise self.fail(f"duplicate node id {node_id!r}", (*where, "id"), code="LR020")
-        if "parallel" in values:
-            return parallel_node(self, values, spec, node_id, where, defaults=defaults)
-        stage_name = spec.stage or spec.loop
-        if spec.loop is not None and spec.stage is None:
-            warnings.warn(
-                f"{self.path}: node {node_id!r} uses 'loop:', which is deprecated; use 'stage:'",
-                LegacyPipelineWarning,
-                stacklevel=4,
-            )
-        if stage_name and spec.prompt:
-            raise self.fail("give 'stage:' or an inline 'prompt:', not both", (*where, "prompt"))
-        if stage_name:
-            try:
-                stage = catalog.load_stage(stage_name, project=self.project)
-            except ConfigError as exc:
-                if exc.path is not None:
-                    raise
-                key = "stage" if spec.stage is not None else "loop"
-                raise self.fail(exc.detail, (*where, key), code=exc.code) from None
-        elif spec.prompt:
-            stage = Stage(name=node_id, prompt=spec.prompt, source=self.path.parent.resolve())
-        else:
-            raise self.fail("a node needs 'stage:' (a stage name) or an inline 'prompt:'", where)
-        stage = self.overrides(stage, spec, where, defaults=defaults)
-        if spec.runs is not None and spec.runs < 1:
-            raise self.fail(f"must be at least 1, got {spec.runs}", (*where, "runs"))
-        return Node(
-            id=node_id,
-            stage=stage,
-            inputs=self.inputs(item.get("inputs"), (*where, "inputs")),
-            max_iterations=spec.runs,
-        )
-
-    def overrides(
-        self,
-        stage: Stage,
-        spec: _NodeFile,
-        where: convert.KeyPath,
-        *,
-        defaults: _Defaults,
-    ) -> Stage:
-        """Apply the node's own keys over the stage's (node > stage > pipeline defaults)."""
-        replaced = ("provider", "model", "description", "delay", "timeout", "mock_delay", "type")
-        changes: dict[str, Any] = {
-            key: getattr(spec, key) for key in replaced if getattr(spec, key) is not None
-        }
-        if spec.options is not None:  # a shallow merge: the node's keys replace the stage's
-            changes["options"] = {**stage.options, **spec.options}
-        if spec.context is not None:
-            changes["context"] = "\n\n".join(p for p in (stage.context, spec.context) if p)
-        if spec.command is not None:
-            changes["command"] = spec.command
-        if spec.fixtures is not None:
-            fixtures = spec.fixtures
-            changes["fixtures"] = (
-                fixtures if fixtures.is_absolute() else self.path.parent / fixtures
-            ).resolve()
-        if spec.termination is not None:
-            prefix = (*where, "termination")
-            merged = {**convert.unstructure(stage.termination), **spec.termination}
-            termination = self.structure(
-                {k: v for k, v in merged.items() if v is not None}, Termination, prefix
-            )
-            convert.check_termination(termination, path=self.path, doc=self.doc, prefix=prefix)
-            changes["termination"] = termination
-        stage = attrs.evolve(stage, **changes)
-        return attrs.evolve(
-            stage,
-            provider=stage.provider or defaults.provider,
-            model=stage.model or defaults.model,
-        )
-
-    def inputs(self, value: Any, where: convert.KeyPath) -> NodeInputs:
-        if value is None:
-            return NodeInputs()
-        if not isinstance(value, Mapping):
-            raise self.fail("expected a mapping (from, select, from_initial)", where)
-        for key in value:
-            if key not in INPUT_KEYS:
-                raise self.fail(
-                    f"unknown key {key!r} (known: {', '.join(sorted(INPUT_KEYS))})",
-                    (*where, key),
-                    key=True,
-                )
-        from_parallel = parallel_inputs(self, value.get("from_parallel"), (*where, "from_parallel"))
-        sources = value.get("from")
-        if sources is None:
-            names: tuple[str, ...] = ()
-        elif isinstance(sources, str):
-            names = (sources,)
-        elif isinstance(sources, list) and all(isinstance(s, str) for s in sources):
-            names = tuple(sources)
-        else:
-            raise self.fail("expected a node id or a list of node ids", (*where, "from"))
-        typed = {k: value[k] for k in ("select", "from_initial") if k in value}
-        inputs = self.structure({**typed, "from_nodes": names}, NodeInputs, where)
-        return attrs.evolve(inputs, from_parallel=from_parallel)

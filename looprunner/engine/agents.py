@@ -19,7 +19,7 @@ from looprunner.engine.agent_status import StatusProblem, read_agent_status
 from looprunner.engine.process import AgentRunner, ProcessResult
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.limits import env_limit
-from looprunner.models import AgentRun, AgentStatus, Decision, Invocation
+from looprunner.models import AgentRun, AgentStatus, Decision, Invocation, Pipeline
 from looprunner.plugins.registry import Registry
 from looprunner.protocols import Provider
 
@@ -36,6 +36,21 @@ def max_output_bytes() -> int:
 def dropped_marker(count: int) -> str:
     """Return the line that says how much output was not kept."""
     return f"[looprunner: {count} bytes of output not kept]"
+
+
+def agent_variables(pipeline: Pipeline, session: str) -> dict[str, str]:
+    """Return the variables loop-agents exported to every agent, set the same way here.
+
+    Its Claude Code hooks (the stop gate) act only where ``CLAUDE_PIPELINE_AGENT`` is
+    set, and name the session by ``CLAUDE_PIPELINE_SESSION``; ``CLAUDE_PIPELINE_TYPE``
+    is the stage a loop runs, or the pipeline's name.
+    """
+    kind = pipeline.nodes[0].stage.name if pipeline.kind == "loop" else pipeline.name
+    return {
+        "CLAUDE_PIPELINE_AGENT": "1",
+        "CLAUDE_PIPELINE_SESSION": session,
+        "CLAUDE_PIPELINE_TYPE": kind,
+    }
 
 
 class Stopped(BaseException):

@@ -14,6 +14,8 @@ OUTPUT_FILE = "output.md"
 PREVIOUS_OUTPUTS = 50
 STATUS_FILE = "status.json"
 CONTEXT_FILE = "context.json"
+#: ``limits.remaining_seconds`` when nothing limits the session's wall time
+NO_LIMIT = -1
 
 
 def stage_output(paths: SessionPaths, index: int, node: Node) -> Path:
@@ -66,6 +68,7 @@ def build_context(
         "paths": {
             "project": str(paths.project),
             "run_dir": str(paths.run_dir),
+            "session_dir": str(paths.run_dir),  # loop-agents' name for the run directory
             "stage_dir": str(paths.stage_dir(index, node.id)),
             "iteration_dir": str(iteration_dir),
             "context": str(iteration_dir / CONTEXT_FILE),
@@ -80,6 +83,9 @@ def build_context(
             "from_previous_iterations": earlier,
             "from_parallel": {k: list(v) for k, v in (from_parallel or {}).items()},
         },
+        # loop-agents' limits: what its prompts read to pace themselves; looprunner sets
+        # no session runtime limit, so remaining_seconds is -1, as loop-agents wrote then
+        "limits": {"max_iterations": cap, "remaining_seconds": NO_LIMIT},
         "commands": dict(pipeline.commands),
         "context": node.stage.context,
         "previous": (

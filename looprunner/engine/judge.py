@@ -1,8 +1,9 @@
 """Judge agents: a separate agent decides whether a ``judgment`` stage is done.
 
 After each iteration the judge reads that iteration (its context.json, output and the
-progress file, through the shipped judge prompt) and writes its verdict to
-``iterations/NNN/judge/status.json``. A judge that fails is recorded and counts as
+progress file, through the shipped judge prompt or the one the stage's judge names) and
+writes its verdict to ``iterations/NNN/judge/status.json`` (or prints it, as
+loop-agents' judge prompt asks). A judge that fails is recorded and counts as
 "continue"; after JUDGE_FAILURES failures in a row the session fails (``judge_error``).
 The judge runs through the same agent launcher as every stage's agents.
 """
@@ -10,8 +11,12 @@ The judge runs through the same agent launcher as every stage's agents.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import shutil
 from pathlib import Path
+
+import attrs
 
 from looprunner.engine import contain
 from looprunner.engine import context as ctxmod
@@ -20,6 +25,7 @@ from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
 from looprunner.errors import AgentFailed
 from looprunner.models import AgentPaths, AgentStatus, Decision, Invocation, Pipeline, events
+from looprunner.names import SessionPaths
 from looprunner.store.atomic import write_atomic
 
 #: where a judge agent's verdict goes, inside the iteration's folder
@@ -27,6 +33,11 @@ JUDGE_DIR = "judge"
 JUDGE_PROMPT = Path(__file__).resolve().parent.parent / "builtin" / "prompts" / "judge.md"
 #: a judge that fails this many times in a row fails the session
 JUDGE_FAILURES = 3
+
+
+#: earlier iterations' outputs a loop-agents judge prompt sees in ${ITERATION_HISTORY}
+JUDGE_HISTORY = 10
+_FENCED = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
 
 
 class JudgeFailedTooOften(Exception):
@@ -64,7 +75,9 @@ def run_judge(
         context=stage.context,
     )
     values["STAGE"] = node.id
-    prompt = render(JUDGE_PROMPT.read_text(encoding="utf-8"), values)
+    values.update(loop_agents_values(paths, pipeline, index, iteration))
+    template = spec.prompt if spec.prompt is not None else JUDGE_PROMPT.read_text(encoding="utf-8")
+    prompt = render(template, values)
     provider_name = spec.provider or stage.provider_name
     invocation = Invocation(
         session=paths.name,
@@ -97,6 +110,9 @@ def run_judge(
         write_atomic(folder / ctxmod.OUTPUT_FILE, rec.redactor.text(outcome.output), durable=False)
         if outcome.result.stopped:
             raise Stopped
+        printed = printed_verdict(outcome.output)
+        if printed is not None and not status_file.exists():
+            write_atomic(status_file, json.dumps(printed), durable=False)
         verdict_run = verdict(outcome, status_file)
     except AgentFailed as exc:
         failure = exc.message
@@ -124,3 +140,67 @@ def run_judge(
     if streak >= JUDGE_FAILURES:
         raise JudgeFailedTooOften(f"the judge failed {streak} times in a row: {failure}")
     return AgentStatus(decision=Decision.CONTINUE, reason="judge failed")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def loop_agents_values(
+    paths: SessionPaths, pipeline: Pipeline, index: int, iteration: int
+) -> dict[str, str]:
+    """Return the variables of loop-agents' judge prompt (``scripts/prompts/judge.md``).
+
+    ``${STAGE_NAME}``, ``${TERMINATION_CRITERIA}`` (the termination as JSON),
+    ``${RESULT_JSON}`` (the iteration's status), ``${NODE_OUTPUT}``,
+    ``${ITERATION_HISTORY}`` (the last :data:`JUDGE_HISTORY` earlier outputs) and
+    ``${PROGRESS_MD}``, each the text itself, as loop-agents pasted them in.
+    """
+    node = pipeline.nodes[index]
+    term = node.stage.termination
+    criteria = {
+        k: v for k, v in attrs.asdict(term).items() if v is not None and k not in ("judge",)
+    }
+    iteration_dir = paths.iteration_dir(index, node.id, iteration)
+    history = [
+        f"### Iteration {n}\n{_read(paths.iteration_dir(index, node.id, n) / ctxmod.OUTPUT_FILE)}"
+        for n in range(max(1, iteration - JUDGE_HISTORY), iteration)
+    ]
+    return {
+        "STAGE_NAME": node.id,
+        "TERMINATION_CRITERIA": json.dumps(criteria),
+        "RESULT_JSON": _read(iteration_dir / ctxmod.STATUS_FILE),
+        "NODE_OUTPUT": _read(iteration_dir / ctxmod.OUTPUT_FILE),
+        "ITERATION_HISTORY": "\n\n".join(history),
+        "PROGRESS_MD": _read(paths.progress_file),
+    }
+
+
+def printed_verdict(output: str) -> dict[str, str] | None:
+    """Read a verdict a judge printed instead of writing ``status.json``, if it did.
+
+    loop-agents' judge prompt asks for ``{"stop": true|false, "reason": ..., "confidence":
+    ...}`` on stdout (perhaps in a code fence); that becomes a status with decision
+    ``stop`` or ``continue``. Anything else is None, and the judge's missing status then
+    fails it as usual.
+    """
+    texts = [output.strip(), *_FENCED.findall(output)]
+    first, last = output.find("{"), output.rfind("}")
+    if 0 <= first < last:
+        texts.append(output[first : last + 1])
+    for text in texts:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("stop"), bool):
+            confidence = data.get("confidence")
+            return {
+                "decision": "stop" if data["stop"] else "continue",
+                "reason": str(data.get("reason") or ""),
+                "summary": f"confidence {confidence}" if confidence is not None else "",
+            }
+    return None

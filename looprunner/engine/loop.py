@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from looprunner import convert
 from looprunner.engine import contain, disk, recovery
-from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
 from looprunner.engine.branches import BranchRunner
 from looprunner.engine.iteration import InterruptGuard, IterationFailed
 from looprunner.engine.process import AgentRunner
@@ -155,6 +155,8 @@ class Engine:
     def _run_locked(self, *, resume: bool, previous_lock: dict[str, Any]) -> RunState:
         rec = self.recorder
         pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
+        # every launcher (a parallel block's too) shares this mapping: set once, seen by all
+        self.env.update(agent_variables(pipeline, self.paths.name))
         identity = {**rec.identity(), "backend": self.backend}
         resumed = recovery.begin(rec, pipeline, identity=identity, resume=resume)
         if resumed is not None:

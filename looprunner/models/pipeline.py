@@ -8,7 +8,7 @@ modules they would import each other.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,6 +198,49 @@ class Pipeline:
         if not isinstance(pipeline, Pipeline):
             raise LooprunnerError(f"the definition loader returned {pipeline!r}, not a Pipeline")
         return pipeline
+
+    def repeated(
+        self,
+        runs: int,
+        *,
+        adjust: Callable[[Node, Mapping[str, str]], Node] | None = None,
+    ) -> Pipeline:
+        """Return a pipeline that runs this one's nodes ``runs`` times, one run after another.
+
+        Run 1 keeps the node ids; run N's nodes are ``ID-runN``, and an ``inputs.from``
+        (or a ``from_parallel`` naming its ``block``) names the node of its own run. Each
+        run's first node reads the previous run's last one, as any node reads the node
+        before it; the progress file is shared, so it accumulates across runs.
+        ``adjust(node, renames)`` lets a stage type's own options follow the renames of
+        its run (a parallel block's providers name blocks too).
+        """
+        if runs < 1:
+            raise ConfigError(f"runs must be at least 1, got {runs}")
+        if runs == 1:
+            return self
+        nodes: list[Node] = []
+        for run in range(1, runs + 1):
+            renames = {n.id: n.id if run == 1 else f"{n.id}-run{run}" for n in self.nodes}
+            for node in self.nodes:
+                new_id = renames[node.id]
+                if not NODE_ID.fullmatch(new_id):
+                    raise ConfigError(
+                        f"runs: the id {new_id!r} of run {run} of node {node.id!r} is longer "
+                        "than 64 characters; shorten the node's id"
+                    )
+                inputs = attrs.evolve(
+                    node.inputs,
+                    from_nodes=tuple(renames.get(n, n) for n in node.inputs.from_nodes),
+                    from_parallel=tuple(
+                        attrs.evolve(spec, block=renames.get(spec.block, spec.block))
+                        if spec.block is not None
+                        else spec
+                        for spec in node.inputs.from_parallel
+                    ),
+                )
+                copy = attrs.evolve(node, id=new_id, inputs=inputs)
+                nodes.append(adjust(copy, renames) if adjust is not None else copy)
+        return attrs.evolve(self, nodes=tuple(nodes))
 
     def with_overrides(
         self,

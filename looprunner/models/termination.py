@@ -15,10 +15,16 @@ DEFAULT_MAX_ITERATIONS = 25
 
 @attrs.frozen
 class JudgeSpec:
-    """An opt-in judge agent that decides a ``judgment`` stage's stops."""
+    """An opt-in judge agent that decides a ``judgment`` stage's stops.
+
+    ``prompt`` is the judge's prompt template (its text, not a file name); None uses
+    looprunner's own. ``start --judge`` puts a project's ``scripts/prompts/judge.md``
+    here, so the prompt travels with the resolved pipeline and a resume uses the same.
+    """
 
     provider: str | None = None
     model: str | None = None
+    prompt: str | None = None
 
 
 def _count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -31,31 +31,42 @@ _UNKNOWN: dict[str, tuple[type[LooprunnerError], str]] = {
 
 
 class Registry(Generic[T]):
-    """Named plugin classes of one kind; each name may be claimed once."""
+    """Named plugin classes of one kind; each name (and alias) may be claimed once.
+
+    A class may name other spellings it answers to in ``aliases: ClassVar[tuple[str,
+    ...]]`` (loop-agents' ``claude-code`` for ``claude``); :meth:`get` and ``in`` accept
+    them, :meth:`names` lists only the names.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, type[T]] = {}
         self._owners: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self.current_plugin = "?"
 
     def add(self, cls: type[T]) -> None:
-        """Register ``cls`` under its ``name`` class attribute."""
+        """Register ``cls`` under its ``name`` class attribute (and its ``aliases``)."""
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"{self.current_plugin}: {cls.__qualname__} has no 'name'")
-        if name in self._items and self._items[name] is not cls:
-            raise PluginError(
-                f"{self.kind} {name!r} is registered twice: by {self._owners[name]} "
-                f"and by {self.current_plugin}"
-            )
+        aliases = getattr(cls, "aliases", ())
+        for claimed in (name, *aliases):
+            holder = self._aliases.get(claimed) or (claimed if claimed in self._items else None)
+            if holder is not None and self._items[holder] is not cls:
+                raise PluginError(
+                    f"{self.kind} {claimed!r} is registered twice: by {self._owners[holder]} "
+                    f"and by {self.current_plugin}"
+                )
         self._items[name] = cls
         self._owners[name] = self.current_plugin
+        for alias in aliases:
+            self._aliases[alias] = name
 
     def get(self, name: str) -> type[T]:
-        """Return the class registered as ``name``, or raise naming the available ones."""
+        """Return the class registered as ``name`` (or an alias), or raise naming the rest."""
         try:
-            return self._items[name]
+            return self._items[self._aliases.get(name, name)]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
             message = f"unknown {self.kind} {name!r} (available: {known})"
@@ -65,7 +76,7 @@ class Registry(Generic[T]):
             raise error(message) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._aliases
 
     def names(self) -> list[str]:
         """Return every registered name, sorted."""

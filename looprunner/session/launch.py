@@ -30,6 +30,7 @@ from looprunner.protocols import (
     MachineChecking,
     NestedStages,
     SessionAges,
+    StageValidating,
     describe,
 )
 from looprunner.session.ref import SessionRef
@@ -73,6 +74,9 @@ def check(ref: SessionRef, pipeline: Pipeline) -> None:
             # a type of a plugin's that sets no provider may run no agent at all
             with convert.located(stage.source, ("provider",)):
                 provider = registries.providers.get(stage.provider_name)()
+            if isinstance(provider, StageValidating):  # the definition, before the machine
+                with convert.located(stage.source, ("model",)):
+                    provider.validate(stage)
             provider.check(stage)
         with convert.located(stage.source, ("termination", "type")):
             termination = registries.terminations.get(stage.termination.type)

@@ -2,9 +2,12 @@
 
 It learns which provider (branch) runs it from its status path
 (``.../parallel-NN-BLOCK/BRANCH/stage-...``) and does what ``$BLOCK_AGENT_SCRIPT`` (a
-JSON object) says for ``BRANCH`` — ``{"BRANCH": ACTION, "default": ACTION}`` — where an
-action may combine, in this order:
+JSON object) says for ``BRANCH`` — ``{"BRANCH/STAGE": ACTION, "BRANCH": ACTION,
+"default": ACTION}``, the first that applies — where an action may combine, in this
+order:
 
+* ``{"after": PATH}``: wait until PATH exists (at most 60 s, then exit 9);
+* ``{"touch": PATH}``: create PATH;
 * ``{"meet": N}``: announce itself, then wait until N agents of the same stage and
   iteration have announced themselves; exit 7 if they do not within 30 s. N agents that
   all get past this point were running at the same time.
@@ -54,7 +57,11 @@ def main() -> int:
     record = {"pid": os.getpid(), "branch": branch, "stage": stage, "iteration": int(iteration)}
     (log / f"{branch}-{stage}-{iteration}-{os.getpid()}.json").write_text(json.dumps(record))
     script = json.loads(Path(os.environ["BLOCK_AGENT_SCRIPT"]).read_text())
-    action = script.get(branch, script.get("default", {}))
+    action = script.get(f"{branch}/{stage}", script.get(branch, script.get("default", {})))
+    if "after" in action and not wait_for(lambda: Path(action["after"]).exists(), 60):
+        return 9
+    if "touch" in action:
+        Path(action["touch"]).touch()
     if "meet" in action:
         here = log / "meet" / f"{stage}-{iteration}"
         here.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,9 @@ The executables in ``bin/`` call :func:`main` with their name. Each run
 
 * parses its arguments the way looprunner invokes the real program, and fails like the
   real one on anything else (an unknown option, a missing prompt);
-* records its argv, the prompt it read on stdin, the ``LOOPRUNNER_*`` variables, whether
-  ``CLAUDECODE`` was set, its cwd and pid as JSON in
-  ``$FAKE_AGENT_LOG_DIR/<name>-<iteration>.json`` (written before anything else happens,
+* records its argv, the prompt it read on stdin, the ``LOOPRUNNER_*`` and
+  ``CLAUDE_PIPELINE_*`` variables, whether ``CLAUDECODE`` was set, its cwd and pid as
+  JSON in ``$FAKE_AGENT_LOG_DIR/<name>-<iteration>.json`` (written before anything else happens,
   so a test can wait for it while the agent is still running);
 * then does what ``$FAKE_AGENT_SCRIPT`` says for its iteration (``$LOOPRUNNER_ITERATION``):
   a JSON object mapping the iteration number (or ``"default"``) to an action, which may
@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 STATUS_FIELDS = ("decision", "reason", "summary", "work", "errors")
+#: the variables recorded: looprunner's own, and the ones loop-agents' hooks read
+RECORDED_ENV = ("LOOPRUNNER_", "CLAUDE_PIPELINE_")
 
 CLAUDE_USAGE = "Usage: claude [options] [command] [prompt]"
 CODEX_USAGE = "Usage: codex exec [OPTIONS] [PROMPT] [COMMAND]"
@@ -160,7 +162,7 @@ def base_record(name: str, prompt: str) -> dict[str, object]:
         "argv0": sys.argv[0],
         "argv": sys.argv[1:],
         "prompt": prompt,
-        "env": {k: v for k, v in os.environ.items() if k.startswith("LOOPRUNNER_")},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(RECORDED_ENV)},
         "claudecode": "CLAUDECODE" in os.environ,
         "cwd": str(Path.cwd()),
         "pid": os.getpid(),

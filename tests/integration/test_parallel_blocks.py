@@ -173,6 +173,39 @@ def test_kill_stops_every_providers_agent(blocks: Blocks, cli: Any, tmp_path: Pa
 
 
 @pytest.mark.tmux
+def test_one_providers_agent_ending_leaves_a_later_started_sibling_running(
+    blocks: Blocks, cli: Any, tmp_path: Path
+) -> None:
+    """b's second agent starts while a's runs and outlives it: a's sweep must spare it."""
+    blocks.stage("s1")
+    blocks.stage("s2")
+    blocks.pipeline("blk", block_pipeline(("a", "b"), ("s1", "s2")))
+    a_started, b_started, go = tmp_path / "a-started", tmp_path / "b-started", tmp_path / "go"
+    blocks.script(
+        {
+            "a/s1": {"touch": str(a_started), "wait_file": str(b_started)},
+            "b/s1": {"after": str(a_started)},
+            "b/s2": {"touch": str(b_started), "wait_file": str(go)},
+        }
+    )
+    assert cli("start", "p7", "--pipeline", "blk").returncode == 0
+    session = Session("p7", blocks.project)
+    wait_until(
+        lambda: (
+            (session.paths.block_dir(0, "blk") / "a" / "state.json").is_file()
+            and branch_state(session, 0, "blk", "a")["status"] == "complete"
+        ),
+        what="a complete",
+    )
+    [b_run] = blocks.started("b", "s2")
+    assert is_alive(b_run["pid"], None, None), "a's sweep ended b's agent"
+    go.touch()
+    wait_until(lambda: session.status().finished, timeout=60, what="session finished")
+    assert session.status().health is Health.COMPLETE
+    assert len(blocks.started("b", "s2")) == 1
+
+
+@pytest.mark.tmux
 def test_sigkill_mid_block_then_resume_reruns_only_the_unfinished_provider(
     blocks: Blocks, cli: Any, tmp_path: Path
 ) -> None:

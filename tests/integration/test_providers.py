@@ -95,10 +95,16 @@ class ArgvCase(NamedTuple):
 ARGV_CASES = [
     ArgvCase("claude-no-model", "claude", None, CLAUDE_BASE),
     ArgvCase("claude-model", "claude", "opus", [*CLAUDE_BASE, "--model", "opus"]),
-    ArgvCase("codex-no-model", "codex", None, [*CODEX_BASE, "-"]),
     ArgvCase(
-        "codex-model", "codex", "gpt-5.2-codex", [*CODEX_BASE, "--model", "gpt-5.2-codex", "-"]
+        "codex-no-model", "codex", None, [*CODEX_BASE, "-c", "model_reasoning_effort=high", "-"]
     ),
+    ArgvCase(
+        "codex-model",
+        "codex",
+        "gpt-5.2-codex",
+        [*CODEX_BASE, "--model", "gpt-5.2-codex", "-c", "model_reasoning_effort=high", "-"],
+    ),
+    ArgvCase("claude-loop-agents-model", "claude", "opus-4.5", [*CLAUDE_BASE, "--model", "opus"]),
     ArgvCase(
         "codex-model-and-effort",
         "codex",
@@ -388,4 +394,11 @@ def test_node_beats_stage_beats_cli_in_a_pipeline(project, cli, fake_agents):
         ("by-stage", "codex", "gpt-5.2-codex"),
         ("by-cli", "claude", "sonnet"),
     ]
-    assert fake_agents.call("codex", 1)["argv"] == [*CODEX_BASE, "--model", "gpt-5.2-codex", "-"]
+    assert fake_agents.call("codex", 1)["argv"] == [
+        *CODEX_BASE,
+        "--model",
+        "gpt-5.2-codex",
+        "-c",
+        "model_reasoning_effort=high",
+        "-",
+    ]
