@@ -9,7 +9,7 @@ import click
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
 from looprunner.cli.run import definition_options
-from looprunner.errors import EXIT_BAD_INPUT
+from looprunner.errors import EXIT_BAD_INPUT, ProgramMissingError
 
 
 @click.command()
@@ -148,8 +148,9 @@ def dry_run(
     warnings: list[str] = []
     try:
         Session(name, ctx.project).check(resolved)
-    except Exception as exc:
-        warnings.append(str(exc))
+    except ProgramMissingError as exc:
+        warnings.append(str(exc))  # a fact of this machine: a program not installed
+    # anything else is what start refuses too (an unknown provider, type, ...): exit 2
     plan = preview(
         resolved,
         session=name,

@@ -1,0 +1,107 @@
+"""Command-line edges operators hit: global options after the command, Ctrl-C, quiet waits,
+dry-run as strict as start, and what a machine without tmux is told."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def looprunner(project: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "looprunner", "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_global_options_are_accepted_after_the_command(project: Path, make_stage, cli) -> None:
+    make_stage("work", termination={"type": "fixed", "iterations": 1})
+    assert cli("start", "g1", "--stage", "work", "--foreground").returncode == 0
+    after = cli("status", "g1", "--json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["health"] == "complete"
+    listed = subprocess.run(
+        [sys.executable, "-m", "looprunner", "list", "--json", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert [s["session"] for s in json.loads(listed.stdout)] == ["g1"]
+
+
+@pytest.mark.tmux
+@pytest.mark.parametrize(
+    ("command", "ready"),
+    [
+        (("wait", "c1"), "stderr"),
+        (("tail", "c1", "-f"), "stdout"),
+        (("monitor", "c1", "-f"), "stdout"),
+    ],
+    ids=["wait", "tail-f", "monitor-f"],
+)
+def test_ctrl_c_exits_130(project: Path, make_stage, cli, command, ready) -> None:
+    make_stage("slow", termination={"type": "fixed", "iterations": 50}, extra="mock_delay: 2\n")
+    assert cli("start", "c1", "--stage", "slow").returncode == 0
+    proc = looprunner(project, *command)
+    stream = proc.stderr if ready == "stderr" else proc.stdout
+    assert stream is not None
+    assert stream.readline(), f"{command} printed nothing"  # it is waiting or following now
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    cli("kill", "c1", "--yes")
+
+
+@pytest.mark.tmux
+def test_wait_without_a_terminal_prints_only_changes_and_quiet_prints_none(
+    project: Path, make_stage, cli
+) -> None:
+    make_stage("paced", termination={"type": "fixed", "iterations": 3}, extra="mock_delay: 1.5\n")
+    assert cli("start", "w1", "--stage", "paced").returncode == 0
+    quiet = looprunner(project, "wait", "w1", "--quiet")
+    loud = cli("wait", "w1")
+    assert loud.returncode == 0
+    news = [line.rsplit(" · ", 1)[0] for line in loud.stderr.splitlines()]
+    assert news and len(news) == len(set(news)), loud.stderr  # a line per change, none twice
+    assert len(news) <= 5  # running at 0, 1 and 2 done; complete (the wait takes over 4 s)
+    out, err = quiet.communicate(timeout=60)
+    assert quiet.returncode == 0 and err == "" and "w1: complete" in out
+
+
+def test_dry_run_refuses_what_start_refuses_and_warns_of_missing_programs(
+    project: Path, cli, tmp_path: Path
+) -> None:
+    stages = project / ".looprunner" / "stages"
+    for name, provider in (("bad", "gpt"), ("needs-codex", "codex")):
+        (stages / name).mkdir(parents=True)
+        (stages / name / "stage.yaml").write_text(f"name: {name}\nprovider: {provider}\n")
+        (stages / name / "prompt.md").write_text("hi\n")
+    bad = cli("dry-run", "--stage", "bad")
+    assert bad.returncode == 2 and "unknown provider 'gpt'" in bad.stderr
+    assert cli("start", "b1", "--stage", "bad").returncode == 2
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    missing = cli("dry-run", "--stage", "needs-codex", env={"PATH": str(empty)})
+    assert missing.returncode == 0, missing.stderr
+    assert "warning: provider 'codex' needs the 'codex' program" in missing.stdout
+
+
+def test_start_without_tmux_suggests_foreground(project: Path, make_stage, cli, tmp_path) -> None:
+    make_stage("work")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = cli("start", "t1", "--stage", "work", env={"PATH": str(empty)})
+    assert result.returncode == 1
+    assert "tmux is not installed" in result.stderr and "--foreground" in result.stderr
+    assert not (project / ".claude" / "pipeline-runs" / "t1").exists()
+    assert os.environ["PATH"]  # the test changed only the child's PATH
