@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from looprunner.cli.context import Context
-from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError
+from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 
 def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoReturn:
@@ -102,7 +102,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
     """Run coding-agent loops in the background and manage their whole life."""
-    click_ctx.obj = Context(project=project.expanduser().resolve(), json=as_json)
+    folder = project.expanduser().resolve()
+    if not folder.is_dir():  # not "no sessions": the folder itself is the mistake
+        raise UsageError(f"--project {project}: no such folder")
+    click_ctx.obj = Context(project=folder, json=as_json)
     if click_ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty() and not as_json:
             from looprunner.cli import front

@@ -105,3 +105,22 @@ def test_start_without_tmux_suggests_foreground(project: Path, make_stage, cli, 
     assert "tmux is not installed" in result.stderr and "--foreground" in result.stderr
     assert not (project / ".claude" / "pipeline-runs" / "t1").exists()
     assert os.environ["PATH"]  # the test changed only the child's PATH
+
+
+def test_mistakes_are_caught_before_anything_starts(project: Path, make_stage, cli) -> None:
+    nowhere = cli("--project", str(project / "nope"), "list")
+    assert nowhere.returncode == 2 and "no such folder" in nowhere.stderr
+    stage = project / ".looprunner" / "stages" / "script"
+    stage.mkdir(parents=True)
+    (stage / "stage.yaml").write_text("name: script\nprovider: command\ncommand: ./missing.sh\n")
+    (stage / "prompt.md").write_text("hi\n")
+    missing = cli("start", "m1", "--stage", "script", "--foreground")
+    assert missing.returncode == 2
+    assert "command './missing.sh' not found" in missing.stderr
+    assert not (project / ".claude" / "pipeline-runs" / "m1").exists()
+    make_stage("own", termination={"type": "fixed", "iterations": 1})  # provider: mock
+    ignored = cli("start", "m2", "--stage", "own", "--provider", "codex", "--foreground")
+    assert ignored.returncode == 0, ignored.stderr
+    assert "--provider codex is not used for 'own': its stage sets provider mock" in (
+        ignored.stderr
+    )
