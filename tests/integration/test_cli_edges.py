@@ -124,3 +124,19 @@ def test_mistakes_are_caught_before_anything_starts(project: Path, make_stage, c
     assert "--provider codex is not used for 'own': its stage sets provider mock" in (
         ignored.stderr
     )
+
+
+def test_an_empty_or_missing_prompt_is_flagged_by_stages_lint_and_start(
+    project: Path, make_stage, cli
+) -> None:
+    make_stage("empty", prompt="  \n")
+    (project / ".looprunner" / "stages" / "empty" / "prompt.md").write_text("  \n")
+    make_stage("noprompt")
+    (project / ".looprunner" / "stages" / "noprompt" / "prompt.md").unlink()
+    listed = {row["name"]: row["problem"] for row in json.loads(cli("--json", "stages").stdout)}
+    assert listed["empty"] == "the prompt is empty"
+    assert "prompt.md not found" in listed["noprompt"]
+    lint = cli("lint")
+    assert lint.returncode == 2 and "the prompt is empty" in lint.stdout + lint.stderr
+    start = cli("start", "e1", "--stage", "empty", "--foreground")
+    assert start.returncode == 2 and "the prompt is empty" in start.stderr
