@@ -77,6 +77,17 @@ class LazyGroup(click.Group):
         """Import and return one command."""
         return self._load(cmd_name) if cmd_name in COMMANDS else None
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with their whole first help line, never cut with "..."."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=200)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def _load(self, cmd_name: str) -> click.Command:
         target = COMMANDS[cmd_name]
         module, _, attribute = target.partition(":")

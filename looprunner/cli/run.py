@@ -48,11 +48,43 @@ def next_steps(name: str) -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _project_of(ctx: click.Context) -> Path:
+    project = ctx.find_root().params.get("project")
+    return Path(project).expanduser().resolve() if project else Path.cwd()
+
+
+def complete_stage(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the stage names of the project (and the built-ins)."""
+    from looprunner.definitions import catalog
+
+    names = {ref.name for ref in catalog.list_stages(_project_of(ctx)) if ref.problem is None}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def complete_pipeline(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the pipeline names of the project."""
+    from looprunner.definitions.pipelines import list_pipelines
+
+    return [r.name for r in list_pipelines(_project_of(ctx)) if r.name.startswith(incomplete)]
+
+
 def definition_options(f: F) -> F:
     """Add the options that say what to run (shared by ``start`` and ``dry-run``)."""
     options = [
-        click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage."),
-        click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline."),
+        click.option(
+            "--stage",
+            "stage",
+            metavar="TYPE",
+            help="Run a loop of this stage.",
+            shell_complete=complete_stage,
+        ),
+        click.option(
+            "--pipeline",
+            "pipeline",
+            metavar="NAME_OR_FILE",
+            help="Run this pipeline.",
+            shell_complete=complete_pipeline,
+        ),
         click.option(
             "-n",
             "iterations",

@@ -140,3 +140,36 @@ def test_an_empty_or_missing_prompt_is_flagged_by_stages_lint_and_start(
     assert lint.returncode == 2 and "the prompt is empty" in lint.stdout + lint.stderr
     start = cli("start", "e1", "--stage", "empty", "--foreground")
     assert start.returncode == 2 and "the prompt is empty" in start.stderr
+
+
+def test_help_lists_whole_summaries_and_completion_offers_stages_and_pipelines(
+    project: Path, make_stage, cli
+) -> None:
+    commands = cli("--help").stdout.split("Commands:")[1]
+    assert "..." not in commands  # click cuts long summaries with "..." unless told not to
+    make_stage("work")
+    make_stage("review")
+    (project / ".looprunner" / "pipelines").mkdir(parents=True)
+    (project / ".looprunner" / "pipelines" / "ship.yaml").write_text(
+        "nodes:\n  - id: a\n    stage: work\n"
+    )
+
+    def complete(words: str) -> list[str]:
+        env = {
+            "_LOOPRUNNER_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "looprunner"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=project,
+            check=False,
+        )
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines() if "," in line]
+
+    assert complete("looprunner start s1 --stage w") == ["work"]
+    assert "review" in complete("looprunner dry-run --stage ")
+    assert complete("looprunner start s1 --pipeline s") == ["ship"]
