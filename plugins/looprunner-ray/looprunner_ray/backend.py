@@ -43,6 +43,8 @@ NUM_CPUS_ENV = "LOOPRUNNER_RAY_NUM_CPUS"
 MEMORY_ENV = "LOOPRUNNER_RAY_MEMORY"
 #: how long ``stop`` waits for a stopped job to end (Ray sends SIGKILL after 3 s)
 STOP_TIMEOUT = 30.0
+#: what Ray answers while a node's job agent is still starting (worth another try)
+AGENT_NOT_READY = "No available agent"
 
 
 def _number(name: str, kind: type[float] | type[int]) -> float | int | None:
@@ -125,7 +127,8 @@ class RayBackend:
         if pythonpath:
             options["runtime_env"] = {"env_vars": {"PYTHONPATH": pythonpath}}
         try:
-            jobs.client().submit_job(
+            self._submit(
+                timeout,
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 metadata=jobs.metadata(spec.project, spec.session),
@@ -147,6 +150,19 @@ class RayBackend:
         finally:
             marker.unlink(missing_ok=True)
             seen.unlink(missing_ok=True)
+
+    def _submit(self, timeout: float, **job: Any) -> None:
+        """Submit, retrying while the node's job agent is not ready yet (a fresh head)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                jobs.client().submit_job(**job)
+            except Exception as exc:
+                if AGENT_NOT_READY not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+            else:
+                return
 
     def _wait_seen(self, submission_id: str, seen: Path, timeout: float) -> None:
         """Wait until the job's entrypoint acknowledged the marker, or fail with its words."""
