@@ -70,3 +70,10 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite (pass --quick for the short version CI runs)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The Ray backend's tests against a real local Ray head (installs ray[default])."""
+    session.install("-e", ".", "-e", "plugins/looprunner-ray", *group("test"))
+    session.run("pytest", "plugins/looprunner-ray/tests", "-p", "no:randomly", *session.posargs)
