@@ -144,15 +144,17 @@ def status(ctx: Context, name: str) -> int:
     if lock is not None and lock.present:
         holder = f" by pid {lock.pid} ({'alive' if lock.pid_alive else 'gone'})" if lock.pid else ""
         lock_text = f"held{holder}" if lock.held else "present, free (stale)"
-    tmux_text = {
-        None: "unknown (tmux server unreachable)",
-        True: f"pipeline-{name} present",
-        False: "absent",
-    }[result.resources.tmux]
+    backend = state.backend if state is not None else "tmux"
+    live = result.resources.tmux
+    backend_text = (
+        f"unknown ({backend} cannot be reached)"
+        if live is None
+        else (f"{session.where()} present" if live else "absent")
+    )
     rows = [
         ("lock", lock_text),
         ("state", "present" if result.resources.state else "absent"),
-        ("tmux", tmux_text),
+        (backend, backend_text),
     ]
     if state is not None:
         current = state.current
