@@ -207,7 +207,8 @@ class NodeReader(FileSpot):
         if stage is not None:
             try:
                 stage = self.overrides(stage, spec, where)
-                stage = attrs.evolve(stage, **dict.fromkeys(disabled))
+                off: dict[str, Any] = dict.fromkeys(disabled)
+                stage = attrs.evolve(stage, **off)
             except ConfigError as exc:
                 problems.append(exc)
         if problems:

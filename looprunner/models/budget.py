@@ -71,7 +71,7 @@ class Retry:
 
     def delay(self, attempt: int, fraction: float) -> float:
         """Return the wait after failed ``attempt`` (1-based); ``fraction`` in [0, 1]."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * fraction)
 
 
