@@ -32,12 +32,12 @@ def stage_with(project: Path, script: dict[str, Any], *, iterations: int, extra:
     """A command stage running the limited agent with ``script``."""
     script_file = project / "agent-script.json"
     script_file.write_text(json.dumps(script))
+    argv = [sys.executable, str(FAKES / "limited_agent.py"), str(script_file)]
     write_stage(
         project,
         provider="command",
         iterations=iterations,
-        extra=f"command: {json.dumps([sys.executable, str(FAKES / 'limited_agent.py'), str(script_file)])}\n"
-        + extra,
+        extra=f"command: {json.dumps(argv)}\n{extra}",
     )
 
 
