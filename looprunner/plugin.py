@@ -53,8 +53,10 @@ from looprunner.plugins.manager import make_plugin_manager
 from looprunner.plugins.registry import FolderRegistry, Registries, Registry
 from looprunner.protocols import (
     Attachable,
+    AuthExplaining,
     Backend,
     Diagnosing,
+    FailureClassifying,
     LaunchChecking,
     LaunchSpec,
     MachineChecking,
@@ -77,6 +79,7 @@ __all__ = [
     "AgentRun",
     "AgentStatus",
     "Attachable",
+    "AuthExplaining",
     "Backend",
     "BackendError",
     "BackendUnreachableError",
@@ -87,6 +90,7 @@ __all__ = [
     "Decision",
     "Diagnosing",
     "Event",
+    "FailureClassifying",
     "FolderRegistry",
     "Health",
     "Invocation",

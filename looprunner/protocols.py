@@ -107,6 +107,32 @@ class Diagnosing(Protocol):
         """Look at this machine and ``env`` (the caller's environment); change nothing."""
 
 
+@runtime_checkable
+class FailureClassifying(Protocol):
+    """A provider that knows its program's failures better than the engine's patterns.
+
+    When an agent exits non-zero, the engine asks :meth:`classify` before matching the
+    output against the lines Claude Code and Codex print. The answer decides whether the
+    run is retried (``provider_rate_limited``, ``provider_overloaded``) and what the
+    failed iteration records.
+    """
+
+    def classify(self, exit_code: int, output: str) -> str | None:
+        """Return this failure's class, or None to leave it to the engine's patterns.
+
+        One of ``provider_rate_limited``, ``provider_overloaded``, ``provider_auth`` or
+        ``provider_exit``; ``output`` is what the agent printed (its end, redacted).
+        """
+
+
+@runtime_checkable
+class AuthExplaining(Protocol):
+    """A provider that can say what to set or do when its agent could not authenticate."""
+
+    def auth_hint(self, env: Mapping[str, str]) -> str:
+        """Return one sentence naming the variables (names only) or the login to use."""
+
+
 # ---------------------------------------------------------------------- terminations
 
 

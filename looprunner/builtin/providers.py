@@ -58,6 +58,14 @@ CODEX_DEFAULT_EFFORT = "high"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
+def _auth_hint(env: Mapping[str, str], variables: tuple[str, ...], login: str) -> str:
+    """Say which credential variables are set (a wrong value) or that none is (missing)."""
+    present = [name for name in variables if env.get(name)]
+    if present:
+        return f"{' and '.join(present)} is set but was refused: check its value, or {login}"
+    return f"set {' or '.join(variables)} in the engine's environment, or {login}"
+
+
 class ClaudeProvider:
     """Claude Code in print mode: ``claude -p --dangerously-skip-permissions``.
 
@@ -95,6 +103,12 @@ class ClaudeProvider:
             )
             return attrs.evolve(check, notes=(*check.notes, note))
         return check
+
+    def auth_hint(self, env: Mapping[str, str]) -> str:
+        """Name what Claude Code authenticates with (names only, never values)."""
+        return _auth_hint(
+            env, ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"), "run `claude` and /login"
+        )
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Build the ``claude`` command line."""
@@ -162,6 +176,10 @@ class CodexProvider:
             login_files=(".codex/auth.json",),
             login_hint=", or log in with `codex login`",
         )
+
+    def auth_hint(self, env: Mapping[str, str]) -> str:
+        """Name what Codex authenticates with (names only, never values)."""
+        return _auth_hint(env, ("OPENAI_API_KEY", "CODEX_API_KEY"), "run `codex login`")
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Build the ``codex exec`` command line."""

@@ -11,7 +11,7 @@ import click
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
-from looprunner.models import Health, SessionStatus
+from looprunner.models import Health, SessionStatus, Spent
 from looprunner.session import Session, as_dict, not_found
 from looprunner.views.display import branch_lines
 
@@ -179,6 +179,7 @@ def status(ctx: Context, name: str) -> int:
             rows.append(("reason", state.completion_reason))
         if state.error is not None:
             rows.append(("error", f"{state.error.type}: {state.error.message}"))
+        rows.append(("spent", spent_text(state.spent)))
         if queue is not None:
             rows.append(("queue", f"{queue} item(s) remaining"))
         rows.append(("run dir", str(session.paths.run_dir)))
@@ -190,7 +191,14 @@ def status(ctx: Context, name: str) -> int:
         for line in branch_lines(result.branches):
             click.echo(f"    {line}")
     # the log's end is enough for the last few iterations, however long the log is
-    recent = [e for e in session.events(last=50) if e.type == "iteration_complete"][-5:]
+    tail = list(session.events(last=50))
+    if tail and tail[-1].type == "retry_wait" and result.health is Health.RUNNING:
+        wait = tail[-1].data
+        click.echo(
+            f"  waiting    {wait.get('delay')}s after attempt {wait.get('attempt')}/"
+            f"{wait.get('attempts')} ({wait.get('class')})"
+        )
+    recent = [e for e in tail if e.type == "iteration_complete"][-5:]
     if recent:
         click.echo("  recent iterations:")
         for event in recent:
@@ -209,3 +217,16 @@ def status(ctx: Context, name: str) -> int:
             + "  |  ".join(style(f"looprunner {a.format(n=name)}", "cyan") for a in actions)
         )
     return 0
+
+
+def spent_text(spent: Spent) -> str:
+    """Say what a session spent against its budgets (unknown amounts are left out)."""
+    parts = []
+    if spent.cost_usd is not None:
+        parts.append(f"${spent.cost_usd:.4g}")
+    if spent.tokens is not None:
+        parts.append(f"{spent.tokens} tokens")
+    parts.append(f"{spent.runtime:.0f}s running")
+    if spent.errors_in_row:
+        parts.append(f"{spent.errors_in_row} failed iteration(s) in a row")
+    return ", ".join(parts)

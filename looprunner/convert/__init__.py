@@ -28,10 +28,13 @@ from looprunner.convert.converter import (
 from looprunner.convert.events import event_from_dict, event_to_json
 from looprunner.convert.pipelines import dump_pipeline, load_resolved_pipeline
 from looprunner.convert.stages import (
+    NONE_KEYS,
     STAGE_KEYS,
+    check_limits,
     check_termination,
     load_stage_file,
     split_commands,
+    take_none,
 )
 from looprunner.convert.state import state_from_json, state_to_json
 from looprunner.convert.status import agent_status_from_dict
@@ -47,9 +50,11 @@ from looprunner.convert.yaml import (
 )
 
 __all__ = [
+    "NONE_KEYS",
     "STAGE_KEYS",
     "KeyPath",
     "agent_status_from_dict",
+    "check_limits",
     "check_termination",
     "config_error",
     "dotted",
@@ -71,5 +76,6 @@ __all__ = [
     "state_to_json",
     "structure",
     "structure_from",
+    "take_none",
     "unstructure",
 ]

@@ -28,7 +28,16 @@ from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn
 
 from looprunner.convert.yaml import KeyPath, describe, dotted, locate, plain_data
 from looprunner.errors import ConfigError, combine_problems
-from looprunner.models import Decision, Health, JudgeSpec, NodeInputs, RunStatus, Termination
+from looprunner.models import (
+    Budget,
+    Decision,
+    Health,
+    JudgeSpec,
+    NodeInputs,
+    Retry,
+    RunStatus,
+    Termination,
+)
 
 T = TypeVar("T")
 
@@ -185,7 +194,7 @@ def refuse_unknown_keys(*classes: type) -> None:
         )
 
 
-refuse_unknown_keys(Termination, JudgeSpec, NodeInputs)
+refuse_unknown_keys(Termination, JudgeSpec, NodeInputs, Budget, Retry)
 
 
 def unstructure(value: Any) -> Any:

@@ -12,7 +12,8 @@ from looprunner.convert import legacy
 from looprunner.convert.converter import BadValue, split_command, structure_from
 from looprunner.convert.yaml import KeyPath, describe, dotted, expect_mapping, locate, read_yaml
 from looprunner.errors import ConfigError, combine_problems
-from looprunner.models import Stage, Termination
+from looprunner.models import Budget, Retry, Stage, Termination
+from looprunner.models.budget import check_budget, check_retry
 from looprunner.models.pipeline import NODE_ID
 
 STAGE_KEYS = frozenset(
@@ -32,8 +33,14 @@ STAGE_KEYS = frozenset(
         "command",
         "type",
         "options",
+        "budget",
+        "retry",
+        "idle_timeout",
     }
 )
+
+#: keys whose ``none`` (or an empty value) turns a limit off rather than leaving it unset
+NONE_KEYS = ("timeout", "idle_timeout")
 
 
 def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
@@ -97,8 +104,11 @@ def load_stage_file(stage_yaml: Path, *, default_name: str) -> Stage:
     stage: Stage | None = None
     try:
         split_commands(values, doc=doc, path=stage_yaml)
+        for key in take_none(values, NONE_KEYS):
+            values[key] = None
         stage = structure_from(values, Stage, path=stage_yaml, doc=doc)
         check_termination(stage.termination, path=stage_yaml, doc=doc, prefix=("termination",))
+        check_limits(stage, path=stage_yaml, doc=doc, prefix=())
     except ConfigError as exc:
         problems.append(exc)
     combined = combine_problems(problems)
@@ -189,6 +199,70 @@ def check_termination(term: Termination, *, path: Path | None, doc: Any, prefix:
                     column=col,
                     field=dotted((*prefix, field)),
                 )
+            )
+    combined = combine_problems(problems)
+    if combined is not None:
+        raise combined
+
+
+def take_none(values: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """Remove the ``keys`` set to ``none`` (or left empty) from ``values``; return them.
+
+    ``timeout: none`` turns the default timeout off; the caller sets those keys to None
+    itself, which the converter would otherwise refuse as "none" is not a number.
+    """
+    found = []
+    for key in keys:
+        if key in values and (
+            values[key] is None
+            or (isinstance(values[key], str) and values[key].strip().lower() == "none")
+        ):
+            del values[key]
+            found.append(key)
+    return found
+
+
+def check_limits(
+    stage: Stage | None,
+    *,
+    path: Path | None,
+    doc: Any,
+    prefix: KeyPath,
+    budget: Budget | None = None,
+    retry: Retry | None = None,
+) -> None:
+    """Refuse timeouts, budgets and retry settings that cannot be meant, each at its line."""
+    problems = []
+    checks: list[tuple[KeyPath, Any]] = []
+    if stage is not None:
+        budget, retry = stage.budget, stage.retry
+        for key in NONE_KEYS:
+            value = getattr(stage, key)
+            if value is not None and value <= 0:
+                line, col = locate(doc, (*prefix, key))
+                problems.append(
+                    ConfigError(
+                        f"must be more than 0 seconds (or none), got {value}",
+                        path=path,
+                        line=line,
+                        column=col,
+                        field=dotted((*prefix, key)),
+                    )
+                )
+    if budget is not None:
+        checks.append(((*prefix, "budget"), lambda: check_budget(budget)))
+    if retry is not None:
+        checks.append(((*prefix, "retry"), lambda: check_retry(retry)))
+    for where, check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            keypath = (*prefix, *(exc.field or "").split("."))
+            line, col = locate(doc, keypath)
+            if line is None:
+                line, col = locate(doc, where)
+            problems.append(
+                ConfigError(exc.detail, path=path, line=line, column=col, field=dotted(keypath))
             )
     combined = combine_problems(problems)
     if combined is not None:

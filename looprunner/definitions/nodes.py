@@ -22,7 +22,15 @@ from looprunner.convert import legacy
 from looprunner.definitions import catalog
 from looprunner.definitions.blocks import parallel_inputs, parallel_node
 from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
-from looprunner.models import Node, NodeInputs, ParallelInput, Stage, Termination
+from looprunner.models import (
+    Budget,
+    Node,
+    NodeInputs,
+    ParallelInput,
+    Retry,
+    Stage,
+    Termination,
+)
 from looprunner.names import validate_node_id
 
 T = TypeVar("T")
@@ -53,12 +61,15 @@ class _NodeFile:
     runs: int | None = None
     delay: float | None = None
     timeout: float | None = None
+    idle_timeout: float | None = None
     mock_delay: float | None = None
     fixtures: Path | None = None
     command: tuple[str, ...] | None = None
     type: str | None = None
     options: Mapping[str, Any] | None = None  # merged over the stage's
     termination: Mapping[str, Any] | None = None  # merged over the stage's
+    budget: Mapping[str, Any] | None = None  # merged over the stage's
+    retry: Mapping[str, Any] | None = None  # merged over the stage's
     inputs: Any = None  # ``from`` is a Python keyword: checked below
     parallel: Any = None  # a parallel block: read by definitions.blocks
 
@@ -73,6 +84,7 @@ REPLACED = (
     "description",
     "delay",
     "timeout",
+    "idle_timeout",
     "mock_delay",
     "type",
     "output_path",
@@ -148,6 +160,8 @@ class NodeReader(FileSpot):
         """Return the node ``item`` describes, or raise every problem it has."""
         problems: list[ConfigError] = []
         values: Any = item
+        #: limits the node turns off (``timeout: none``)
+        disabled: list[str] = []
         if isinstance(item, Mapping):
             values, spellings = legacy.node(item, where)
             problems += legacy.report(spellings, doc=self.doc, path=self.path)
@@ -157,6 +171,7 @@ class NodeReader(FileSpot):
             except ConfigError as exc:
                 problems.append(exc)
                 values.pop("command", None)
+            disabled = convert.take_none(values, convert.NONE_KEYS)
         try:
             spec = self.structure(values, _NodeFile, where)
         except ConfigError as exc:
@@ -192,6 +207,8 @@ class NodeReader(FileSpot):
         if stage is not None:
             try:
                 stage = self.overrides(stage, spec, where)
+                off: dict[str, Any] = dict.fromkeys(disabled)
+                stage = attrs.evolve(stage, **off)
             except ConfigError as exc:
                 problems.append(exc)
         if problems:
@@ -251,6 +268,30 @@ class NodeReader(FileSpot):
             )
             convert.check_termination(termination, path=self.path, doc=self.doc, prefix=prefix)
             changes["termination"] = termination
+        limits: dict[str, Any] = {}
+        for key, cls in (("budget", Budget), ("retry", Retry)):
+            given = getattr(spec, key)
+            if given is not None:
+                merged = {**convert.unstructure(getattr(stage, key)), **given}
+                limits[key] = self.structure(merged, cls, (*where, key))
+        if limits:
+            changes.update(limits)
+            convert.check_limits(
+                None,
+                path=self.path,
+                doc=self.doc,
+                prefix=where,
+                budget=limits.get("budget"),
+                retry=limits.get("retry"),
+            )
+        for key in ("timeout", "idle_timeout"):
+            if key in changes:
+                convert.check_limits(
+                    attrs.evolve(stage, **{key: changes[key]}),
+                    path=self.path,
+                    doc=self.doc,
+                    prefix=where,
+                )
         stage = attrs.evolve(stage, **changes)
         return attrs.evolve(
             stage,

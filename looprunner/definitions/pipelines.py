@@ -30,7 +30,7 @@ from looprunner.convert import legacy
 from looprunner.definitions.blocks import check_parallel_sources
 from looprunner.definitions.nodes import Defaults, FileSpot, NodeReader
 from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
-from looprunner.models import Node, Pipeline
+from looprunner.models import Budget, Node, Pipeline
 
 
 @attrs.frozen
@@ -45,6 +45,7 @@ class _PipelineFile:
     inputs: Any = None  # a path or a list of paths, globs or folders: checked below
     nodes: Any = None  # checked below, with a message about nodes
     stages: Any = None  # the legacy name of nodes
+    budget: Budget | None = None  # the whole session's
 
 
 convert.refuse_unknown_keys(_PipelineFile)
@@ -211,6 +212,13 @@ class _Loader:
             except ConfigError as exc:
                 self.problems.append(exc)
         initial = self.initial_inputs(spec.inputs)
+        if spec.budget is not None:
+            try:
+                convert.check_limits(
+                    None, path=spot.path, doc=spot.doc, prefix=(), budget=spec.budget
+                )
+            except ConfigError as exc:
+                self.problems.append(exc)
         if self.problems:
             return None
         return self.resolve(spec, initial)
@@ -259,6 +267,7 @@ class _Loader:
             inputs=initial,
             context=shared,
             source=self.spot.path.resolve(),
+            budget=spec.budget or Budget(),
         )
 
     def initial_inputs(self, value: Any) -> tuple[str, ...]:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import attrs
 
+from looprunner.engine import failures
 from looprunner.engine.agent_status import StatusProblem, read_agent_status
 from looprunner.engine.process import AgentRunner, ProcessResult
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.limits import env_limit
 from looprunner.models import AgentRun, AgentStatus, Decision, Invocation, Pipeline
 from looprunner.plugins.registry import Registry
-from looprunner.protocols import Provider
+from looprunner.protocols import AuthExplaining, FailureClassifying, Provider
 
 #: output kept per agent run (bytes), in engine.log and for output.md; env overrides
 MAX_CAPTURE = 16 * 1024 * 1024
@@ -106,6 +107,10 @@ class AgentOutcome:
     output: str
     #: bytes of output past the cap, not kept (0 when all was)
     output_dropped: int = 0
+    #: the class of a non-zero exit, as the provider or the engine's patterns say
+    failure: str | None = None
+    #: what to set or do when the failure is ``provider_auth``
+    auth_hint: str | None = None
 
 
 class AgentLauncher:
@@ -140,11 +145,15 @@ class AgentLauncher:
         timeout: float | None,
         on_start: Callable[[int], None] = lambda pid: None,
         mark: str | None = None,
+        idle_timeout: float | None = None,
+        watch: tuple[Path, ...] = (),
     ) -> AgentOutcome:
         """Run one agent to its end and return what happened.
 
         ``mark`` (``LOOPRUNNER_AGENT_MARK``) lets what the agent starts be found after it,
-        even by another process: the caller records it (a fresh one when None).
+        even by another process: the caller records it (a fresh one when None). An agent
+        that prints nothing and changes none of ``watch`` for ``idle_timeout`` seconds is
+        stopped as stalled.
 
         Raises
         ------
@@ -153,8 +162,9 @@ class AgentLauncher:
         Stopped
             The session was asked to stop while the agent ran (the agent is gone).
         """
+        provider = self.providers.get(provider_name)()
         try:
-            command = self.providers.get(provider_name)().command(invocation)
+            command = provider.command(invocation)
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
         captured = OutputCapture(self.echo)
@@ -167,17 +177,45 @@ class AgentLauncher:
                 on_output=captured.feed,
                 on_start=on_start,
                 mark=mark,
+                idle_timeout=idle_timeout,
+                watch=watch,
             )
         finally:
             captured.finish()  # says what past the cap was not kept
             self.end_echo()  # and lets out what the redactor held back
         if result.leftovers:
             self.note(f"stopped {result.leftovers} process(es) the agent left running")
-        return AgentOutcome(result=result, output=captured.text(), output_dropped=captured.dropped)
+        output = captured.text()
+        failure = hint = None
+        if result.exit_code not in (0, None) and not (result.timed_out or result.stalled):
+            failure = classify(provider, result.exit_code, output)
+            if failure == "provider_auth" and isinstance(provider, AuthExplaining):
+                hint = provider.auth_hint(self.env)
+        return AgentOutcome(
+            result=result,
+            output=output,
+            output_dropped=captured.dropped,
+            failure=failure,
+            auth_hint=hint,
+        )
 
 
-def verdict(outcome: AgentOutcome, status_file: Path) -> AgentRun:
-    """Turn an agent's exit and status file into its run, or raise AgentFailed."""
+def classify(provider: Provider, exit_code: int, output: str) -> str:
+    """Return the class of a failed run: the provider's answer first, then the patterns."""
+    if isinstance(provider, FailureClassifying):
+        answer = provider.classify(exit_code, output[-failures.TAIL :])
+        if answer in failures.CLASSES:
+            return answer
+    return failures.classify_output(output)
+
+
+def verdict(
+    outcome: AgentOutcome, status_file: Path, redact: Callable[[str], str] = lambda t: t
+) -> AgentRun:
+    """Turn an agent's exit and status file into its run, or raise AgentFailed.
+
+    ``redact`` cleans what the agent printed before its last line goes into a message.
+    """
     result = outcome.result
     if result.spawn_error is not None:
         raise AgentFailed("provider_exit", f"could not start the agent: {result.spawn_error}")
@@ -186,8 +224,20 @@ def verdict(outcome: AgentOutcome, status_file: Path) -> AgentRun:
             "provider_timeout",
             f"the agent ran past the stage timeout and was stopped (exit {result.exit_code})",
         )
+    if result.stalled:
+        raise AgentFailed(
+            "provider_stalled",
+            "the agent printed nothing and changed no file of its iteration for the stage's "
+            f"idle_timeout, and was stopped (exit {result.exit_code})",
+        )
     if result.exit_code != 0:
-        raise AgentFailed("provider_exit", f"the agent exited with status {result.exit_code}")
+        failure = outcome.failure or "provider_exit"
+        if failure == "provider_exit":
+            raise AgentFailed(failure, f"the agent exited with status {result.exit_code}")
+        output = redact(outcome.output)
+        raise AgentFailed(
+            failure, failures.describe(failure, result.exit_code, output, outcome.auth_hint)
+        )
     try:
         status = read_agent_status(status_file)
     except StatusProblem as problem:

@@ -27,9 +27,11 @@ import attrs
 from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.budget import BudgetReached
 from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.disk import fault_of
-from looprunner.engine.iteration import InterruptGuard, IterationFailed, IterationPlan
+from looprunner.engine.guard import InterruptGuard
+from looprunner.engine.iteration import IterationFailed, IterationPlan
 from looprunner.engine.process import AgentRunner, kill_grace
 from looprunner.engine.recorder import Recorder
 from looprunner.engine.stages import StageLoop
@@ -176,6 +178,9 @@ class BranchRunner:
             for index in range(rec.current.current_stage, len(pipeline.nodes)):
                 if rec.current.stages[index].status is not RunStatus.COMPLETE:
                     stages.run_stage(pipeline, index)
+        except BudgetReached as spent:
+            rec.log(f"branch complete: {spent.message}")
+            return _result(branch.name, _end(rec, RunStatus.COMPLETE, None), paths, pipeline)
         except Stopped:
             rec.log("branch stopped")
             return _result(branch.name, _end(rec, RunStatus.KILLED, None), paths, pipeline)

@@ -23,9 +23,12 @@ from looprunner.engine import contain, faults
 from looprunner.engine import context as ctxmod
 from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
+from looprunner.engine.budget import BudgetKeeper, spend_data
 from looprunner.engine.disk import fault_of
+from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
+from looprunner.engine.retry import with_retries
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.models import (
     AgentPaths,
@@ -108,6 +111,8 @@ class _AgentSide:
         self.durations: list[float] = []
         self.exit_codes: list[int] = []
         self.output_dropped = 0
+        #: output files written from what an agent printed (a retry starts without them)
+        self.printed: set[Path] = set()
 
     @property
     def stop_requested(self) -> bool:
@@ -162,6 +167,31 @@ class _AgentSide:
             f"({provider_name}{', ' + invocation.model if invocation.model else ''})"
         )
 
+        attempts = 0
+
+        def once() -> AgentRun:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # what the failed attempt left must not decide this one
+                for leftover in (status_file, *self.printed):
+                    leftover.unlink(missing_ok=True)
+            return self._launch(provider_name, invocation, status_file, output_file)
+
+        return with_retries(
+            once,
+            retry=stage.retry,
+            runner=self.launcher.runner,
+            events=self.recorder.events,
+            stage=node.id,
+            iteration=iteration,
+            log=self.recorder.log,
+        )
+
+    def _launch(
+        self, provider_name: str, invocation: Invocation, status_file: Path, output_file: Path
+    ) -> AgentRun:
+        """Run the agent once under every engine rule and judge how it went."""
+        stage, iteration = self.plan.node.stage, self.plan.iteration
         mark = contain.new_mark()
 
         def on_start(pid: int) -> None:
@@ -171,7 +201,13 @@ class _AgentSide:
         faults.checkpoint("before_agent", iteration)
         with self.guard.agent_running():
             outcome = self.launcher.launch(
-                provider_name, invocation, timeout=stage.timeout, on_start=on_start, mark=mark
+                provider_name,
+                invocation,
+                timeout=stage.timeout,
+                on_start=on_start,
+                mark=mark,
+                idle_timeout=stage.idle_timeout,
+                watch=(self.paths.folder, status_file, output_file),
             )
         self.recorder.agent_ended()
         self.output_dropped += outcome.output_dropped
@@ -182,7 +218,7 @@ class _AgentSide:
         if outcome.result.stopped:
             raise Stopped
         faults.checkpoint("after_agent", iteration)
-        return verdict(outcome, status_file)
+        return verdict(outcome, status_file, self.recorder.redactor.text)
 
     def _keep_printed(self, output_file: Path, printed: str) -> None:
         """Keep what the agent printed as its output when it wrote no output file.
@@ -199,34 +235,7 @@ class _AgentSide:
             target = output_file  # a further agent's output, where the type asked for it
         if not target.exists() or target.stat().st_size == 0:
             write_atomic(target, self.recorder.redactor.text(printed))
-
-
-class InterruptGuard:
-    """Knows whether a stop may unwind the engine at once (stage-type code is running).
-
-    While an agent runs, its process runner handles a stop itself (ending the group
-    within the grace period); while a stage type's own code runs, the signal handler
-    raises :class:`Stopped` so ``kill`` stops a type that never looks at the clock.
-    """
-
-    def __init__(self) -> None:
-        self.in_type_code = False
-
-    def agent_running(self) -> _Pause:
-        """Return a context in which a stop is left to the agent's process runner."""
-        return _Pause(self)
-
-
-class _Pause:
-    def __init__(self, guard: InterruptGuard) -> None:
-        self.guard = guard
-        self.before = False
-
-    def __enter__(self) -> None:
-        self.before, self.guard.in_type_code = self.guard.in_type_code, False
-
-    def __exit__(self, *exc: object) -> None:
-        self.guard.in_type_code = self.before
+            self.printed.add(target)
 
 
 def run_iteration(
@@ -237,8 +246,11 @@ def run_iteration(
     launcher: AgentLauncher,
     guard: InterruptGuard,
     branches: BranchRunning | None = None,
+    keeper: BudgetKeeper | None = None,
 ) -> AgentStatus:
     """Run one iteration through ``stage_type`` and record it; return its status.
+
+    ``keeper`` adds what the iteration cost to the spent budgets, saved with it.
 
     Raises
     ------
@@ -338,12 +350,19 @@ def run_iteration(
         recorder.redactor.text(output_text),
         durable=False,
     )
+    if keeper is not None:
+        keeper.completed(plan.index, status)
     recorder.set_stage(plan.index, iterations_completed=iteration)
     recorder.save(iteration_completed=iteration, iteration_started=None)
     faults.checkpoint("state_written", iteration)
     duration = sum(side.durations)
     exit_code = side.exit_codes[-1] if side.exit_codes else 0
-    data = {**verdict_data(status), "exit_code": exit_code, "duration": round(duration, 3)}
+    data = {
+        **verdict_data(status),
+        "exit_code": exit_code,
+        "duration": round(duration, 3),
+        **spend_data(status),
+    }
     if side.output_dropped:  # output past the cap: counted, never dropped silently
         data["output_truncated_bytes"] = side.output_dropped
     recorder.events.append(events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data)

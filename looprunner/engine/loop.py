@@ -25,7 +25,9 @@ from looprunner import convert
 from looprunner.engine import contain, disk, recovery
 from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
 from looprunner.engine.branches import BranchRunner
-from looprunner.engine.iteration import InterruptGuard, IterationFailed
+from looprunner.engine.budget import BudgetReached
+from looprunner.engine.guard import InterruptGuard
+from looprunner.engine.iteration import IterationFailed
 from looprunner.engine.process import AgentRunner
 from looprunner.engine.recorder import EngineLogHandler, Recorder
 from looprunner.engine.stages import StageLoop
@@ -182,6 +184,11 @@ class Engine:
         except Stopped:
             rec.log("session killed")
             return rec.end(RunStatus.KILLED, reason="killed")
+        except BudgetReached as spent:
+            state = rec.end(RunStatus.COMPLETE, reason=spent.reason)
+            rec.log(f"session complete: {spent.reason}")
+            rec.hook("on_complete", state=state)
+            return state
         except _LockLost:
             rec.log("another engine took over this session's lock; stopping without writing")
             return rec.current

@@ -52,6 +52,8 @@ class ProcessResult:
     spawn_error: str | None = None
     #: processes the agent left running that were ended after it exited
     leftovers: int = 0
+    #: stopped for printing nothing and changing no watched file for the idle timeout
+    stalled: bool = False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -183,11 +185,15 @@ class AgentRunner:
         on_start: Callable[[int], None] = lambda pid: None,
         grace: float | None = None,
         mark: str | None = None,
+        idle_timeout: float | None = None,
+        watch: tuple[Path, ...] = (),
     ) -> ProcessResult:
         """Run ``command`` to its end, streaming its output to ``on_output``.
 
         ``mark`` is put in the agent's environment (``LOOPRUNNER_AGENT_MARK``) so what it
-        starts can be found; a fresh one is made when none is given.
+        starts can be found; a fresh one is made when none is given. With
+        ``idle_timeout``, an agent that prints nothing and changes none of the files
+        under ``watch`` for that many seconds is stopped as stalled.
         """
         grace = kill_grace() if grace is None else grace
         full_env = {k: v for k, v in env.items() if k not in command.unset_env}
@@ -205,6 +211,7 @@ class AgentRunner:
                 on_start=on_start,
                 grace=grace,
                 adopter=adopter,
+                idle=_Idle(idle_timeout, watch),
             )
 
     def _run(
@@ -218,6 +225,7 @@ class AgentRunner:
         on_start: Callable[[int], None],
         grace: float,
         adopter: contain.Adopter | None,
+        idle: _Idle,
     ) -> ProcessResult:
         """Start the agent, watch it to its end, and sweep what it left."""
         with contain.spawn_lock:  # counted before a sibling's sweep can see it
@@ -240,7 +248,9 @@ class AgentRunner:
             agent = contain.Agent(proc.pid, begun.started if begun else None, env[contain.MARK_ENV])
             contain.register(agent)
         try:
-            return self._watch(proc, agent, command, timeout, on_output, on_start, grace, adopter)
+            return self._watch(
+                proc, agent, command, timeout, on_output, on_start, grace, adopter, idle
+            )
         finally:
             contain.unregister(agent)
 
@@ -254,13 +264,15 @@ class AgentRunner:
         on_start: Callable[[int], None],
         grace: float,
         adopter: contain.Adopter | None,
+        idle: _Idle,
     ) -> ProcessResult:
         """Watch the started agent to its end (output, timeout, stop), then sweep."""
         started = time.monotonic()
+        idle.start(started)
         on_start(proc.pid)
         writer = threading.Thread(target=_feed, args=(proc, command.stdin), daemon=True)
         writer.start()
-        timed_out = stopped = False
+        timed_out = stopped = stalled = False
         kill_at: float | None = None
         deadline = started + timeout if timeout else None
         assert proc.stdout is not None
@@ -285,16 +297,22 @@ class AgentRunner:
                     timed_out = True
                     signal_group(proc.pid, signal.SIGTERM)
                     kill_at = now + grace
+                if not (timed_out or stopped or stalled) and idle.expired(now):
+                    stalled = True
+                    signal_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + grace
                 if kill_at is not None and now >= kill_at:
                     signal_group(proc.pid, signal.SIGKILL)
                     kill_at = None
-                waits = [t - now for t in (deadline, kill_at) if t is not None and t > now]
+                checks = (deadline, kill_at, None if stalled else idle.due)
+                waits = [t - now for t in checks if t is not None and t > now]
                 if pidfd is None and not out_open:
                     waits.append(0.1)  # no exit notification on this platform: look again soon
                 for key, _ in selector.select(min(waits) if waits else None):
                     if key.data == "out":
                         chunk = _read(out_fd)
                         if chunk:
+                            idle.active(time.monotonic())
                             on_output(chunk)
                         elif chunk == b"":
                             selector.unregister(out_fd)
@@ -325,7 +343,62 @@ class AgentRunner:
             stopped=stopped,
             duration=time.monotonic() - started,
             leftovers=left,
+            stalled=stalled,
         )
+
+
+#: files looked at per idle check, at most: a folder the agent fills is still watched
+MAX_WATCHED = 2000
+
+
+class _Idle:
+    """Tells when an agent has printed nothing and changed no watched file for too long.
+
+    Output marks activity at once; files are looked at only when the idle time is up, and
+    a change seen then starts a new idle period, so an agent is called stalled only after
+    at least ``seconds`` without either.
+    """
+
+    def __init__(self, seconds: float | None, watch: tuple[Path, ...]) -> None:
+        self.seconds = seconds
+        self.watch = watch
+        self.due: float | None = None
+        self._seen: frozenset[tuple[str, int, int]] = frozenset()
+
+    def start(self, now: float) -> None:
+        if self.seconds:
+            self.due = now + self.seconds
+            self._seen = self._look()
+
+    def active(self, now: float) -> None:
+        if self.seconds:
+            self.due = now + self.seconds
+
+    def expired(self, now: float) -> bool:
+        """Tell whether the idle time is up with no watched file changed meanwhile."""
+        if self.due is None or self.seconds is None or now < self.due:
+            return False
+        seen = self._look()
+        if seen != self._seen:
+            self._seen = seen
+            self.due = now + self.seconds
+            return False
+        return True
+
+    def _look(self) -> frozenset[tuple[str, int, int]]:
+        found: set[tuple[str, int, int]] = set()
+        for root in self.watch:
+            paths = root.rglob("*") if root.is_dir() else iter((root,))
+            try:
+                for path in paths:
+                    if len(found) >= MAX_WATCHED:
+                        break
+                    with contextlib.suppress(OSError):
+                        info = path.stat()
+                        found.add((str(path), info.st_mtime_ns, info.st_size))
+            except OSError:
+                continue
+        return frozenset(found)
 
 
 def _feed(proc: subprocess.Popen[bytes], text: str) -> None:

@@ -16,9 +16,10 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_status import read_history
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.budget import BudgetKeeper
+from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.iteration import (
     BranchRunning,
-    InterruptGuard,
     IterationFailed,
     IterationPlan,
     run_iteration,
@@ -26,12 +27,22 @@ from looprunner.engine.iteration import (
 from looprunner.engine.judge import JUDGE_DIR, JudgeFailedTooOften, run_judge
 from looprunner.engine.recorder import Recorder
 from looprunner.errors import LooprunnerError
-from looprunner.models import AgentStatus, Pipeline, RunError, RunStatus, StageResult
+from looprunner.models import (
+    AgentStatus,
+    Decision,
+    Pipeline,
+    RunError,
+    RunStatus,
+    StageResult,
+)
 from looprunner.models import events as ev
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import StageProgress, StageType
 
 MAX_DELAY_ENV = "LOOPRUNNER_MAX_DELAY"
+
+#: failures no number of tries mends: they fail the session at once, whatever the budget
+NEVER_TOLERATED = frozenset({"provider_auth"})
 
 
 def delay_between(stage_delay: float, env: Mapping[str, str]) -> float:
@@ -86,6 +97,8 @@ class StageLoop:
         self.check_lock = check_lock
         self.branches = branches
         self.from_parallel = from_parallel
+        self.budget = BudgetKeeper(recorder)
+        self.budget.reset_errors()
 
     def stage_type(self, pipeline: Pipeline, index: int) -> StageType:
         """Build and validate node ``index``'s stage type."""
@@ -103,6 +116,9 @@ class StageLoop:
             An iteration (or the termination) failed.
         Stopped
             The session is being stopped.
+        BudgetReached
+            A budget of the stage or the pipeline is spent (the stage is recorded
+            complete with the budget's reason).
         """
         rec = self.recorder
         runner = self.launcher.runner
@@ -163,6 +179,12 @@ class StageLoop:
                 reason = termination.cap_reason
             if reason is not None:
                 break
+            spent = self.budget.reached(pipeline, index)
+            if spent is not None:  # asked after the termination: a stop decision wins
+                rec.log(spent.message)
+                last = history[-1] if history else None
+                self._complete_stage(pipeline, index, completed, spent.reason, last)
+                raise spent
             if runner.stop_requested:
                 raise Stopped
             self.check_lock()
@@ -177,19 +199,59 @@ class StageLoop:
                 history[-1] if history else None,
                 from_parallel=parallel_inputs,
             )
-            status = run_iteration(
-                plan,
-                stage_type,
-                recorder=rec,
-                launcher=self.launcher,
-                guard=self.guard,
-                branches=self.branches,
-            )
+            try:
+                status = run_iteration(
+                    plan,
+                    stage_type,
+                    recorder=rec,
+                    launcher=self.launcher,
+                    guard=self.guard,
+                    branches=self.branches,
+                    keeper=self.budget,
+                )
+            except IterationFailed as failure:
+                status = self._tolerate(pipeline, index, failure)
+                completed += 1
+                history.append(status)
+                if judge is not None:
+                    verdicts.append(status)
+                continue
             completed += 1
             history.append(status)
             if judge is not None:
                 verdicts.append(self._judge(pipeline, index, completed))
         self._complete_stage(pipeline, index, completed, reason, history[-1] if history else None)
+
+    def _tolerate(self, pipeline: Pipeline, index: int, failure: IterationFailed) -> AgentStatus:
+        """Go on after a failed iteration if ``max_consecutive_errors`` allows, else raise.
+
+        A tolerated failure counts as a completed iteration (a resume goes on after it)
+        whose decision is ``error``; the failures in a row reaching the limit fail the
+        session with ``too_many_errors``.
+        """
+        error = failure.error
+        limit = self.budget.error_limit(pipeline, index)
+        if limit is None or error.type in NEVER_TOLERATED:
+            raise failure
+        count = self.budget.failed(index)
+        if count >= limit:
+            raise IterationFailed(
+                RunError(
+                    "too_many_errors",
+                    f"{count} iteration(s) in a row failed (max_consecutive_errors {limit}); "
+                    f"the last: {error.type}: {error.message}",
+                    error.iteration,
+                )
+            ) from failure
+        rec = self.recorder
+        iteration = error.iteration or rec.current.iteration
+        rec.set_stage(index, iterations_completed=iteration)
+        rec.save(iteration_completed=iteration, iteration_started=None)
+        rec.log(
+            f"iteration {iteration} failed ({error.type}); going on, "
+            f"{count} of {limit} failures in a row allowed"
+        )
+        return AgentStatus(decision=Decision.ERROR, reason=error.message)
 
     def _complete_stage(
         self,

@@ -11,6 +11,7 @@ from looprunner.models.agent import (
     Invocation,
     WorkDone,
 )
+from looprunner.models.budget import DEFAULT_TIMEOUT, Budget, Retry, Spent
 from looprunner.models.cleanup import KINDS, CleanupReport, Problem, ProblemKind
 from looprunner.models.doctor import Check
 from looprunner.models.events import Event
@@ -29,6 +30,7 @@ from looprunner.models.status import BranchProgress, LockInfo, Resources, Sessio
 from looprunner.models.termination import JudgeSpec, Termination
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "KINDS",
     "AgentCommand",
     "AgentPaths",
@@ -38,6 +40,7 @@ __all__ = [
     "Branch",
     "BranchProgress",
     "BranchResult",
+    "Budget",
     "Check",
     "CleanupReport",
     "Decision",
@@ -56,10 +59,12 @@ __all__ = [
     "Problem",
     "ProblemKind",
     "Resources",
+    "Retry",
     "RunError",
     "RunState",
     "RunStatus",
     "SessionStatus",
+    "Spent",
     "Stage",
     "StageResult",
     "StageState",

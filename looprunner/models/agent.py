@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -37,6 +38,10 @@ class AgentStatus:
     summary: str = ""
     work: WorkDone = attrs.field(factory=WorkDone)
     errors: tuple[Any, ...] = ()
+    #: what the agent says the iteration cost, in US dollars (None: not reported)
+    cost_usd: float | None = None
+    #: the agent's token counts (``input_tokens``, ``output_tokens``, cache tokens)
+    usage: Mapping[str, int] | None = attrs.field(default=None, hash=False)
 
 
 @attrs.frozen

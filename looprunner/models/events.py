@@ -19,6 +19,8 @@ SESSION_KILLED: Final = "session_killed"
 HOOK_ERROR: Final = "hook_error"
 JUDGE_COMPLETE: Final = "judge_complete"
 JUDGE_FAILED: Final = "judge_failed"
+RETRY_WAIT: Final = "retry_wait"
+BUDGET_REACHED: Final = "budget_reached"
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 
 from looprunner.errors import ConfigError, LooprunnerError
+from looprunner.models.budget import DEFAULT_TIMEOUT, Budget, Retry
 from looprunner.models.loading import loader
 from looprunner.models.termination import Termination, as_termination
 
@@ -55,6 +56,12 @@ class Stage:
         For the ``mock`` provider: the folder of canned outputs and statuses.
     source:
         The folder the stage was read from, or None for a stage built in code.
+    timeout, idle_timeout:
+        Seconds an iteration's agent may run (:data:`DEFAULT_TIMEOUT` unless set; None:
+        no limit), and may go without printing or changing a file of its iteration
+        (None: no limit) before it is stopped.
+    budget, retry:
+        The stage's spending limits and how rate-limited agents are tried again.
     """
 
     name: str
@@ -66,7 +73,7 @@ class Stage:
     delay: float = 0.0
     context: str = ""
     output_path: str | None = None
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     command: tuple[str, ...] | None = None
     fixtures: Path | None = None
     mock_delay: float | None = None
@@ -74,6 +81,9 @@ class Stage:
     type: str | None = None
     # left out of the hash so a Stage stays hashable: the dict is compared, never hashed
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_as_options, hash=False)
+    budget: Budget = attrs.field(factory=Budget)
+    retry: Retry = attrs.field(factory=Retry)
+    idle_timeout: float | None = None
 
     @property
     def provider_name(self) -> str:
@@ -169,6 +179,7 @@ class Pipeline:
     inputs: tuple[str, ...] = ()
     context: str = ""
     source: Path | None = None
+    budget: Budget = attrs.field(factory=Budget)
 
     def __attrs_post_init__(self) -> None:
         if not self.nodes:

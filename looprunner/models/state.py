@@ -7,6 +7,8 @@ from typing import Literal
 
 import attrs
 
+from looprunner.models.budget import Spent
+
 
 class RunStatus(enum.StrEnum):
     """What the engine last recorded: ``pending`` → ``running`` → a finished status."""
@@ -39,6 +41,11 @@ class Health(enum.StrEnum):
 ErrorType = Literal[
     "provider_exit",
     "provider_timeout",
+    "provider_stalled",
+    "provider_rate_limited",
+    "provider_overloaded",
+    "provider_auth",
+    "too_many_errors",
     "status_missing",
     "status_invalid",
     "agent_error",
@@ -71,6 +78,8 @@ class StageState:
     iterations_completed: int = 0
     max_iterations: int = 0
     termination_reason: str | None = None
+    #: what this stage spent against its budget
+    spent: Spent = attrs.field(factory=Spent)
 
 
 @attrs.frozen
@@ -101,6 +110,8 @@ class RunState:
     #: the ``LOOPRUNNER_AGENT_MARK`` of the running agent: finds what it started
     agent_mark: str | None = None
     version: str | None = None
+    #: what the session spent against its budget
+    spent: Spent = attrs.field(factory=Spent)
 
     @property
     def current(self) -> StageState:

@@ -551,6 +551,7 @@ def test_state_json_has_the_contract_fields() -> None:
         "iterations_completed": 2,
         "max_iterations": 5,
         "termination_reason": "consensus",
+        "spent": {"cost_usd": None, "tokens": None, "runtime": 0.0, "errors_in_row": 0},
     }
     assert data["error"] == {"type": "provider_exit", "message": "exit status 3", "iteration": 2}
 

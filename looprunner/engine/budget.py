@@ -1,0 +1,113 @@
+"""Keeping a session's spending against its budgets (``budget:`` of stages and pipeline).
+
+Each completed iteration adds what its agent reported (``cost_usd``, ``usage``) to the
+stage's and the session's ``spent`` in state.json, written with the iteration itself;
+wall time is added as it passes while the engine runs (a crashed or killed session's
+downtime is not counted). The stage loop asks :meth:`BudgetKeeper.reached` before each
+iteration, after its termination: a stop decision therefore beats a budget, and a budget
+ends the session only after the iteration that crossed it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+
+from looprunner.engine.recorder import Recorder
+from looprunner.models import AgentStatus, Budget, Pipeline, Spent
+from looprunner.models.budget import usage_tokens
+
+
+class BudgetReached(Exception):
+    """A budget of the stage or pipeline is spent: the session ends ``complete``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def spend_data(status: AgentStatus) -> dict[str, Any]:
+    """Return what an ``iteration_complete`` event says of the iteration's cost."""
+    data: dict[str, Any] = {}
+    if status.cost_usd is not None:
+        data["cost_usd"] = status.cost_usd
+    if status.usage:
+        data["usage"] = dict(status.usage)
+    return data
+
+
+_WHAT = {
+    "budget_cost": ("max_cost_usd", "cost_usd", "${:g} spent"),
+    "budget_tokens": ("max_tokens", "tokens", "{} tokens used"),
+    "budget_runtime": ("max_runtime", "runtime", "{:.0f}s of wall time"),
+}
+
+
+class BudgetKeeper:
+    """Adds up what one recorder's stages spend, and says when a budget is reached."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self._since = time.monotonic()
+
+    def _add(self, index: int, change: Any) -> None:
+        """Apply ``change`` (Spent -> Spent) to the session's and stage ``index``'s spent."""
+        rec = self.recorder
+        stage = rec.current.stages[index]
+        rec.set_stage(index, spent=change(stage.spent))
+        rec.state = attrs.evolve(rec.current, spent=change(rec.current.spent))
+
+    def tick(self, index: int) -> None:
+        """Count the wall time since the last tick against stage ``index`` (in memory)."""
+        now = time.monotonic()
+        elapsed, self._since = now - self._since, now
+        self._add(index, lambda s: attrs.evolve(s, runtime=round(s.runtime + elapsed, 3)))
+
+    def completed(self, index: int, status: AgentStatus) -> None:
+        """Add a completed iteration's cost and tokens; it ends a run of errors."""
+        self.tick(index)
+        tokens = usage_tokens(status.usage)
+        self._add(index, lambda s: attrs.evolve(s.add(status.cost_usd, tokens), errors_in_row=0))
+
+    def failed(self, index: int) -> int:
+        """Count a failed iteration; return the failures in a row so far (session-wide)."""
+        self.tick(index)
+        self._add(index, lambda s: attrs.evolve(s, errors_in_row=s.errors_in_row + 1))
+        return self.recorder.current.spent.errors_in_row
+
+    def reset_errors(self) -> None:
+        """Forget earlier failures in a row: a resume is a fresh start for the breaker."""
+        rec = self.recorder
+        if rec.current.spent.errors_in_row:
+            rec.state = attrs.evolve(
+                rec.current, spent=attrs.evolve(rec.current.spent, errors_in_row=0)
+            )
+
+    @staticmethod
+    def error_limit(pipeline: Pipeline, index: int) -> int | None:
+        """Return how many failed iterations in a row end the session (None: the first)."""
+        own = pipeline.nodes[index].stage.budget.max_consecutive_errors
+        return own if own is not None else pipeline.budget.max_consecutive_errors
+
+    def reached(self, pipeline: Pipeline, index: int) -> BudgetReached | None:
+        """Return the budget of stage ``index`` or of the pipeline that is spent, if any."""
+        self.tick(index)
+        rec = self.recorder
+        checks: tuple[tuple[str, Budget, Spent], ...] = (
+            ("stage", pipeline.nodes[index].stage.budget, rec.current.stages[index].spent),
+            ("session", pipeline.budget, rec.current.spent),
+        )
+        for scope, budget, spent in checks:
+            reason = spent.reached(budget)
+            if reason is not None:
+                limit_key, spent_key, shown = _WHAT[reason]
+                used = shown.format(getattr(spent, spent_key))
+                message = (
+                    f"the {scope}'s budget is spent: {used}, "
+                    f"{limit_key} {getattr(budget, limit_key):g}"
+                )
+                return BudgetReached(reason, message)
+        return None
