@@ -21,6 +21,7 @@ def derive_health(
     engine_alive: bool = False,
     backend: str | None = None,
     stopped_pid: int | None = None,
+    foreign: str | None = None,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
@@ -30,8 +31,35 @@ def derive_health(
     ``engine_alive`` says whether the engine recorded in state still exists (same pid,
     start time and boot): it only matters when the lock file was deleted from under a
     running engine. ``stopped_pid`` is the engine's pid when it is stopped by a signal
-    (state ``T``): still running, but going nowhere until it is continued.
+    (state ``T``): still running, but going nowhere until it is continued. ``foreign``
+    says who holds the lock file when it is no engine of this session (``lock_held`` is
+    then False): the health is what the rest says, and the sentence is added to it, as
+    it is what stops ``resume`` or ``kill``.
     """
+    health, detail = _derive(
+        state=state,
+        lock_held=lock_held,
+        tmux_present=tmux_present,
+        state_unreadable=state_unreadable,
+        engine_alive=engine_alive,
+        backend=backend,
+        stopped_pid=stopped_pid,
+    )
+    if foreign is None:
+        return health, detail
+    return health, f"{detail}; {foreign}" if detail else foreign
+
+
+def _derive(
+    *,
+    state: RunState | None,
+    lock_held: bool,
+    tmux_present: bool | None,
+    state_unreadable: bool,
+    engine_alive: bool,
+    backend: str | None,
+    stopped_pid: int | None,
+) -> tuple[Health, str | None]:
     if lock_held:
         return Health.RUNNING, stopped_detail(stopped_pid)
     failed = state is not None and state.status is RunStatus.FAILED and state.error is not None

@@ -41,8 +41,10 @@ from looprunner.models import events as ev
 from looprunner.names import SessionPaths
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView, StageProgress, StageType
+from looprunner.store import holders
 from looprunner.store.atomic import sweep_temp_files
 from looprunner.store.lock import SessionLock
+from looprunner.store.state import read_state
 
 #: how long the engine waits for the lock its launcher may still be releasing
 LOCK_TIMEOUT = 10.0
@@ -65,6 +67,10 @@ class Engine:
         The stage types, providers and terminations to use.
     session_view:
         What lifecycle hooks receive as ``session``.
+    launch_token:
+        The token of the launch that started this engine: it runs only if the lock file
+        still holds that launch's record when it takes the lock (see
+        :mod:`looprunner.store.holders`). None for an engine nobody launched.
     """
 
     def __init__(
@@ -76,8 +82,10 @@ class Engine:
         session_view: SessionView,
         env: Mapping[str, str] | None = None,
         out: TextIO | None = None,
+        launch_token: str | None = None,
     ) -> None:
         self.paths = paths
+        self.launch_token = launch_token
         self.backend = backend
         self.registries = registries
         self.env = dict(os.environ if env is None else env)
@@ -123,12 +131,12 @@ class Engine:
                 f"session {self.paths.name!r} is already running (its lock is held)",
                 session=self.paths.name,
             )
+        self._claim_launch()
         restore = self._install_signal_handlers()
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)
         try:
             self.recorder.open_log()
-            self.lock.write_metadata(self.recorder.lock_metadata(self.backend))
             sweep_temp_files(self.paths.run_dir)
             return self._run_locked(resume=resume)
         finally:
@@ -138,6 +146,39 @@ class Engine:
             state = self.recorder.state
             self.lock.release(remove=state is not None and state.status.finished)
             self.recorder.close_log()
+
+    def _claim_launch(self) -> None:
+        """Take over from the launch that started this engine, or stop before writing.
+
+        Between the launcher letting go of the lock and this engine taking it, a
+        ``kill``, a ``cleanup`` or a second launch may have taken it and recorded an
+        ending, removed the lock file or written a launch of its own: then the launch
+        record is not ours any more, and this engine must not run the session on. The
+        engine's own metadata replaces the record, so no other engine can claim it.
+        """
+        if self.launch_token is not None:
+            launch = holders.launch_of(self.lock.metadata())
+            why = None
+            if launch is None or launch.get("token") != self.launch_token:
+                why = "its launch was overtaken (killed, cleaned up or launched again)"
+            elif launch.get("resumes") is not None:
+                try:
+                    state = read_state(self.paths.state_file)
+                except ValueError:
+                    state = None
+                if state is None or holders.fingerprint(state) != launch["resumes"]:
+                    now = state.status.value if state is not None else "unreadable"
+                    why = f"its state changed since the launch (now {now})"
+            if why is not None:
+                # nobody else may hold a lock file we hold: ours to remove unless another
+                # launch's record is in it, which that launch's engine must still find
+                self.lock.release(remove=launch is None or launch.get("token") == self.launch_token)
+                raise SessionConflictError(
+                    f"session {self.paths.name!r} was not started: {why} while its engine "
+                    "was starting; see 'looprunner status'",
+                    session=self.paths.name,
+                )
+        self.lock.write_metadata(self.recorder.lock_metadata(self.backend))
 
     # ------------------------------------------------------------------ main loop
 
@@ -149,7 +190,7 @@ class Engine:
         if resumed is not None:
             recovery.stop_leftover_agent(rec, resumed)
             recovery.reconcile_events(rec, pipeline)
-            recovery.announce_resume(rec)
+            recovery.announce_resume(rec, resumed)
         else:
             rec.events.append(
                 ev.SESSION_START,

@@ -26,7 +26,13 @@ HANDOFF_TIMEOUT = 10.0
 
 
 def run_engine(
-    project: Path, session: str, *, backend: str, resume: bool, env_fifo: Path | None
+    project: Path,
+    session: str,
+    *,
+    backend: str,
+    resume: bool,
+    env_fifo: Path | None,
+    launch_token: str | None = None,
 ) -> int:
     """Run the engine to its end; return 0 if the session completed, 3 on a conflict, else 1."""
     env: Mapping[str, str] | None = None
@@ -52,6 +58,7 @@ def run_engine(
         registries=registries,
         session_view=Session.with_registries(session, project, registries),
         env=env,
+        launch_token=launch_token,
     )
     try:
         state = engine.run(resume=resume)
