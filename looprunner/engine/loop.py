@@ -131,8 +131,14 @@ class Engine:
                 f"session {self.paths.name!r} is already running (its lock is held)",
                 session=self.paths.name,
             )
-        self._claim_launch()
+        # the handlers first: once the lock file names this engine, ``kill`` may signal
+        # it, and a stop must be recorded (before any iteration), not kill it unrecorded
         restore = self._install_signal_handlers()
+        try:
+            self._claim_launch()
+        except BaseException:
+            restore()
+            raise
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)
         try:

@@ -24,9 +24,10 @@ from looprunner.models import Health, RunState, RunStatus, SessionStatus
 from looprunner.protocols import Backend, EngineFactory, InProcess, describe
 from looprunner.session import launch, observe, stopping
 from looprunner.session.ref import SessionRef
+from looprunner.store import holders
+from looprunner.store import lock as lockmod
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
-from looprunner.store.holders import fingerprint
 from looprunner.store.safe import refuse_unsafe
 from looprunner.store.state import read_state
 
@@ -93,7 +94,9 @@ def kill(ref: SessionRef, *, in_process: InProcess | None, grace: float | None) 
             "before it could be stopped",
             session=ref.name,
         )
-    return observe.status(ref)
+    # the session as kill left it: a resume that has taken the lock since is its own story
+    left = holders.LockView(lockmod.LockProbe(present=False, held=False), ours=False)
+    return observe.status(ref, recorded=(state, False), view=left)
 
 
 def _clear_backend(ref: SessionRef, backend: Backend) -> None:
@@ -188,7 +191,7 @@ def _unchanged_since(ref: SessionRef, current: SessionStatus) -> RunState:
     except ValueError:
         now = None
     seen = current.state
-    if now is None or seen is None or fingerprint(now) != fingerprint(seen):
+    if now is None or seen is None or holders.fingerprint(now) != holders.fingerprint(seen):
         what = now.status.value if now is not None else "without a readable state"
         raise SessionConflictError(
             f"session {ref.name!r} was not resumed: it changed while resume was starting "

@@ -63,13 +63,18 @@ def read_recorded(ref: SessionRef) -> Recorded:
 
 
 def status(
-    ref: SessionRef, cache: LiveSessions | None = None, recorded: Recorded | None = None
+    ref: SessionRef,
+    cache: LiveSessions | None = None,
+    recorded: Recorded | None = None,
+    view: holders.LockView | None = None,
 ) -> SessionStatus:
     """Return the session's health and state, from lock, state file and its backend.
 
-    ``recorded`` is the state file as a listing already read it.
+    ``recorded`` is the state file as a listing already read it; ``view`` the lock as
+    the caller left it (``kill`` reports the session as it left it, not as a command
+    that took the lock since found it).
     """
-    view = holders.look(ref.paths.lock_file)
+    view = holders.look(ref.paths.lock_file) if view is None else view
     probe = view.probe
     held = view.ours  # a stranger's lock on the file is no engine of this session
     state, unreadable = read_recorded(ref) if recorded is None else recorded

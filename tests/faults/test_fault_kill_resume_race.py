@@ -245,7 +245,10 @@ def calibrate(lane: Lane, racer: Racer) -> float:
     return time.monotonic() - began
 
 
-def run_rounds(tmp_path: Path, scenario: str, *, rounds: int, lanes: int, chunk: int) -> None:
+def run_rounds(
+    tmp_path: Path, scenario: str, *, rounds: int, lanes: int, chunk: int
+) -> Counter[str]:
+    """Run the rounds and return how each ended (checked as it goes)."""
     base = seed()
     rng = random.Random(f"{base}-{scenario}-{chunk}")
     lane_list = [Lane(tmp_path / f"lane-{n}") for n in range(lanes)]
@@ -298,8 +301,8 @@ def run_rounds(tmp_path: Path, scenario: str, *, rounds: int, lanes: int, chunk:
                 outcomes[outcome] += 1
     finally:
         racer.close()
-    print(f"{scenario} chunk {chunk}: {dict(outcomes)}")
     assert sum(outcomes.values()) == rounds
+    return outcomes
 
 
 def check_cleanup(lane: Lane, name: str, cleanup: dict) -> str:
@@ -328,26 +331,41 @@ def check_cleanup(lane: Lane, name: str, cleanup: dict) -> str:
 # --------------------------------------------------------------------------- tests
 
 
-def test_kill_racing_resume_never_lies(tmp_path, tmux_keeper):
-    run_rounds(tmp_path, "kill", rounds=8, lanes=4, chunk=0)
+# each test records how its rounds ended as the property "outcomes" (see them with
+# ``--junitxml``, or ``-s`` without xdist for the printed line)
 
 
-def test_kill_racing_start_force_never_lies(tmp_path, tmux_keeper):
-    run_rounds(tmp_path, "start-force", rounds=4, lanes=4, chunk=0)
+def report(record_property, scenario: str, outcomes: Counter[str]) -> None:
+    record_property("outcomes", json.dumps(dict(outcomes)))
+    print(f"{scenario}: {dict(outcomes)}")
 
 
-def test_cleanup_racing_resume_never_lies(tmp_path, tmux_keeper):
-    run_rounds(tmp_path, "cleanup", rounds=4, lanes=4, chunk=0)
+def test_kill_racing_resume_never_lies(tmp_path, tmux_keeper, record_property):
+    report(record_property, "kill", run_rounds(tmp_path, "kill", rounds=8, lanes=4, chunk=0))
+
+
+def test_kill_racing_start_force_never_lies(tmp_path, tmux_keeper, record_property):
+    outcomes = run_rounds(tmp_path, "start-force", rounds=4, lanes=4, chunk=0)
+    report(record_property, "start-force", outcomes)
+
+
+def test_cleanup_racing_resume_never_lies(tmp_path, tmux_keeper, record_property):
+    outcomes = run_rounds(tmp_path, "cleanup", rounds=4, lanes=4, chunk=0)
+    report(record_property, "cleanup", outcomes)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(1, 5))
-def test_kill_racing_resume_two_hundred_rounds(tmp_path, tmux_keeper, chunk):
+def test_kill_racing_resume_two_hundred_rounds(tmp_path, tmux_keeper, record_property, chunk):
     """R=200 in all: 4 chunks of 50 (spread over workers), four sessions at a time."""
-    run_rounds(tmp_path, "kill", rounds=50, lanes=4, chunk=chunk)
+    outcomes = run_rounds(tmp_path, "kill", rounds=50, lanes=4, chunk=chunk)
+    report(record_property, "kill", outcomes)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["start-force", "cleanup"])
-def test_start_force_and_cleanup_races_forty_rounds(tmp_path, tmux_keeper, scenario):
-    run_rounds(tmp_path, scenario, rounds=40, lanes=4, chunk=1)
+def test_start_force_and_cleanup_races_forty_rounds(
+    tmp_path, tmux_keeper, record_property, scenario
+):
+    outcomes = run_rounds(tmp_path, scenario, rounds=40, lanes=4, chunk=1)
+    report(record_property, scenario, outcomes)
