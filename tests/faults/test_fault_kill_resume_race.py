@@ -27,8 +27,9 @@ whole project). After each round, once the session has settled:
 * if ``cleanup`` said it marked the session crashed, the same holds for that ending.
 
 The offsets come from a seeded RNG (``LOOPRUNNER_FAULT_SEED=N`` replays them), spread
-over a span calibrated on this machine by one lone resume, so they land before the
-launch, in the hand-over from launcher to engine, during the run and after its end.
+over a span calibrated on this machine by one lone resume (half of them over its first
+third, where the launcher hands over to its engine), so they land before the launch, in
+the hand-over, during the run and after its end.
 """
 
 from __future__ import annotations
@@ -262,7 +263,8 @@ def run_rounds(
             prepare = Lane.complete if scenario == "start-force" else Lane.crashed
             with ThreadPoolExecutor(max_workers=len(names)) as pool:
                 list(pool.map(prepare, lanes_now, names))
-            offsets = [rng.uniform(0, span) for _ in names]
+            # half of them in the first third, where the launcher hands over to its engine
+            offsets = [rng.uniform(0, span / 3 if rng.random() < 0.5 else span) for _ in names]
             jobs = []
             for lane, name, offset in zip(lanes_now, names, offsets, strict=True):
                 first = (
