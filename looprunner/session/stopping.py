@@ -74,8 +74,10 @@ def take_over(ref: SessionRef, *, timeout: float, verb: str) -> lockmod.SessionL
             if pid is not None:
                 stop_engine(ref, pid, meta.get("pid_start_time"), meta.get("boot_id"), deadline)
                 continue
-            foreign = (
-                holders.foreign_holder(path, meta) if holders.pending_launch(meta) is None else None
+            foreign = (  # watched for FOREIGN_PATIENCE below, so not confirmed there
+                holders.foreign_holder(path, meta, confirm=False)
+                if holders.pending_launch(meta) is None
+                else None
             )
             now = time.monotonic()
             if foreign is None:

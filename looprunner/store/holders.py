@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from looprunner.store import lock as lockmod
 from looprunner.store.events import utc_now
 
 LAUNCH_KEY = "launch"
+#: seconds a lock holder that names itself nowhere is watched before it is called foreign
+CONFIRM = 0.2
 #: a launch record older than this (seconds) is not waited for, even if its launcher
 #: lives: launchers give up on an engine after a minute (``session.launch``)
 LAUNCH_PATIENCE = 120.0
@@ -121,13 +124,26 @@ class Foreign:
         return f"the lock file {path} is held by {who}, not by a looprunner engine of this session"
 
 
-def foreign_holder(path: Path, meta: Mapping[str, Any]) -> Foreign | None:
+def foreign_holder(path: Path, meta: Mapping[str, Any], *, confirm: bool = True) -> Foreign | None:
     """Return a holder of the lock file that is not ours, or None.
 
     Ours are this process, the engine and the launcher the metadata names, and any
     process running looprunner (a ``kill`` or ``cleanup`` holds the lock for an instant).
-    Linux only: elsewhere nobody is known to hold it.
+    A holder is only called foreign if it still holds the lock, naming itself nowhere,
+    :data:`CONFIRM` seconds later (unless ``confirm`` is False, for a caller that
+    watches it anyway): a launcher writes its record moments after taking the lock, and
+    the metadata reads empty while its holder rewrites it. Linux only: elsewhere nobody
+    is known to hold it.
     """
+    first = _stranger(path, meta)
+    if first is None or not confirm:
+        return first
+    time.sleep(CONFIRM)
+    again = _stranger(path, lockmod.read_metadata(path))
+    return again if again == first else None
+
+
+def _stranger(path: Path, meta: Mapping[str, Any]) -> Foreign | None:
     try:
         info = path.lstat()
     except OSError:
