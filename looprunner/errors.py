@@ -188,6 +188,35 @@ class SessionConflictError(SessionError):
     type = "conflict"
 
 
+class ForeignLockError(SessionConflictError):
+    """Something that is not a looprunner engine of this session holds its lock file.
+
+    Another user's (or a stray program's) ``flock`` on the lock file blocks every
+    engine, ``kill``, ``resume`` and ``start --force`` of the session; rather than call
+    the session running, commands name the holder (its pid and user where
+    ``/proc/locks`` tells them). Exit code 3, a conflict over the session's lock.
+
+    Attributes
+    ----------
+    pid, user:
+        The holder, where they can be read (None otherwise).
+    """
+
+    type = "foreign_lock"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session: str | None = None,
+        pid: int | None = None,
+        user: str | None = None,
+    ) -> None:
+        super().__init__(message, session=session)
+        self.pid = pid
+        self.user = user
+
+
 class SessionNotFoundError(SessionError, LookupError):
     """No lock, state or tmux session exists for that name."""
 

@@ -22,6 +22,7 @@ def derive_health(
     backend: str | None = None,
     stopped_pid: int | None = None,
     fault: RunError | None = None,
+    foreign: str | None = None,
 ) -> tuple[Health, str | None]:
     """Return the health and, where it needs one, a sentence explaining it.
 
@@ -34,7 +35,36 @@ def derive_health(
     (state ``T``): still running, but going nowhere until it is continued. ``fault`` is
     how the engine ended the run when only the lock file could take it (a full or
     read-only disk, a deleted run folder): the session is ``failed``, and says why.
+    ``foreign`` says who holds the lock file when it is no engine of this session
+    (``lock_held`` is then False): the health is what the rest says, and the sentence is
+    added to it, as it is what stops ``resume`` or ``kill``.
     """
+    health, detail = _derive(
+        state=state,
+        lock_held=lock_held,
+        tmux_present=tmux_present,
+        state_unreadable=state_unreadable,
+        engine_alive=engine_alive,
+        backend=backend,
+        stopped_pid=stopped_pid,
+        fault=fault,
+    )
+    if foreign is None:
+        return health, detail
+    return health, f"{detail}; {foreign}" if detail else foreign
+
+
+def _derive(
+    *,
+    state: RunState | None,
+    lock_held: bool,
+    tmux_present: bool | None,
+    state_unreadable: bool,
+    engine_alive: bool,
+    backend: str | None,
+    stopped_pid: int | None,
+    fault: RunError | None,
+) -> tuple[Health, str | None]:
     if lock_held:
         return Health.RUNNING, stopped_detail(stopped_pid)
     if fault is not None:

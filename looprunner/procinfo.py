@@ -105,3 +105,54 @@ def is_alive(pid: int | None, started: int | None = None, boot: str | None = Non
         if now is not None and now != started:
             return False
     return True
+
+
+_LOCKS = Path("/proc/locks")
+
+
+def flock_holders(device: int, inode: int) -> list[int] | None:
+    """Return the pids holding an ``flock`` on the file (``device``, ``inode``).
+
+    Read from ``/proc/locks`` (Linux), which names every lock on the machine with the
+    pid that took it, whoever owns the file or the process: so a lock another user holds
+    on our file can be named. A pid of 0 or less means the holder lives where this
+    process cannot see it (another pid namespace). Waiters (lines with ``->``) hold
+    nothing and are left out. None where ``/proc/locks`` cannot be read.
+    """
+    try:
+        text = _LOCKS.read_text(errors="replace")
+    except OSError:
+        return None
+    wanted = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
+    pids = []
+    for line in text.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5308434 0 EOF"
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != wanted:
+            continue
+        try:
+            pids.append(int(fields[4]))
+        except ValueError:
+            continue
+    return pids
+
+
+def cmdline(pid: int) -> list[str]:
+    """Return the command line of ``pid`` ([] if gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def runs_looprunner(pid: int) -> bool:
+    """Tell whether ``pid`` runs looprunner (``looprunner ...`` or ``python -m looprunner``).
+
+    Only a hint, for telling a looprunner command that holds a lock for an instant from
+    a stranger: a program may name itself anything.
+    """
+    argv = cmdline(pid)
+    if len(argv) >= 3 and argv[1:3] == ["-m", "looprunner"]:
+        return True
+    return any(Path(arg).name == "looprunner" for arg in argv[:2])

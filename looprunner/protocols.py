@@ -198,6 +198,11 @@ class LaunchSpec:
     For a backend that runs the engine in another process, ``argv`` ends with
     ``--env-fifo PATH``: the launcher hands the caller's environment to the engine through
     that FIFO, so the backend runs ``argv`` as given.
+
+    ``launch_token`` is the token of the launch record the launcher wrote into the
+    session's lock file (``argv`` carries it as ``--launch-token``): the engine runs
+    only if that record is still there when it takes the lock. An in-process backend
+    passes the spec to the engine factory, which gives the token to the engine.
     """
 
     session: str
@@ -205,6 +210,7 @@ class LaunchSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     resume: bool = False
+    launch_token: str | None = None
 
 
 @runtime_checkable

@@ -144,6 +144,9 @@ def status(ctx: Context, name: str) -> int:
     if lock is not None and lock.present:
         holder = f" by pid {lock.pid} ({'alive' if lock.pid_alive else 'gone'})" if lock.pid else ""
         lock_text = f"held{holder}" if lock.held else "present, free (stale)"
+        if lock.foreign:
+            who = f"pid {lock.foreign_pid} ({lock.foreign_user})" if lock.foreign_pid else "?"
+            lock_text = f"held by {who}, not by a looprunner engine of this session"
     backend = state.backend if state is not None else "tmux"
     live = result.resources.tmux
     backend_text = (

@@ -360,11 +360,26 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
 @click.option("--backend", required=True)
 @click.option("--resume", is_flag=True)
 @click.option("--env-fifo", type=click.Path(path_type=Path))
+@click.option("--launch-token", default=None)
 @pass_ctx
-def engine(ctx: Context, name: str, backend: str, resume: bool, env_fifo: Path | None) -> int:
+def engine(
+    ctx: Context,
+    name: str,
+    backend: str,
+    resume: bool,
+    env_fifo: Path | None,
+    launch_token: str | None,
+) -> int:
     """Run the engine of session NAME in this process (how backends start it)."""
     from looprunner.names import validate_session_name
     from looprunner.session.entry import run_engine
 
     validate_session_name(name)
-    return run_engine(ctx.project, name, backend=backend, resume=resume, env_fifo=env_fifo)
+    return run_engine(
+        ctx.project,
+        name,
+        backend=backend,
+        resume=resume,
+        env_fifo=env_fifo,
+        launch_token=launch_token,
+    )

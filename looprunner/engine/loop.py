@@ -37,9 +37,11 @@ from looprunner.models import events as ev
 from looprunner.names import SessionPaths
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import SessionView
+from looprunner.store import holders
 from looprunner.store.atomic import sweep_temp_files
 from looprunner.store.diskfault import recorded_fault
 from looprunner.store.lock import SessionLock, read_metadata
+from looprunner.store.state import read_state
 
 #: how long the engine waits for the lock its launcher may still be releasing
 LOCK_TIMEOUT = 10.0
@@ -67,6 +69,10 @@ class Engine:
         process adopt orphaned descendants, so programs its agents detach stay findable
         (:mod:`looprunner.engine.contain`). An engine sharing its caller's process
         leaves the process as it is.
+    launch_token:
+        The token of the launch that started this engine: it runs only if the lock file
+        still holds that launch's record when it takes the lock (see
+        :mod:`looprunner.store.holders`). None for an engine nobody launched.
     """
 
     def __init__(
@@ -79,9 +85,11 @@ class Engine:
         env: Mapping[str, str] | None = None,
         out: TextIO | None = None,
         own_process: bool = False,
+        launch_token: str | None = None,
     ) -> None:
         self.paths = paths
         self.own_process = own_process
+        self.launch_token = launch_token
         self.backend = backend
         self.registries = registries
         self.env = dict(os.environ if env is None else env)
@@ -122,16 +130,23 @@ class Engine:
             )
         if self.own_process:
             self.runner.adopter = contain.adopt()
+        # a fault the previous engine could record only in the lock file, read before the
+        # engine's own metadata replaces it
+        previous = read_metadata(self.paths.lock_file)
+        # the handlers first: once the lock file names this engine, ``kill`` may signal
+        # it, and a stop must be recorded (before any iteration), not kill it unrecorded
         restore = self._install_signal_handlers()
+        try:
+            self._claim_launch()
+        except BaseException:
+            restore()
+            raise
         log_handler = EngineLogHandler(self.recorder)
         logging.getLogger().addHandler(log_handler)
         #: the ending is only in the lock file (a disk fault): keep the file
         ending_in_lock = False
         try:
             self.recorder.open_log()
-            # a fault the previous engine could record only here, read before it is replaced
-            previous = read_metadata(self.paths.lock_file)
-            self.lock.write_metadata(self.recorder.lock_metadata(self.backend))
             sweep_temp_files(self.paths.run_dir)
             return self._run_locked(resume=resume, previous_lock=previous)
         except Exception as exc:
@@ -152,6 +167,39 @@ class Engine:
             self.lock.release(remove=finished and not ending_in_lock)
             self.recorder.close_log()
 
+    def _claim_launch(self) -> None:
+        """Take over from the launch that started this engine, or stop before writing.
+
+        Between the launcher letting go of the lock and this engine taking it, a
+        ``kill``, a ``cleanup`` or a second launch may have taken it and recorded an
+        ending, removed the lock file or written a launch of its own: then the launch
+        record is not ours any more, and this engine must not run the session on. The
+        engine's own metadata replaces the record, so no other engine can claim it.
+        """
+        if self.launch_token is not None:
+            launch = holders.launch_of(self.lock.metadata())
+            why = None
+            if launch is None or launch.get("token") != self.launch_token:
+                why = "its launch was overtaken (killed, cleaned up or launched again)"
+            elif launch.get("resumes") is not None:
+                try:
+                    state = read_state(self.paths.state_file)
+                except ValueError:
+                    state = None
+                if state is None or holders.fingerprint(state) != launch["resumes"]:
+                    now = state.status.value if state is not None else "unreadable"
+                    why = f"its state changed since the launch (now {now})"
+            if why is not None:
+                # nobody else may hold a lock file we hold: ours to remove unless another
+                # launch's record is in it, which that launch's engine must still find
+                self.lock.release(remove=launch is None or launch.get("token") == self.launch_token)
+                raise SessionConflictError(
+                    f"session {self.paths.name!r} was not started: {why} while its engine "
+                    "was starting; see 'looprunner status'",
+                    session=self.paths.name,
+                )
+        self.lock.write_metadata(self.recorder.lock_metadata(self.backend))
+
     # ------------------------------------------------------------------ main loop
 
     def _run_locked(self, *, resume: bool, previous_lock: dict[str, Any]) -> RunState:
@@ -165,7 +213,7 @@ class Engine:
             recovery.stop_leftover_agent(rec, resumed)
             fault = recorded_fault(previous_lock, resumed)
             recovery.reconcile_events(rec, pipeline, previous=resumed, fault=fault)
-            recovery.announce_resume(rec)
+            recovery.announce_resume(rec, resumed)
         else:
             rec.events.append(
                 ev.SESSION_START,

@@ -64,14 +64,21 @@ def begin(
     return previous
 
 
-def announce_resume(rec: Recorder) -> None:
-    """Write the ``session_resumed`` event and say where the run picks up."""
+def announce_resume(rec: Recorder, previous: RunState) -> None:
+    """Write the ``session_resumed`` event and say where the run picks up.
+
+    ``from_status`` is the status the run had when it was resumed (``killed``,
+    ``failed``, or ``running`` after a crash): the state the launch decided on.
+    """
     state = rec.current
     rec.events.append(
         events.SESSION_RESUMED,
         stage=state.current.id,
         iteration=state.iteration_completed + 1,
-        data={"from_iteration": state.iteration_completed + 1},
+        data={
+            "from_iteration": state.iteration_completed + 1,
+            "from_status": previous.status.value,
+        },
     )
     rec.log(f"resumed at stage {state.current.id}, iteration {state.iteration_completed + 1}")
 

@@ -19,6 +19,10 @@ class LockInfo:
     pid_alive: bool | None = None
     host: str | None = None
     started_at: str | None = None
+    #: something that is no looprunner process of this session holds the lock file
+    foreign: bool = False
+    foreign_pid: int | None = None
+    foreign_user: str | None = None
 
 
 @attrs.frozen

@@ -3,18 +3,17 @@
 ``kill`` ends the engine (SIGTERM, then SIGKILL after a grace), whatever its agent left
 (its group, and what escaped it: :mod:`looprunner.engine.contain`), and what the
 session's backend holds (its ``stop()``), then records ``killed`` through
-the one writer of endings — unless the engine recorded its own ending first.
+the one writer of endings — unless the engine recorded its own ending first. ``resume``
+continues a session only if, once it holds the lock, the state is still the one it
+decided on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Mapping
 
-from looprunner import convert, procinfo
+from looprunner import convert
 from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.process import kill_grace
 from looprunner.errors import (
@@ -22,12 +21,12 @@ from looprunner.errors import (
     SessionConflictError,
     SessionError,
     SessionNotFoundError,
-    UnsafeFileError,
 )
-from looprunner.models import Health, RunStatus, SessionStatus
+from looprunner.models import Health, RunState, RunStatus, SessionStatus
 from looprunner.protocols import Backend, EngineFactory, InProcess, describe
-from looprunner.session import launch, observe
+from looprunner.session import launch, observe, stopping
 from looprunner.session.ref import SessionRef
+from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
@@ -41,7 +40,18 @@ BACKEND_CLOSE_WAIT = 5.0
 
 
 def kill(ref: SessionRef, *, in_process: InProcess | None, grace: float | None) -> SessionStatus:
-    """Stop the session: engine and agent group ended, backend cleared, state ``killed``."""
+    """Stop the session: engine and agent group ended, backend cleared, state ``killed``.
+
+    The lock is taken as :mod:`~looprunner.session.stopping` describes (an engine is
+    signalled, a launch in progress waited for and its engine signalled), so ``killed``
+    is recorded only when no engine can run the session on afterwards.
+
+    Raises
+    ------
+    SessionError
+        The session had already ended — or ended some other way (``complete``) before
+        it could be stopped: it was not killed.
+    """
     current = observe.status(ref)
     if current.health is Health.NOT_FOUND:
         raise SessionNotFoundError(f"no session named {ref.name!r}", session=ref.name)
@@ -51,63 +61,45 @@ def kill(ref: SessionRef, *, in_process: InProcess | None, grace: float | None) 
             session=ref.name,
         )
     timeout = KILL_TIMEOUT if grace is None else grace + 5
-    if current.health is Health.RUNNING:
-        if in_process is not None and in_process.request_stop(timeout):
-            pass  # the engine ran in this process: stopped through its backend
-        else:
-            _signal_engine(ref, current, timeout=timeout)
-    state = ref.read_state()
-    if state is not None and state.agent_pid:
-        stop_leftovers(
-            state.agent_pid,
-            state.agent_start_time,
-            state.boot_id,
-            state.agent_mark,
-            kill_grace() if grace is None else grace,
-        )
+    if current.health is Health.RUNNING and in_process is not None:
+        in_process.request_stop(timeout)  # the engine ran in this process: stop it there
+    lock = stopping.take_over(ref, timeout=timeout, verb="killed")
+    try:
+        try:
+            state = read_state(ref.paths.state_file)
+        except ValueError:
+            state = None
+        if state is not None and state.agent_pid:
+            stop_leftovers(
+                state.agent_pid,
+                state.agent_start_time,
+                state.boot_id,
+                state.agent_mark,
+                kill_grace() if grace is None else grace,
+            )
+        if state is not None and not state.status.finished:
+            state = record_ending(
+                ref.paths.state_file,
+                EventLog(ref.paths.events_file, ref.name),
+                state,
+                RunStatus.KILLED,
+                reason="killed",
+                data={"by": "kill"},
+            )
+    finally:
+        lock.release(remove=True)  # with it goes the record of a launch it overtook
     backend = ref.backend(state)
     if backend is not None:
         _clear_backend(ref, backend)
-    _record_killed(ref)
-    return observe.status(ref)
-
-
-def _signal_engine(ref: SessionRef, current: SessionStatus, *, timeout: float) -> None:
-    """SIGTERM the engine holding the lock; SIGKILL it if it outlives ``timeout``."""
-    meta = lockmod.read_metadata(ref.paths.lock_file)
-    state = current.state
-    if isinstance(meta.get("pid"), int):
-        pid, started, boot = meta["pid"], meta.get("pid_start_time"), meta.get("boot_id")
-    elif state is not None and state.pid:  # the lock file was deleted from under it
-        pid, started, boot = state.pid, state.pid_start_time, state.boot_id
-    else:
-        return
-    if not procinfo.is_alive(pid, started, boot):
-        return
-    if pid == os.getpid():
+    if state is not None and state.status.finished and state.status is not RunStatus.KILLED:
         raise SessionError(
-            f"session {ref.name!r} runs in this process; "
-            "stop it through the Session that started it",
+            f"session {ref.name!r} was not killed: it ended ({state.status.value}) "
+            "before it could be stopped",
             session=ref.name,
         )
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except PermissionError:
-        user = procinfo.owner(pid) or "another user"
-        raise SessionError(
-            f"cannot stop session {ref.name!r}: its engine (pid {pid}) belongs to another "
-            f"user ({user}); run 'looprunner kill {ref.name}' as that user or as root",
-            session=ref.name,
-        ) from None
-    with contextlib.suppress(OSError):  # a stopped engine acts on SIGTERM once continued
-        os.kill(pid, signal.SIGCONT)
-    deadline = time.monotonic() + timeout
-    while procinfo.is_alive(pid, started, boot) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if procinfo.is_alive(pid, started, boot):
-        os.kill(pid, signal.SIGKILL)
-        while procinfo.is_alive(pid, started, boot) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
+    # the session as kill left it: a resume that has taken the lock since is its own story
+    left = holders.LockView(lockmod.LockProbe(present=False, held=False), ours=False)
+    return observe.status(ref, recorded=(state, False), view=left)
 
 
 def _clear_backend(ref: SessionRef, backend: Backend) -> None:
@@ -122,32 +114,6 @@ def _clear_backend(ref: SessionRef, backend: Backend) -> None:
         backend.stop(ref.name, ref.project)  # whatever it still holds (records, a session)
     except LooprunnerError:
         return  # unreachable: status will say unknown rather than lie
-
-
-def _record_killed(ref: SessionRef) -> None:
-    """Mark a session whose engine is gone as killed (the lock makes us its writer)."""
-    lock = lockmod.SessionLock(ref.paths.lock_file)
-    if not lock.acquire(timeout=2.0):
-        raise SessionError(
-            f"session {ref.name!r} did not stop: its lock is still held", session=ref.name
-        )
-    try:
-        try:
-            state = read_state(ref.paths.state_file)
-        except ValueError:
-            state = None
-        if state is None or state.status.finished:
-            return
-        record_ending(
-            ref.paths.state_file,
-            EventLog(ref.paths.events_file, ref.name),
-            state,
-            RunStatus.KILLED,
-            reason="killed",
-            data={"by": "kill"},
-        )
-    finally:
-        lock.release(remove=True)
 
 
 def resume(
@@ -186,30 +152,58 @@ def resume(
             session=ref.name,
         )
     launch.check(ref, convert.load_resolved_pipeline(ref.paths.pipeline_file))
-    lock = launch.take_lock(ref)
-    try:  # the engine would refuse them too, but only in its tmux pane: say it here
-        refuse_unsafe(
-            ref.paths.state_file,
-            ref.paths.events_file,
-            ref.paths.engine_log,
-            ref.paths.pipeline_file,
-        )
-    except UnsafeFileError:
-        lock.release()
+    lock = launch.take_lock(ref, "resumed")
+    try:
+        decided = _ready_to_launch(ref, runner, current)
+    except BaseException:
+        lock.release(remove=True)  # with it goes the record of a launch that will not happen
         raise
-    live = runner.sessions(ref.project)
-    if live and ref.name in live:
-        lock.release()
-        raise SessionConflictError(f"{describe(runner, ref.name)} already exists", session=ref.name)
     launch.spawn(
         ref,
         runner,
         lock,
         env=env,
-        resume=True,
+        resumes=decided,
         engine_factory=engine_factory,
         background=background,
     )
+
+
+def _ready_to_launch(ref: SessionRef, runner: Backend, current: SessionStatus) -> RunState:
+    """Check, holding the lock, what resume needs; return the state it takes over."""
+    # the engine would refuse these too, but only in its tmux pane: say it here
+    refuse_unsafe(
+        ref.paths.state_file,
+        ref.paths.events_file,
+        ref.paths.engine_log,
+        ref.paths.pipeline_file,
+    )
+    decided = _unchanged_since(ref, current)
+    live = runner.sessions(ref.project)
+    if live and ref.name in live:
+        raise SessionConflictError(f"{describe(runner, ref.name)} already exists", session=ref.name)
+    return decided
+
+
+def _unchanged_since(ref: SessionRef, current: SessionStatus) -> RunState:
+    """Return the state resume decided on, if it is still the state (under the lock).
+
+    Between resume's look and its taking the lock, a ``kill`` or ``cleanup`` may have
+    ended the session; resuming it then would contradict the ending they reported.
+    """
+    try:
+        now = read_state(ref.paths.state_file)
+    except ValueError:
+        now = None
+    seen = current.state
+    if now is None or seen is None or holders.fingerprint(now) != holders.fingerprint(seen):
+        what = now.status.value if now is not None else "without a readable state"
+        raise SessionConflictError(
+            f"session {ref.name!r} was not resumed: it changed while resume was starting "
+            f"(it is {what} now); see 'looprunner status {ref.name}'",
+            session=ref.name,
+        )
+    return now
 
 
 def _held(ref: SessionRef) -> str:

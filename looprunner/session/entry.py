@@ -27,7 +27,13 @@ HANDOFF_TIMEOUT = 10.0
 
 
 def run_engine(
-    project: Path, session: str, *, backend: str, resume: bool, env_fifo: Path | None
+    project: Path,
+    session: str,
+    *,
+    backend: str,
+    resume: bool,
+    env_fifo: Path | None,
+    launch_token: str | None = None,
 ) -> int:
     """Run the engine to its end; return 0 if the session completed, 3 on a conflict, else 1."""
     env: Mapping[str, str] | None = None
@@ -56,6 +62,7 @@ def run_engine(
         session_view=Session.with_registries(session, project, registries),
         env=env,
         own_process=True,
+        launch_token=launch_token,
     )
     try:
         state = engine.run(resume=resume)

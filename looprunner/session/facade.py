@@ -191,6 +191,7 @@ class Session:
             registries=self.registries,
             session_view=self,
             env=spec.env,
+            launch_token=spec.launch_token,
         )
 
     # ------------------------------------------------------------------ observe

@@ -1,8 +1,11 @@
 """Starting and resuming: check, take the lock, prepare the run, hand the engine over.
 
 The launcher holds the session's lock while it prepares, so two launchers never race;
-it lets go only once the engine may take the lock itself. A refused start leaves nothing
-behind; a start whose engine never came up removes what it made.
+before it lets go it writes a launch record into the lock file (a token the engine must
+find there, see :mod:`looprunner.store.holders`), so whoever takes the lock before the
+engine does sees that an engine is on its way, and an overtaken engine runs nothing. A
+refused start leaves nothing behind; a start whose engine never came up removes what it
+made.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ import attrs
 from looprunner import convert, handoff, procinfo
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine.redact import Redactor
-from looprunner.errors import BackendError, ProgramMissingError, SessionConflictError
-from looprunner.models import Pipeline, RunStatus, Stage
+from looprunner.errors import (
+    BackendError,
+    ForeignLockError,
+    ProgramMissingError,
+    SessionConflictError,
+)
+from looprunner.models import Pipeline, RunState, RunStatus, Stage
 from looprunner.protocols import (
     Backend,
     EngineFactory,
@@ -35,6 +43,7 @@ from looprunner.protocols import (
     describe,
 )
 from looprunner.session.ref import SessionRef
+from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.atomic import current_umask, write_atomic
 
@@ -117,7 +126,7 @@ def start(
 ) -> None:
     """Start ``pipeline`` as a new run of the session on ``runner``."""
     check(ref, pipeline)
-    lock = take_lock(ref)
+    lock = take_lock(ref, "started")
     try:
         refuse_or_move_aside(ref, runner, force=force)
     except BaseException:
@@ -135,27 +144,56 @@ def start(
             runner,
             lock,
             env=env,
-            resume=False,
+            resumes=None,
             engine_factory=engine_factory,
             background=background,
         )
     except BaseException:
+        if lock.held:
+            lock.release(remove=True)  # failed before the launch: nobody else knows of it
         if not ref.paths.state_file.exists():  # the engine never ran: undo the start
             shutil.rmtree(ref.paths.run_dir, ignore_errors=True)
-            if lock.acquire(timeout=0):
-                lock.release(remove=True)
         raise
 
 
-def take_lock(ref: SessionRef) -> lockmod.SessionLock:
-    """Hold the session lock while preparing a launch, so two launchers never race."""
+def take_lock(ref: SessionRef, verb: str) -> lockmod.SessionLock:
+    """Hold the session lock while preparing a launch, so two launchers never race.
+
+    Refused (exit 3) while an engine holds the lock, while another launch hands over to
+    its engine (its record in the lock file, its launcher alive), and — saying who —
+    while something that is no looprunner process of this session holds the lock file.
+    ``verb`` says what was refused ("started", "resumed"). The caller removes the lock
+    file when it gives up before launching (``release(remove=True)``): the record it
+    now holds names a launch that will not happen.
+    """
     lock = lockmod.SessionLock(ref.paths.lock_file)
     if not lock.acquire(timeout=0.5):
+        refuse_foreign(ref, verb)
         raise SessionConflictError(
             f"session {ref.name!r} is already running; see 'looprunner status {ref.name}'",
             session=ref.name,
         )
+    if holders.pending_launch(lock.metadata()) is not None:
+        lock.release()  # the record stays: that launch's engine must find it
+        raise SessionConflictError(
+            f"session {ref.name!r} is already running (its engine is starting)",
+            session=ref.name,
+        )
+    # from now on the lock file says who holds it: a launch, not a stranger
+    holders.new_launch(lock, resumes=None)
     return lock
+
+
+def refuse_foreign(ref: SessionRef, verb: str) -> None:
+    """Raise :class:`ForeignLockError` if a stranger holds the session's lock file."""
+    view = holders.look(ref.paths.lock_file)
+    if view.foreign is not None:
+        raise ForeignLockError(
+            f"session {ref.name!r} cannot be {verb}: {view.foreign.sentence(ref.paths.lock_file)}",
+            session=ref.name,
+            pid=view.foreign.pid,
+            user=view.foreign.user,
+        )
 
 
 def refuse_in_the_way(ref: SessionRef, runner: Backend) -> None:
@@ -223,7 +261,9 @@ def refuse_or_move_aside(ref: SessionRef, runner: Backend, *, force: bool) -> No
     ref.paths.run_dir.rename(aside)
 
 
-def engine_argv(ref: SessionRef, backend: str, *, resume: bool) -> tuple[str, ...]:
+def engine_argv(
+    ref: SessionRef, backend: str, *, resume: bool, launch_token: str | None = None
+) -> tuple[str, ...]:
     """Return the engine's command line (``python -m looprunner engine ...``)."""
     argv = [
         sys.executable,
@@ -239,6 +279,8 @@ def engine_argv(ref: SessionRef, backend: str, *, resume: bool) -> tuple[str, ..
     ]
     if resume:
         argv.append("--resume")
+    if launch_token is not None:
+        argv += ["--launch-token", launch_token]
     return tuple(argv)
 
 
@@ -248,43 +290,69 @@ def spawn(
     lock: lockmod.SessionLock,
     *,
     env: Mapping[str, str] | None,
-    resume: bool,
+    resumes: RunState | None,
     engine_factory: EngineFactory,
     background: bool,
 ) -> None:
-    """Start the engine; ``lock`` is held on entry and released once it may take it."""
+    """Start the engine; ``lock`` is held on entry and released once it may take it.
+
+    ``resumes`` is the state a resume decided on (None for a start): the engine takes
+    over that state or none. A launch that fails is withdrawn: its record is removed
+    from the lock file, so nobody waits for an engine that will not come.
+    """
     environment = dict(os.environ if env is None else env)
     previous = ref.read_state()
+    resume = resumes is not None
+    token = holders.new_launch(lock, resumes=resumes)
     spec = LaunchSpec(
         session=ref.name,
         project=ref.project,
-        argv=engine_argv(ref, runner.name, resume=resume),
+        argv=engine_argv(ref, runner.name, resume=resume, launch_token=token),
         env=environment,
         resume=resume,
+        launch_token=token,
     )
-    if isinstance(runner, InProcess):
-        runner.bind(engine_factory, background=background)
-        lock.release()
-        runner.launch(spec)
-        deadline = time.monotonic() + START_TIMEOUT
-        while runner.running() and not runner.started() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the engine takes the lock and records its state
-        return
     try:
-        fifo = handoff.create(ref.paths.run_dir)
-        runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
-        handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
-        if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
-            runner.stop(ref.name, ref.project)
-            raise BackendError(
-                f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"
-            )
-    finally:
-        lock.release()
-    wait_started(ref, runner, previous_pid=previous.pid if previous else None)
+        if isinstance(runner, InProcess):
+            runner.bind(engine_factory, background=background)
+            lock.release()
+            runner.launch(spec)
+            deadline = time.monotonic() + START_TIMEOUT
+            while runner.running() and not runner.started() and time.monotonic() < deadline:
+                time.sleep(0.01)  # the engine takes the lock and records its state
+            return
+        try:
+            fifo = handoff.create(ref.paths.run_dir)
+            runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
+            if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
+                runner.stop(ref.name, ref.project)
+                raise BackendError(
+                    f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"
+                )
+        finally:
+            lock.release()
+        wait_started(ref, runner, previous_pid=previous.pid if previous else None, token=token)
+    except BaseException:
+        withdraw(ref, token)
+        raise
 
 
-def wait_started(ref: SessionRef, backend: Backend, *, previous_pid: int | None) -> None:
+def withdraw(ref: SessionRef, token: str) -> None:
+    """Remove a launch's record from the lock file, if the lock is free and it is there."""
+    lock = lockmod.SessionLock(ref.paths.lock_file)
+    try:
+        if not lock.acquire(timeout=0):
+            return  # an engine holds it: the record is consumed already
+    except OSError:
+        return
+    launch = holders.launch_of(lock.metadata())
+    lock.release(remove=launch is not None and launch.get("token") == token)
+
+
+def wait_started(
+    ref: SessionRef, backend: Backend, *, previous_pid: int | None, token: str | None = None
+) -> None:
     """Return once the engine holds the lock (or has already finished its run).
 
     Looks at the lock and state often (cheap) and asks the backend now and then (a
@@ -318,6 +386,7 @@ def wait_started(ref: SessionRef, backend: Backend, *, previous_pid: int | None)
             if not held and live is not None and ref.name not in live:
                 if recorded():
                     return  # it ran and has already ended (or died): status tells
+                overtaken(ref, token)
                 break  # the engine ended before recording anything
         time.sleep(pause)
         pause = min(pause * 1.5, 0.1)
@@ -325,3 +394,23 @@ def wait_started(ref: SessionRef, backend: Backend, *, previous_pid: int | None)
         return
     backend.stop(ref.name, ref.project)
     raise BackendError(f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}")
+
+
+def overtaken(ref: SessionRef, token: str | None) -> None:
+    """Raise if another command took the lock from this launch before its engine did.
+
+    Its engine then exits without running (it finds no record of its launch); say what
+    became of the session instead of "did not start".
+    """
+    if token is None:
+        return
+    launch = holders.launch_of(lockmod.read_metadata(ref.paths.lock_file))
+    if launch is not None and launch.get("token") == token:
+        return
+    state = ref.read_state()
+    now = f"it is {state.status.value} now" if state is not None else "it has no state"
+    raise SessionConflictError(
+        f"session {ref.name!r} was not started: another command took its lock while its "
+        f"engine was starting ({now}); see 'looprunner status {ref.name}'",
+        session=ref.name,
+    )

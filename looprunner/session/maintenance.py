@@ -6,7 +6,8 @@ session's files should be (``unsafe_file``: the fix removes the entry itself, ne
 link's target).
 
 Every repair first takes the session's lock (without waiting): a lock that cannot be
-taken belongs to a live engine, and that session is left alone. Holding the lock also
+taken belongs to a live engine, and that session is left alone, as is one whose lock
+file holds the record of a launch whose launcher still waits for its engine. Holding the lock also
 makes two cleanups, or a cleanup and a start, take turns. Each backend is asked about
 its own sessions only (tmux touches only sessions it marked as this project's), and a
 backend session younger than the engine's lock timeout is not called orphaned, since its
@@ -44,6 +45,7 @@ from looprunner.session.facade import Session
 from looprunner.session.launch import orphan_grace
 from looprunner.session.listing import names_on_disk, recorded_backends
 from looprunner.session.ref import Plugins
+from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.diskfault import Marker, recorded_fault
 from looprunner.store.endings import record_ending
@@ -111,9 +113,10 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
         session = paths.session(name)
         unsafe = _unsafe_files(session)
         problems.extend(unsafe)
-        probe = lockmod.probe(session.lock_file)
-        if probe.held:
-            continue  # a live engine: nothing here is ours to repair
+        view = holders.look(session.lock_file)
+        probe = view.probe
+        if view.ours:
+            continue  # a live engine (or one starting): nothing here is ours to repair
         state = _state(session.state_file)
         if _foreign_host(state):
             continue  # its engine ran on another machine: cannot be judged from here
@@ -149,7 +152,12 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
                 if fault is not None and state is None
                 else ""
             )
-            problems.append(Problem("stale_lock", name, f"{session.lock_file} is not held{says}"))
+            detail = (
+                view.foreign.sentence(session.lock_file)
+                if view.foreign
+                else f"{session.lock_file} is not held{says}"
+            )
+            problems.append(Problem("stale_lock", name, detail))
     return CleanupReport(problems=tuple(problems), tmux_reachable=reachable)
 
 
@@ -254,7 +262,13 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
     except UnsafeFileError as exc:
         return attrs.evolve(problem, action=f"not fixed: {exc.message}")
     if not taken:
+        foreign = holders.look(session.lock_file).foreign
+        if foreign is not None:
+            return attrs.evolve(problem, action=f"not fixed: {foreign.sentence(session.lock_file)}")
         return attrs.evolve(problem, action="left alone: an engine holds the lock now")
+    if holders.pending_launch(lock.metadata()) is not None:
+        lock.release()  # the record stays: the engine on its way must find it
+        return attrs.evolve(problem, action="left alone: its engine is starting")
     try:
         state = _state(session.state_file)
         if problem.kind == "orphaned_tmux":

@@ -28,7 +28,7 @@ from looprunner.models import (
 from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
 from looprunner.session.ref import Plugins, SessionRef
-from looprunner.store import lock as lockmod
+from looprunner.store import holders
 from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, rotated, size
@@ -67,13 +67,20 @@ def read_recorded(ref: SessionRef) -> Recorded:
 
 
 def status(
-    ref: SessionRef, cache: LiveSessions | None = None, recorded: Recorded | None = None
+    ref: SessionRef,
+    cache: LiveSessions | None = None,
+    recorded: Recorded | None = None,
+    view: holders.LockView | None = None,
 ) -> SessionStatus:
     """Return the session's health and state, from lock, state file and its backend.
 
-    ``recorded`` is the state file as a listing already read it.
+    ``recorded`` is the state file as a listing already read it; ``view`` the lock as
+    the caller left it (``kill`` reports the session as it left it, not as a command
+    that took the lock since found it).
     """
-    probe = lockmod.probe(ref.paths.lock_file)
+    view = holders.look(ref.paths.lock_file) if view is None else view
+    probe = view.probe
+    held = view.ours  # a stranger's lock on the file is no engine of this session
     state, unreadable = read_recorded(ref) if recorded is None else recorded
     fault = None
     if not probe.held:  # an ending the engine could write only in the lock file
@@ -88,35 +95,41 @@ def status(
     live = live_sessions(ref.plugins, ref.project, backend_name, {} if cache is None else cache)
     present = None if live is None else ref.name in live
     engine_alive = (
-        not probe.held
+        not held
         and state is not None
         and not state.status.finished
         and procinfo.is_alive(state.pid, state.pid_start_time, state.boot_id)
     )
     meta = probe.metadata
     pid = meta.get("pid") if isinstance(meta.get("pid"), int) else None
-    engine_pid = pid if probe.held and pid else (state.pid if state is not None else None)
+    engine_pid = pid if held and pid else (state.pid if state is not None else None)
     health, detail = derive_health(
         state=state,
-        lock_held=probe.held,
+        lock_held=held,
         tmux_present=present,
         state_unreadable=unreadable,
         engine_alive=engine_alive,
         backend=backend_name,
         stopped_pid=engine_pid
-        if (probe.held or engine_alive) and procinfo.is_stopped(engine_pid)
+        if (held or engine_alive) and procinfo.is_stopped(engine_pid)
         else None,
         fault=fault,
+        foreign=view.foreign.sentence(ref.paths.lock_file) if view.foreign else None,
     )
+    if view.launching is not None and detail is None:
+        detail = f"its engine is starting (launched by pid {view.launching})"
     lock_info = LockInfo(
         present=probe.present,
-        held=probe.held,
+        held=held,
         pid=pid,
         pid_alive=procinfo.is_alive(pid, meta.get("pid_start_time"), meta.get("boot_id"))
         if pid
         else None,
         host=meta.get("host"),
         started_at=meta.get("started_at"),
+        foreign=view.foreign is not None,
+        foreign_pid=view.foreign.pid if view.foreign else None,
+        foreign_user=view.foreign.user if view.foreign else None,
     )
     return SessionStatus(
         branches=branch_progress(ref.paths, state),

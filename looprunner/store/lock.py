@@ -204,6 +204,22 @@ class SessionLock:
             os.ftruncate(fd, len(raw))
         os.fsync(fd)
 
+    def metadata(self) -> dict[str, Any]:
+        """Read the metadata of the lock file we hold, through our own descriptor.
+
+        What the previous holder left there: a launcher's launch record, say, which the
+        engine it started must find (:mod:`looprunner.store.holders`).
+        """
+        if self._handle is None:
+            raise RuntimeError("metadata() needs the lock held")
+        self._handle.seek(0)
+        raw = self._handle.read()
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
     def still_ours(self) -> bool:
         """Tell whether the lock file at the path is still the one we hold.
 
