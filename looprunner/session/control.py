@@ -196,7 +196,17 @@ def _unchanged_since(ref: SessionRef, current: SessionStatus) -> RunState:
     except ValueError:
         now = None
     seen = current.state
-    if now is None or seen is None or holders.fingerprint(now) != holders.fingerprint(seen):
+    compared = now
+    if now is not None and seen is not None and not now.status.finished and seen.status.finished:
+        # a run whose ending reached only the lock file (a full disk): status showed the
+        # file's state as that ending, so compare the file's state ended the same way
+        compared = now.ended(seen.status, at=seen.finished_at or now.updated_at, error=seen.error)
+    if (
+        now is None
+        or seen is None
+        or compared is None
+        or holders.fingerprint(compared) != holders.fingerprint(seen)
+    ):
         what = now.status.value if now is not None else "without a readable state"
         raise SessionConflictError(
             f"session {ref.name!r} was not resumed: it changed while resume was starting "

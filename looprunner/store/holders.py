@@ -29,6 +29,7 @@ import attrs
 from looprunner import procinfo
 from looprunner.models import RunState
 from looprunner.store import lock as lockmod
+from looprunner.store.diskfault import FAULT_KEY
 from looprunner.store.events import utc_now
 
 LAUNCH_KEY = "launch"
@@ -47,8 +48,11 @@ def new_launch(lock: lockmod.SessionLock, *, resumes: RunState | None) -> str:
     """
     token = secrets.token_hex(16)
     pid = os.getpid()
+    # an ending a full disk left only here stays for the engine that resumes the run
+    kept = {k: v for k, v in lock.metadata().items() if k == FAULT_KEY}
     lock.write_metadata(
         {
+            **kept,
             LAUNCH_KEY: {
                 "token": token,
                 "pid": pid,
