@@ -16,12 +16,13 @@ from pathlib import Path
 import attrs
 
 from looprunner.engine.agent_status import StatusProblem, read_agent_status
+from looprunner.engine.agent_stream import EventStream
 from looprunner.engine.process import AgentRunner, ProcessResult
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.limits import env_limit
-from looprunner.models import AgentRun, AgentStatus, Decision, Invocation, Pipeline
+from looprunner.models import AgentReport, AgentRun, AgentStatus, Decision, Invocation, Pipeline
 from looprunner.plugins.registry import Registry
-from looprunner.protocols import Provider
+from looprunner.protocols import Provider, Reporting
 
 #: output kept per agent run (bytes), in engine.log and for output.md; env overrides
 MAX_CAPTURE = 16 * 1024 * 1024
@@ -103,9 +104,14 @@ class AgentOutcome:
     """How one agent process went, before its status is judged."""
 
     result: ProcessResult
+    #: the agent's answer for output.md: its final message when its stream says one
     output: str
     #: bytes of output past the cap, not kept (0 when all was)
     output_dropped: int = 0
+    #: what a structured-output agent said of its run (None for plain programs)
+    report: AgentReport | None = None
+    #: the raw event stream of a structured-output agent, for transcript.jsonl
+    transcript: str | None = None
 
 
 class AgentLauncher:
@@ -154,10 +160,12 @@ class AgentLauncher:
             The session was asked to stop while the agent ran (the agent is gone).
         """
         try:
-            command = self.providers.get(provider_name)().command(invocation)
+            provider = self.providers.get(provider_name)()
+            command = provider.command(invocation)
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
-        captured = OutputCapture(self.echo)
+        stream = EventStream(provider, self.echo) if isinstance(provider, Reporting) else None
+        captured = OutputCapture(stream.feed if stream else self.echo)
         try:
             result = self.runner.run(
                 command,
@@ -170,10 +178,23 @@ class AgentLauncher:
             )
         finally:
             captured.finish()  # says what past the cap was not kept
+            if stream is not None:
+                stream.finish()
             self.end_echo()  # and lets out what the redactor held back
         if result.leftovers:
             self.note(f"stopped {result.leftovers} process(es) the agent left running")
-        return AgentOutcome(result=result, output=captured.text(), output_dropped=captured.dropped)
+        if stream is None:
+            return AgentOutcome(
+                result=result, output=captured.text(), output_dropped=captured.dropped
+            )
+        report = stream.provider.report(stream.events)
+        return AgentOutcome(
+            result=result,
+            output=stream.text() if report.final_text is None else report.final_text,
+            output_dropped=captured.dropped,
+            report=report,
+            transcript=captured.text(),
+        )
 
 
 def verdict(outcome: AgentOutcome, status_file: Path) -> AgentRun:

@@ -26,9 +26,11 @@ from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
 from looprunner.engine.disk import fault_of
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
+from looprunner.engine.usage import add_report, report_data, transcript_file
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.models import (
     AgentPaths,
+    AgentReport,
     AgentRun,
     AgentStatus,
     Branch,
@@ -43,6 +45,7 @@ from looprunner.models import (
     RunError,
     events,
 )
+from looprunner.models.usage import combine
 from looprunner.protocols import StageType
 from looprunner.store.atomic import write_atomic
 from looprunner.store.events import utc_now
@@ -108,6 +111,7 @@ class _AgentSide:
         self.durations: list[float] = []
         self.exit_codes: list[int] = []
         self.output_dropped = 0
+        self.reports: list[AgentReport] = []
 
     @property
     def stop_requested(self) -> bool:
@@ -179,6 +183,10 @@ class _AgentSide:
         if outcome.result.exit_code is not None:
             self.exit_codes.append(outcome.result.exit_code)
         self._keep_printed(output_file, outcome.output)
+        if outcome.report is not None:
+            self.reports.append(outcome.report)
+            where = transcript_file(self.paths.folder, output_file, self.paths.output)
+            write_atomic(where, self.recorder.redactor.text(outcome.transcript or ""))
         if outcome.result.stopped:
             raise Stopped
         faults.checkpoint("after_agent", iteration)
@@ -339,6 +347,9 @@ def run_iteration(
         durable=False,
     )
     recorder.set_stage(plan.index, iterations_completed=iteration)
+    report = combine(side.reports)
+    if report is not None:  # what the agents said it cost, added to the totals
+        recorder.state = add_report(recorder.current, plan.index, report)
     recorder.save(iteration_completed=iteration, iteration_started=None)
     faults.checkpoint("state_written", iteration)
     duration = sum(side.durations)
@@ -346,6 +357,8 @@ def run_iteration(
     data = {**verdict_data(status), "exit_code": exit_code, "duration": round(duration, 3)}
     if side.output_dropped:  # output past the cap: counted, never dropped silently
         data["output_truncated_bytes"] = side.output_dropped
+    if report is not None:
+        data.update(report_data(report))
     recorder.events.append(events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data)
     recorder.log(
         f"iteration {iteration} done: {status.decision.value}"

@@ -27,11 +27,13 @@ from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
+from looprunner.models.usage import AgentReport, TokenUsage
 
 __all__ = [
     "KINDS",
     "AgentCommand",
     "AgentPaths",
+    "AgentReport",
     "AgentRun",
     "AgentRunning",
     "AgentStatus",
@@ -64,5 +66,6 @@ __all__ = [
     "StageResult",
     "StageState",
     "Termination",
+    "TokenUsage",
     "WorkDone",
 ]

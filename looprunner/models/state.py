@@ -7,6 +7,8 @@ from typing import Literal
 
 import attrs
 
+from looprunner.models.usage import TokenUsage
+
 
 class RunStatus(enum.StrEnum):
     """What the engine last recorded: ``pending`` → ``running`` → a finished status."""
@@ -71,6 +73,10 @@ class StageState:
     iterations_completed: int = 0
     max_iterations: int = 0
     termination_reason: str | None = None
+    #: tokens the stage's agents reported, summed (None: none reported)
+    usage: TokenUsage | None = None
+    #: what the stage's agents said they cost, summed (None: unknown, never zero)
+    cost_usd: float | None = None
 
 
 @attrs.frozen
@@ -101,6 +107,10 @@ class RunState:
     #: the ``LOOPRUNNER_AGENT_MARK`` of the running agent: finds what it started
     agent_mark: str | None = None
     version: str | None = None
+    #: tokens the session's agents reported, summed (None: none reported)
+    usage: TokenUsage | None = None
+    #: what the session's agents said they cost, summed (None: unknown, never zero)
+    cost_usd: float | None = None
 
     @property
     def current(self) -> StageState:
