@@ -541,6 +541,8 @@ def test_state_json_has_the_contract_fields() -> None:
         "pid",
         "host",
         "boot_id",
+        "usage",
+        "cost_usd",
     }
     assert contract <= set(data)
     assert data["status"] == "failed"
@@ -551,6 +553,8 @@ def test_state_json_has_the_contract_fields() -> None:
         "iterations_completed": 2,
         "max_iterations": 5,
         "termination_reason": "consensus",
+        "usage": None,  # no agent reported tokens or cost: unknown, never zero
+        "cost_usd": None,
     }
     assert data["error"] == {"type": "provider_exit", "message": "exit status 3", "iteration": 2}
 
