@@ -18,6 +18,7 @@ import pytest
 from looprunner.names import ProjectPaths
 from looprunner.testing.fake_model_server import FakeModelServer
 from looprunner.testing.real_clis import RealCLIs, fake_model_env
+from tests.conftest import wait_until
 from tests.integration.conftest import write_stage
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
@@ -132,3 +133,53 @@ def test_claude_as_root_runs_with_is_sandbox(cli, lr_project, lr_fake_model_serv
     status = run_loop(cli, model_env, "root1", "work")
     assert status.get("error") is None
     assert lr_fake_model_server.reported["anthropic"].replies == 2
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie no one has reaped yet is gone for every purpose
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("provider", ["claude", "codex"])
+def test_kill_with_no_grace_leaves_nothing_the_cli_tool_started(
+    cli, lr_project, lr_fake_model_server, model_env, tmp_path, provider
+):
+    # the CLIs run tool commands in a session of their own; this one also starts a
+    # program in yet another session, then blocks: kill must end all of it at once
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    lr_fake_model_server.command_for = lambda turn: (
+        f"setsid sh -c 'echo $$ > {pids}/escaped.pid; exec sleep 301' & "
+        f"echo $$ > {pids}/tool.pid; sleep 302"
+    )
+    write_stage(
+        lr_project, "work", provider=provider, model="gpt-fake" if provider == "codex" else None
+    )
+    env = {**model_env, "LOOPRUNNER_KILL_GRACE": "0"}
+    assert cli("start", "k1", "--stage", "work", env=env).returncode == 0
+    started = wait_until(
+        lambda: all(
+            (pids / f).is_file() and (pids / f).read_text().strip()
+            for f in ("tool.pid", "escaped.pid")
+        ),
+        timeout=120,
+        what="the tool command to start",
+    )
+    assert started
+    tool = int((pids / "tool.pid").read_text())
+    escaped = int((pids / "escaped.pid").read_text())
+    assert pid_alive(tool) and pid_alive(escaped)
+    killed = cli("kill", "k1", "--yes", env=env)
+    assert killed.returncode == 0, killed.stderr
+    status = json.loads(cli("--json", "status", "k1", env=env).stdout)
+    assert status["health"] == "killed"
+    wait_until(
+        lambda: not pid_alive(tool) and not pid_alive(escaped),
+        timeout=10,
+        what="the tool's processes to be gone",
+    )
