@@ -122,6 +122,8 @@ class ClaudeProvider:
         ]
         if invocation.model:
             argv += ["--model", CLAUDE_MODEL_ALIASES.get(invocation.model, invocation.model)]
+        if invocation.resume_session:
+            argv += ["--resume", invocation.resume_session]
         env = path_env(invocation)
         if running_as_root():
             env["IS_SANDBOX"] = "1"
@@ -200,6 +202,7 @@ class CodexProvider:
         argv = [
             _require_program(self.program, self.name),
             "exec",
+            *(("resume",) if invocation.resume_session else ()),
             "--json",
             "--dangerously-bypass-approvals-and-sandbox",
             "--skip-git-repo-check",
@@ -211,6 +214,8 @@ class CodexProvider:
         if model:
             argv += ["--model", model]
         argv += ["-c", f"model_reasoning_effort={effort}"]
+        if invocation.resume_session:
+            argv.append(invocation.resume_session)
         argv.append("-")
         return AgentCommand(argv=tuple(argv), stdin=invocation.prompt, env=path_env(invocation))
 

@@ -28,6 +28,7 @@ STAGE_KEYS = frozenset(
         "prompt",
         "fixtures",
         "mock_delay",
+        "session_mode",
         "timeout",
         "command",
         "type",

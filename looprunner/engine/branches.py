@@ -29,7 +29,8 @@ from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
 from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.disk import fault_of
-from looprunner.engine.iteration import InterruptGuard, IterationFailed, IterationPlan
+from looprunner.engine.guard import InterruptGuard
+from looprunner.engine.iteration import IterationFailed, IterationPlan
 from looprunner.engine.process import AgentRunner, kill_grace
 from looprunner.engine.recorder import Recorder
 from looprunner.engine.stages import StageLoop

@@ -24,6 +24,7 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine.agent_status import clip_status
 from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
 from looprunner.engine.disk import fault_of
+from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
 from looprunner.engine.usage import add_report, report_data, transcript_file
@@ -112,6 +113,7 @@ class _AgentSide:
         self.exit_codes: list[int] = []
         self.output_dropped = 0
         self.reports: list[AgentReport] = []
+        self.agent_session_id: str | None = None
 
     @property
     def stop_requested(self) -> bool:
@@ -159,6 +161,7 @@ class _AgentSide:
             command=stage.command,
             fixtures=str(stage.fixtures) if stage.fixtures else None,
             mock_delay=stage.mock_delay,
+            resume_session=self._resumed(label),
         )
         what = f"{label} of " if label else ""
         self.recorder.log(
@@ -185,12 +188,20 @@ class _AgentSide:
         self._keep_printed(output_file, outcome.output)
         if outcome.report is not None:
             self.reports.append(outcome.report)
+            if label is None and outcome.report.agent_session_id:  # the stage's own agent
+                self.agent_session_id = outcome.report.agent_session_id
             where = transcript_file(self.paths.folder, output_file, self.paths.output)
             write_atomic(where, self.recorder.redactor.text(outcome.transcript or ""))
         if outcome.result.stopped:
             raise Stopped
         faults.checkpoint("after_agent", iteration)
         return verdict(outcome, status_file)
+
+    def _resumed(self, label: str | None) -> str | None:
+        """Return the conversation the stage's agent continues (``session_mode: continue``)."""
+        if label is not None or self.plan.node.stage.session_mode != "continue":
+            return None
+        return self.recorder.current.stages[self.plan.index].agent_session_id
 
     def _keep_printed(self, output_file: Path, printed: str) -> None:
         """Keep what the agent printed as its output when it wrote no output file.
@@ -207,34 +218,6 @@ class _AgentSide:
             target = output_file  # a further agent's output, where the type asked for it
         if not target.exists() or target.stat().st_size == 0:
             write_atomic(target, self.recorder.redactor.text(printed))
-
-
-class InterruptGuard:
-    """Knows whether a stop may unwind the engine at once (stage-type code is running).
-
-    While an agent runs, its process runner handles a stop itself (ending the group
-    within the grace period); while a stage type's own code runs, the signal handler
-    raises :class:`Stopped` so ``kill`` stops a type that never looks at the clock.
-    """
-
-    def __init__(self) -> None:
-        self.in_type_code = False
-
-    def agent_running(self) -> _Pause:
-        """Return a context in which a stop is left to the agent's process runner."""
-        return _Pause(self)
-
-
-class _Pause:
-    def __init__(self, guard: InterruptGuard) -> None:
-        self.guard = guard
-        self.before = False
-
-    def __enter__(self) -> None:
-        self.before, self.guard.in_type_code = self.guard.in_type_code, False
-
-    def __exit__(self, *exc: object) -> None:
-        self.guard.in_type_code = self.before
 
 
 def run_iteration(
@@ -347,6 +330,8 @@ def run_iteration(
         durable=False,
     )
     recorder.set_stage(plan.index, iterations_completed=iteration)
+    if side.agent_session_id:
+        recorder.set_stage(plan.index, agent_session_id=side.agent_session_id)
     report = combine(side.reports)
     if report is not None:  # what the agents said it cost, added to the totals
         recorder.state = add_report(recorder.current, plan.index, report)

@@ -25,7 +25,8 @@ from looprunner import convert
 from looprunner.engine import contain, disk, recovery
 from looprunner.engine.agents import AgentLauncher, Stopped, agent_variables
 from looprunner.engine.branches import BranchRunner
-from looprunner.engine.iteration import InterruptGuard, IterationFailed
+from looprunner.engine.guard import InterruptGuard
+from looprunner.engine.iteration import IterationFailed
 from looprunner.engine.process import AgentRunner
 from looprunner.engine.recorder import EngineLogHandler, Recorder
 from looprunner.engine.stages import StageLoop

@@ -16,9 +16,9 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_status import read_history
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.iteration import (
     BranchRunning,
-    InterruptGuard,
     IterationFailed,
     IterationPlan,
     run_iteration,

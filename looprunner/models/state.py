@@ -77,6 +77,8 @@ class StageState:
     usage: TokenUsage | None = None
     #: what the stage's agents said they cost, summed (None: unknown, never zero)
     cost_usd: float | None = None
+    #: the conversation id the stage's agent last reported (``session_mode: continue``)
+    agent_session_id: str | None = None
 
 
 @attrs.frozen

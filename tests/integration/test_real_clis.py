@@ -183,3 +183,39 @@ def test_kill_with_no_grace_leaves_nothing_the_cli_tool_started(
         timeout=10,
         what="the tool's processes to be gone",
     )
+
+
+def model_requests(server: FakeModelServer) -> list[dict[str, Any]]:
+    return [
+        body
+        for method, path, body in server.requests
+        if method == "POST" and path.split("?")[0].endswith(("/messages", "/responses"))
+    ]
+
+
+@pytest.mark.parametrize("provider", ["claude", "codex"])
+def test_session_mode_continue_resumes_the_agents_conversation(
+    cli, lr_project, lr_fake_model_server, model_env, provider
+):
+    lr_fake_model_server.decisions = ("continue", "stop")
+    write_stage(
+        lr_project,
+        "work",
+        provider=provider,
+        model="gpt-fake" if provider == "codex" else None,
+        iterations=3,
+        prompt="Iteration ${ITERATION}: write ${STATUS}.\n",
+        extra="session_mode: continue\n",
+    )
+    status = run_loop(cli, model_env, "r1", "work")
+    assert status["completion_reason"] == "agent_stop"
+    done = completed(lr_project, "r1")
+    assert len(done) == 2
+    first, second = (e["data"]["agent_session_id"] for e in done)
+    assert first == second
+    assert status["stages"][0]["agent_session_id"] == first
+    # the model saw iteration 1's conversation again when iteration 2 began
+    bodies = model_requests(lr_fake_model_server)
+    opening = next(b for b in bodies if "Iteration 2: write" in json.dumps(b))
+    assert "Iteration 1: write" in json.dumps(opening)
+    assert FINAL in json.dumps(opening)
