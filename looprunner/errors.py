@@ -226,6 +226,13 @@ class ProviderError(LooprunnerError):
     type = "provider"
 
 
+class ProgramMissingError(ProviderError):
+    """A provider's program is not installed here: a fact of this machine, not of the file.
+
+    ``dry-run`` shows it as a warning (the definition is fine); ``start`` refuses.
+    """
+
+
 class AgentFailed(LooprunnerError):
     """An agent process failed an iteration: it exited non-zero, timed out, or reported badly.
 

@@ -102,7 +102,10 @@ class TmuxBackend:
         """Return ``tmux`` and the options that reach our server (its socket, its config)."""
         tmux = shutil.which("tmux")
         if tmux is None:
-            raise BackendUnreachableError("tmux is not installed (it is not on PATH)")
+            raise BackendUnreachableError(
+                "tmux is not installed (it is not on PATH): install it (apt-get install tmux, "
+                "brew install tmux), or run the session in this terminal with --foreground"
+            )
         server = self.server
         if server is None:
             return [tmux, *(("-L", self.socket_name) if self.socket_name else ())]

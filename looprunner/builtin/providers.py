@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import attrs
 
 from looprunner.builtin.cli_streams import claude_render, claude_report, codex_render, codex_report
-from looprunner.errors import ConfigError, ProviderError
+from looprunner.errors import ConfigError, ProgramMissingError, ProviderError
 from looprunner.models import AgentCommand, AgentReport, Check, Invocation, Stage
 from looprunner.programs import program_check, program_version, running_as_root
 
@@ -39,7 +39,7 @@ def path_env(invocation: Invocation) -> dict[str, str]:
 def _require_program(program: str, provider: str) -> str:
     found = shutil.which(program)
     if found is None:
-        raise ProviderError(
+        raise ProgramMissingError(
             f"provider {provider!r} needs the {program!r} program, which is not on PATH"
         )
     return found
@@ -240,7 +240,7 @@ class CommandProvider:
             raise ProviderError(f"stage {stage.name!r}: provider 'command' needs a 'command:'")
         program = stage.command[0]
         if "/" not in program and shutil.which(program) is None:
-            raise ProviderError(f"stage {stage.name!r}: command {program!r} is not on PATH")
+            raise ProgramMissingError(f"stage {stage.name!r}: command {program!r} is not on PATH")
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Run the stage's argv with the prompt on stdin."""

@@ -21,7 +21,13 @@ class AgentStageType:
         self.stage = stage
 
     def validate(self) -> None:
-        """Refuse ``options:``: the agent type is configured by the stage's own keys."""
+        """Refuse ``options:`` (the type is set by the stage's keys) and an empty prompt."""
+        if not self.stage.prompt.strip():
+            raise ConfigError(
+                f"stage {self.stage.name!r}: the prompt is empty, so its agent would get "
+                "nothing to do; write the task in prompt.md",
+                field="prompt",
+            )
         if self.stage.options:
             keys = ", ".join(sorted(map(str, self.stage.options)))
             raise ConfigError(

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from looprunner.cli.context import Context
-from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError
+from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 
 def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoReturn:
@@ -77,6 +77,17 @@ class LazyGroup(click.Group):
         """Import and return one command."""
         return self._load(cmd_name) if cmd_name in COMMANDS else None
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with their whole first help line, never cut with "..."."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=200)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def _load(self, cmd_name: str) -> click.Command:
         target = COMMANDS[cmd_name]
         module, _, attribute = target.partition(":")
@@ -102,7 +113,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
     """Run coding-agent loops in the background and manage their whole life."""
-    click_ctx.obj = Context(project=project.expanduser().resolve(), json=as_json)
+    folder = project.expanduser().resolve()
+    if not folder.is_dir():  # not "no sessions": the folder itself is the mistake
+        raise UsageError(f"--project {project}: no such folder")
+    click_ctx.obj = Context(project=folder, json=as_json)
     if click_ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty() and not as_json:
             from looprunner.cli import front
@@ -123,16 +137,55 @@ def _show_warnings() -> None:
     warnings.simplefilter("default", DeprecationWarning)
 
 
+def global_options_first(args: list[str]) -> list[str]:
+    """Move ``--json`` and ``--project DIR`` given after the command to before it.
+
+    DESIGN.md accepts the global options on either side of the command
+    (``looprunner status NAME --json``); click takes a group's options only before the
+    command. Nothing after ``--`` is moved.
+    """
+    head: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if seen_command and arg == "--json":
+            head.append(arg)
+        elif seen_command and arg == "--project" and i + 1 < len(args):
+            head += [arg, args[i + 1]]
+            i += 1
+        elif seen_command and arg.startswith("--project="):
+            head.append(arg)
+        else:
+            if not seen_command and arg in COMMANDS:
+                seen_command = True
+            elif not seen_command and arg == "--project" and i + 1 < len(args):
+                rest += [arg, args[i + 1]]  # before the command: its value is no command
+                i += 2
+                continue
+            rest.append(arg)
+        i += 1
+    return head + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; never shows a traceback for an expected error."""
-    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    args = global_options_first(list(argv if argv is not None else sys.argv[1:]))
+    as_json = "--json" in args
     fallback = Context(project=Path.cwd(), json=as_json)
     _show_warnings()
     try:
-        result: Any = cli.main(args=argv, prog_name="looprunner", standalone_mode=False)
+        result: Any = cli.main(args=args, prog_name="looprunner", standalone_mode=False)
     except LooprunnerError as exc:
         fail(fallback, exc.type, exc.message, exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            click.echo("looprunner: interrupted", err=True)
+            sys.exit(130)  # Ctrl-C, as the shell reports it
         click.echo("looprunner: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import click
 
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
 from looprunner.cli.run import definition_options
-from looprunner.errors import EXIT_BAD_INPUT
+from looprunner.errors import EXIT_BAD_INPUT, ProgramMissingError
+
+
+def _stage_problem(folder: Path, project: Path) -> str | None:
+    """Return why a stage folder could not run (unreadable, no prompt, empty prompt)."""
+    from looprunner.definitions import catalog
+    from looprunner.errors import ConfigError
+
+    try:
+        stage = catalog.load_stage(folder, project=project)
+    except ConfigError as exc:
+        return exc.detail
+    if stage.type is None and not stage.prompt.strip():
+        return "the prompt is empty"
+    return None
 
 
 @click.command()
@@ -18,7 +33,10 @@ def stages(ctx: Context) -> int:
     """List the stages available in the project and where each comes from."""
     from looprunner.definitions import catalog
 
-    refs = list(catalog.iter_stages(ctx.project))
+    refs = [
+        attrs.evolve(ref, problem=ref.problem or _stage_problem(ref.path, ctx.project))
+        for ref in catalog.iter_stages(ctx.project)
+    ]
     winners = {ref.name: ref for ref in catalog.list_stages(ctx.project)}
     if ctx.json:
         emit_json(
@@ -148,8 +166,9 @@ def dry_run(
     warnings: list[str] = []
     try:
         Session(name, ctx.project).check(resolved)
-    except Exception as exc:
-        warnings.append(str(exc))
+    except ProgramMissingError as exc:
+        warnings.append(str(exc))  # a fact of this machine: a program not installed
+    # anything else is what start refuses too (an unknown provider, type, ...): exit 2
     plan = preview(
         resolved,
         session=name,

@@ -69,7 +69,7 @@ def monitor(ctx: Context, name: str, lines: int, follow: bool) -> int:
             for chunk in session.follow_output():
                 click.echo(chunk, nl=False)
         except KeyboardInterrupt:
-            return 0
+            return 130  # stopped watching with Ctrl-C: the session runs on
         click.echo(style(f"--- {name} is {session.status().health.value} ---", "cyan"), err=True)
     return 0
 
@@ -147,5 +147,5 @@ def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
                     seen = event.seq
                     show(event)
         except KeyboardInterrupt:
-            return 0
+            return 130  # stopped following with Ctrl-C: the session runs on
     return 0

@@ -48,11 +48,43 @@ def next_steps(name: str) -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _project_of(ctx: click.Context) -> Path:
+    project = ctx.find_root().params.get("project")
+    return Path(project).expanduser().resolve() if project else Path.cwd()
+
+
+def complete_stage(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the stage names of the project (and the built-ins)."""
+    from looprunner.definitions import catalog
+
+    names = {ref.name for ref in catalog.list_stages(_project_of(ctx)) if ref.problem is None}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def complete_pipeline(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the pipeline names of the project."""
+    from looprunner.definitions.pipelines import list_pipelines
+
+    return [r.name for r in list_pipelines(_project_of(ctx)) if r.name.startswith(incomplete)]
+
+
 def definition_options(f: F) -> F:
     """Add the options that say what to run (shared by ``start`` and ``dry-run``)."""
     options = [
-        click.option("--stage", "stage", metavar="TYPE", help="Run a loop of this stage."),
-        click.option("--pipeline", "pipeline", metavar="NAME_OR_FILE", help="Run this pipeline."),
+        click.option(
+            "--stage",
+            "stage",
+            metavar="TYPE",
+            help="Run a loop of this stage.",
+            shell_complete=complete_stage,
+        ),
+        click.option(
+            "--pipeline",
+            "pipeline",
+            metavar="NAME_OR_FILE",
+            help="Run this pipeline.",
+            shell_complete=complete_pipeline,
+        ),
         click.option(
             "-n",
             "iterations",
@@ -180,33 +212,43 @@ def start(
     return 0
 
 
-def _progress_line(status: SessionStatus) -> str:
+def _progress(status: SessionStatus) -> tuple[str, str]:
+    """Return the progress line's news (health, stage, iteration) and its age suffix."""
     state = status.state
     if state is None:
-        return f"{status.session}: {status.health.value}"
+        return f"{status.session}: {status.health.value}", ""
     current = state.current
-    return (
+    news = (
         f"{status.session}: {status.health.value} · stage {current.id} "
         f"{state.current_stage + 1}/{len(state.stages)} · iteration "
-        f"{state.iteration_completed}/{current.max_iterations} done · {age(state.started_at)}"
+        f"{state.iteration_completed}/{current.max_iterations} done"
     )
+    return news, f" · {age(state.started_at)}"
 
 
-def wait_for(session: Session, timeout: float | None, *, show: bool) -> SessionStatus:
-    """Wait for a session, showing a progress line on a terminal."""
-    live = show and sys.stderr.isatty()
+def wait_for(
+    session: Session, timeout: float | None, *, show: bool, quiet: bool = False
+) -> SessionStatus:
+    """Wait for a session, showing its progress.
+
+    On a terminal one line is redrawn in place; elsewhere (a CI log, a pipe) a line is
+    printed only when the health, stage or completed iterations change, so an hour's
+    wait is a few lines, not thousands. ``quiet`` prints nothing while waiting.
+    """
+    live = show and not quiet and sys.stderr.isatty()
     last = ""
 
     def on_progress(status: SessionStatus) -> None:
         nonlocal last
-        line = _progress_line(status)
-        if line == last:
-            return
-        last = line
+        news, aged = _progress(status)
         if live:
-            click.echo(f"\r\033[K{line}", nl=False, err=True)
-        elif show:
-            click.echo(line, err=True)
+            line = news + aged
+            if line != last:
+                click.echo(f"\r\033[K{line}", nl=False, err=True)
+                last = line
+        elif show and not quiet and news != last:
+            click.echo(news + aged, err=True)
+            last = news
 
     try:
         return session.wait(timeout, on_progress=on_progress)
@@ -218,13 +260,14 @@ def wait_for(session: Session, timeout: float | None, *, show: bool) -> SessionS
 @click.command()
 @click.argument("name", shell_complete=complete_session)
 @click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final line, no progress.")
 @pass_ctx
-def wait(ctx: Context, name: str, timeout: float | None) -> int:
+def wait(ctx: Context, name: str, timeout: float | None, quiet: bool) -> int:
     """Block until session NAME finishes; exit 0 if it completed."""
     session = Session(name, ctx.project)
     if session.status().health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
-    status = wait_for(session, timeout, show=not ctx.json)
+    status = wait_for(session, timeout, show=not ctx.json, quiet=quiet)
     if ctx.json:
         emit_json(as_dict(status))
     else:

@@ -6,6 +6,7 @@ definition exactly as ``looprunner start`` does, with the same checks and messag
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import attrs
@@ -78,6 +79,8 @@ def build_pipeline(
         resolved = load_pipeline(pipeline, project=project).repeated(
             runs or 1, adjust=rename_block_sources
         )
+    if provider is not None:
+        _warn_unused_provider(resolved, provider)
     resolved = resolved.with_overrides(
         provider=provider,
         model=model,
@@ -85,6 +88,23 @@ def build_pipeline(
         inputs=tuple(str(p.resolve()) for p in inputs),
     )
     return with_judges(resolved, project) if judge else resolved
+
+
+class OverrideNotUsedWarning(UserWarning):
+    """A command-line override that a definition's own setting outranks."""
+
+
+def _warn_unused_provider(pipeline: Pipeline, provider: str) -> None:
+    """Say so when ``--provider`` loses to a stage's own provider, instead of ignoring it."""
+    for node in pipeline.nodes:
+        own = node.stage.provider
+        if own is not None and own != provider:
+            warnings.warn(
+                f"--provider {provider} is not used for {node.id!r}: its stage sets "
+                f"provider {own}, which wins over --provider (set it in a node to override)",
+                OverrideNotUsedWarning,
+                stacklevel=3,
+            )
 
 
 #: where a loop-agents project keeps its judge prompt

@@ -13,14 +13,15 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import attrs
 
 from looprunner import convert, handoff, procinfo
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine.redact import Redactor
-from looprunner.errors import BackendError, SessionConflictError
-from looprunner.models import Pipeline, RunStatus
+from looprunner.errors import BackendError, ProgramMissingError, SessionConflictError
+from looprunner.models import Pipeline, RunStatus, Stage
 from looprunner.protocols import (
     Backend,
     EngineFactory,
@@ -78,12 +79,30 @@ def check(ref: SessionRef, pipeline: Pipeline) -> None:
                 with convert.located(stage.source, ("model",)):
                     provider.validate(stage)
             provider.check(stage)
+            _check_command_path(stage, ref.paths.project)
         with convert.located(stage.source, ("termination", "type")):
             termination = registries.terminations.get(stage.termination.type)
         strategy = termination(stage.termination)
         strategy.validate()
         if isinstance(strategy, MachineChecking):  # facts about this machine, not the file
             strategy.check()
+
+
+def _check_command_path(stage: Stage, project: Path) -> None:
+    """Refuse a ``command:`` whose program is a path that does not exist.
+
+    Agents run in the project folder, so a relative path is looked up there now, not
+    when the first iteration fails. (A bare program name is the provider's to look up
+    on PATH.)
+    """
+    if not stage.command or "/" not in stage.command[0]:
+        return
+    program = Path(stage.command[0]).expanduser()
+    where = program if program.is_absolute() else project / program
+    if not where.is_file():
+        raise ProgramMissingError(
+            f"stage {stage.name!r}: command {stage.command[0]!r} not found ({where})"
+        )
 
 
 def start(

@@ -247,7 +247,8 @@ def test_failing_agent_fails_the_session_with_a_typed_error(project, cli, fake_a
 
 @pytest.mark.parametrize("provider", ["claude", "codex"])
 def test_stage_timeout_stops_the_agent_with_provider_timeout(project, cli, fake_agents, provider):
-    write_stage(project, "work", provider=provider, iterations=2, extra="timeout: 0.5\n")
+    # long enough for the fake agent to start and record itself even on a loaded machine
+    write_stage(project, "work", provider=provider, iterations=2, extra="timeout: 5\n")
     fake_agents.script({1: {"sleep": 120}})
     status = run_to_end(cli, "slow", "--stage", "work", expect=1)
     assert status["error"]["type"] == "provider_timeout"
