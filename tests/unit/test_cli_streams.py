@@ -9,6 +9,7 @@ from __future__ import annotations
 from looprunner.builtin.cli_streams import claude_render, claude_report, codex_render, codex_report
 from looprunner.engine.agent_stream import EventStream
 from looprunner.models import AgentReport, TokenUsage
+from looprunner.views.display import cost_text
 
 CLAUDE = [
     {
@@ -113,3 +114,13 @@ def test_event_stream_joins_lines_split_across_chunks_and_shows_other_lines():
     stream.finish()
     assert shown[:2] == ["a warning the CLI printed\n", "Hi\n"]
     assert [e["type"] for e in stream.events] == ["assistant", "result"]
+
+
+def test_cost_is_shown_as_dollars_else_tokens_else_unknown_never_zero():
+    usage = TokenUsage(1000, 200, 300, 0)
+    assert cost_text(0.0125, usage) == "$0.0125"
+    assert cost_text(None, usage) == "? (1.5k tok)"
+    assert cost_text(None, None) == "-"
+    assert cost_text(None, usage, long=True) == (
+        "cost unknown (1000 in, 200 out, 300 cache read, 0 cache write tokens)"
+    )
