@@ -318,7 +318,7 @@ def run_iteration(
         previous=plan.previous,
         engine=side,
     )
-    status = _run_type(stage_type, ctx, guard, recorder, node.id, iteration)
+    status = _run_type(stage_type, ctx, guard, recorder, side, plan.index)
     _keep_output(it_paths, run_output, recorder)
     if not it_paths.status.exists():  # a type that returned its verdict without the file
         write_atomic(it_paths.status, json.dumps(convert.unstructure(status), indent=2) + "\n")
@@ -370,10 +370,15 @@ def _run_type(
     ctx: IterationContext,
     guard: InterruptGuard,
     recorder: Recorder,
-    node_id: str,
-    iteration: int,
+    side: _AgentSide,
+    index: int,
 ) -> AgentStatus:
-    """Call the type's ``run_iteration``; turn what goes wrong into a failed iteration."""
+    """Call the type's ``run_iteration``; turn what goes wrong into a failed iteration.
+
+    What the agents of a failed iteration reported they cost still counts: it is in the
+    ``iteration_failed`` event and added to the totals the engine saves with the failure.
+    """
+    node_id, iteration = ctx.stage_id, ctx.iteration
     error: RunError | None = None
     guard.in_type_code = True
     try:
@@ -401,12 +406,12 @@ def _run_type(
         guard.in_type_code = False
     if error is None:
         return status
-    recorder.events.append(
-        events.ITERATION_FAILED,
-        stage=node_id,
-        iteration=iteration,
-        data={"type": error.type, "message": error.message},
-    )
+    data: dict[str, object] = {"type": error.type, "message": error.message}
+    report = combine(side.reports)
+    if report is not None:
+        data.update(report_data(report))
+        recorder.state = add_report(recorder.current, index, report)
+    recorder.events.append(events.ITERATION_FAILED, stage=node_id, iteration=iteration, data=data)
     raise IterationFailed(error)
 
 

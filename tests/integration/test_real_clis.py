@@ -219,3 +219,22 @@ def test_session_mode_continue_resumes_the_agents_conversation(
     opening = next(b for b in bodies if "Iteration 2: write" in json.dumps(b))
     assert "Iteration 1: write" in json.dumps(opening)
     assert FINAL in json.dumps(opening)
+
+
+def test_what_a_failed_iteration_cost_still_counts(
+    cli, lr_project, lr_fake_model_server, model_env
+):
+    # the agent runs a command that writes no status: the iteration fails, but the
+    # tokens it spent were spent
+    lr_fake_model_server.command_for = lambda turn: "true"
+    write_stage(lr_project, "work", provider="claude", iterations=3)
+    assert cli("start", "f1", "--stage", "work", env=model_env).returncode == 0
+    cli("wait", "f1", "--timeout", "300", env=model_env, timeout=330)
+    status = json.loads(cli("--json", "status", "f1", env=model_env).stdout)
+    assert (status["health"], status["error"]["type"]) == ("failed", "status_missing")
+    assert status["usage"] == reported_usage(lr_fake_model_server, "anthropic")
+    assert status["cost_usd"] > 0
+    run = ProjectPaths.of(lr_project).session("f1")
+    events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
+    failed = next(e for e in events if e["type"] == "iteration_failed")
+    assert failed["data"]["cost_usd"] == status["cost_usd"]
