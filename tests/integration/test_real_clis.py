@@ -238,3 +238,24 @@ def test_what_a_failed_iteration_cost_still_counts(
     events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
     failed = next(e for e in events if e["type"] == "iteration_failed")
     assert failed["data"]["cost_usd"] == status["cost_usd"]
+
+
+def test_a_judge_agents_cost_counts_with_the_workers(
+    cli, lr_project, lr_fake_model_server, model_env
+):
+    # turn 1 is the worker (continue), turn 2 its judge (stop): one iteration, two agents
+    lr_fake_model_server.decisions = ("continue", "stop")
+    stage = write_stage(lr_project, "work", provider="claude")
+    (stage / "stage.yaml").write_text(
+        "name: work\nprovider: claude\ntermination:\n  type: judgment\n  consensus: 1\n"
+        "  max: 3\n  judge: {provider: claude}\n"
+    )
+    status = run_loop(cli, model_env, "j1", "work")
+    assert status["completion_reason"] == "consensus"
+    assert lr_fake_model_server.reported["anthropic"].replies == 4
+    assert status["usage"] == reported_usage(lr_fake_model_server, "anthropic")
+    run = ProjectPaths.of(lr_project).session("j1")
+    events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
+    worker = next(e for e in events if e["type"] == "iteration_complete")["data"]
+    judge = next(e for e in events if e["type"] == "judge_complete")["data"]
+    assert status["cost_usd"] == pytest.approx(worker["cost_usd"] + judge["cost_usd"])
