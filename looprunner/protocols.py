@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from looprunner.models import (
     AgentCommand,
+    AgentReport,
     AgentStatus,
     Check,
     Event,
@@ -93,6 +94,23 @@ class StageValidating(Protocol):
 
     def validate(self, stage: Stage) -> None:
         """Raise :class:`~looprunner.errors.ConfigError` if the stage's settings are unusable."""
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A provider whose program prints its work as JSON events, one object a line.
+
+    The engine shows each event in engine.log as :meth:`render_event` puts it, keeps the
+    whole stream as the iteration's ``transcript.jsonl``, and takes the final answer
+    (``output.md``), tokens, cost, turns, session id and version from :meth:`report`.
+    Lines that are not JSON objects are shown as printed and left out of the report.
+    """
+
+    def render_event(self, event: Mapping[str, Any]) -> str:
+        """Return the readable text of one event for engine.log ('' to show nothing)."""
+
+    def report(self, events: Sequence[Mapping[str, Any]]) -> AgentReport:
+        """Return what the stream said of the run; fields it did not say are None."""
 
 
 @runtime_checkable

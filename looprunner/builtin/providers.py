@@ -7,17 +7,20 @@ part of a command line, let alone a shell string.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 
+from looprunner.builtin.cli_streams import claude_render, claude_report, codex_render, codex_report
 from looprunner.errors import ConfigError, ProgramMissingError, ProviderError
-from looprunner.models import AgentCommand, Check, Invocation, Stage
-from looprunner.programs import program_check, running_as_root
+from looprunner.models import AgentCommand, AgentReport, Check, Invocation, Stage
+from looprunner.programs import program_check, program_version, running_as_root
 
 
 def path_env(invocation: Invocation) -> dict[str, str]:
@@ -56,6 +59,15 @@ CODEX_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 #: the effort used when a codex model names none (loop-agents' default, not codex's own)
 CODEX_DEFAULT_EFFORT = "high"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+#: Claude Code prints its work as JSON events while it runs (``--verbose`` is required)
+CLAUDE_STREAM_FLAGS = ("--output-format", "stream-json", "--verbose")
+
+
+@functools.cache
+def _version_of(program: str) -> str | None:
+    """Ask a program its version once per engine (its stream may not say it)."""
+    line = program_version([program, "--version"], os.environ)
+    return line.split()[-1] if line else None
 
 
 def _auth_hint(env: Mapping[str, str], variables: tuple[str, ...], login: str) -> str:
@@ -69,8 +81,12 @@ def _auth_hint(env: Mapping[str, str], variables: tuple[str, ...], login: str) -
 class ClaudeProvider:
     """Claude Code in print mode: ``claude -p --dangerously-skip-permissions``.
 
-    The prompt is read from stdin. ``CLAUDECODE`` is removed from the environment so a
-    loop started from inside a Claude Code session can still start its own agents.
+    The prompt is read from stdin; ``--output-format stream-json --verbose`` makes it
+    print its work as events while it runs (see :mod:`looprunner.builtin.cli_streams`).
+    As root, Claude Code refuses to skip permissions unless ``IS_SANDBOX=1``: the
+    provider sets it there, as looprunner's agents run unattended by design (the risk
+    is documented in docs/providers.md). ``CLAUDECODE`` is removed from the environment
+    so a loop started from inside a Claude Code session can still start its own agents.
     loop-agents' provider spellings ``claude-code`` and ``anthropic`` name it too, and
     its model spellings (``opus-4.5``, ``claude-sonnet``) are passed as the names the
     ``claude`` program knows (``opus``, ``sonnet``).
@@ -112,15 +128,30 @@ class ClaudeProvider:
 
     def command(self, invocation: Invocation) -> AgentCommand:
         """Build the ``claude`` command line."""
-        argv = [_require_program(self.program, self.name), "-p", "--dangerously-skip-permissions"]
+        argv = [
+            _require_program(self.program, self.name),
+            "-p",
+            "--dangerously-skip-permissions",
+            *CLAUDE_STREAM_FLAGS,
+        ]
         if invocation.model:
             argv += ["--model", CLAUDE_MODEL_ALIASES.get(invocation.model, invocation.model)]
+        if invocation.resume_session:
+            argv += ["--resume", invocation.resume_session]
+        env = path_env(invocation)
+        if running_as_root():
+            env["IS_SANDBOX"] = "1"
         return AgentCommand(
-            argv=tuple(argv),
-            stdin=invocation.prompt,
-            env=path_env(invocation),
-            unset_env=("CLAUDECODE",),
+            argv=tuple(argv), stdin=invocation.prompt, env=env, unset_env=("CLAUDECODE",)
         )
+
+    def render_event(self, event: Mapping[str, Any]) -> str:
+        """Show one stream-json event in engine.log as text."""
+        return claude_render(event)
+
+    def report(self, events: Sequence[Mapping[str, Any]]) -> AgentReport:
+        """Take answer, usage, cost, turns, session id and version from the stream."""
+        return claude_report(events)
 
 
 def codex_model(model: str | None) -> tuple[str | None, str]:
@@ -145,7 +176,10 @@ def codex_model(model: str | None) -> tuple[str | None, str]:
 
 
 class CodexProvider:
-    """OpenAI Codex non-interactively: ``codex exec ... -`` (prompt from stdin).
+    """OpenAI Codex non-interactively: ``codex exec --json ... -`` (prompt from stdin).
+
+    ``--json`` makes it print its work as events (see :mod:`looprunner.builtin.cli_streams`);
+    they carry tokens but no cost, so an iteration's ``cost_usd`` stays unknown.
 
     A model written ``gpt-5.2-codex:xhigh`` selects the model and its reasoning effort;
     without an effort, ``high`` (loop-agents' default). loop-agents' provider spelling
@@ -186,6 +220,8 @@ class CodexProvider:
         argv = [
             _require_program(self.program, self.name),
             "exec",
+            *(("resume",) if invocation.resume_session else ()),
+            "--json",
             "--dangerously-bypass-approvals-and-sandbox",
             "--skip-git-repo-check",
         ]
@@ -196,8 +232,19 @@ class CodexProvider:
         if model:
             argv += ["--model", model]
         argv += ["-c", f"model_reasoning_effort={effort}"]
+        if invocation.resume_session:
+            argv.append(invocation.resume_session)
         argv.append("-")
         return AgentCommand(argv=tuple(argv), stdin=invocation.prompt, env=path_env(invocation))
+
+    def render_event(self, event: Mapping[str, Any]) -> str:
+        """Show one ``exec --json`` event in engine.log as text."""
+        return codex_render(event)
+
+    def report(self, events: Sequence[Mapping[str, Any]]) -> AgentReport:
+        """Take answer, usage and session id from the stream; the version from ``--version``."""
+        program = shutil.which(self.program)
+        return codex_report(events, _version_of(program) if program else None)
 
 
 class CommandProvider:

@@ -13,7 +13,7 @@ from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus, Spent
 from looprunner.session import Session, as_dict, not_found
-from looprunner.views.display import branch_lines
+from looprunner.views.display import branch_lines, cost_text
 
 NEXT_ACTIONS = {
     Health.RUNNING: ("monitor {n}", "attach {n}", "kill {n}"),
@@ -30,7 +30,7 @@ LONG_RUNNING_ENV = "LOOPRUNNER_LONG_RUNNING_HOURS"
 def _row(status: SessionStatus) -> list[str]:
     state = status.state
     if state is None:
-        return [status.session, "-", "-", "-", health(status.health.value), "-"]
+        return [status.session, "-", "-", "-", health(status.health.value), "-", "-"]
     current = state.current
     kind = "stage" if state.type == "loop" else "pipeline"
     stage = (
@@ -54,6 +54,7 @@ def _row(status: SessionStatus) -> list[str]:
         iteration,
         health(status.health.value),
         age(state.started_at),
+        cost_text(state.cost_usd, state.usage),
     ]
 
 
@@ -85,7 +86,10 @@ def list_sessions(ctx: Context, long_running: float | None) -> int:
         )
         return 0
     click.echo(
-        table(["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE"], [_row(s) for s in statuses])
+        table(
+            ["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE", "COST"],
+            [_row(s) for s in statuses],
+        )
     )
     counts = Counter(s.health.value for s in statuses)
     click.echo("\n" + ", ".join(f"{n} {h}" for h, n in sorted(counts.items())))
@@ -178,6 +182,8 @@ def status(ctx: Context, name: str) -> int:
                     f"{state.finished_at} (ran {age(state.started_at, until=state.finished_at)})",
                 )
             )
+        if state.usage is not None or state.cost_usd is not None:
+            rows.append(("cost", cost_text(state.cost_usd, state.usage, long=True)))
         if state.completion_reason:
             rows.append(("reason", state.completion_reason))
         if state.error is not None:

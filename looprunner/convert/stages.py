@@ -29,6 +29,7 @@ STAGE_KEYS = frozenset(
         "prompt",
         "fixtures",
         "mock_delay",
+        "session_mode",
         "timeout",
         "command",
         "type",

@@ -17,12 +17,13 @@ import attrs
 
 from looprunner.engine import failures
 from looprunner.engine.agent_status import StatusProblem, read_agent_status
+from looprunner.engine.agent_stream import EventStream
 from looprunner.engine.process import AgentRunner, ProcessResult
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.limits import env_limit
-from looprunner.models import AgentRun, AgentStatus, Decision, Invocation, Pipeline
+from looprunner.models import AgentReport, AgentRun, AgentStatus, Decision, Invocation, Pipeline
 from looprunner.plugins.registry import Registry
-from looprunner.protocols import AuthExplaining, FailureClassifying, Provider
+from looprunner.protocols import AuthExplaining, FailureClassifying, Provider, Reporting
 
 #: output kept per agent run (bytes), in engine.log and for output.md; env overrides
 MAX_CAPTURE = 16 * 1024 * 1024
@@ -104,6 +105,7 @@ class AgentOutcome:
     """How one agent process went, before its status is judged."""
 
     result: ProcessResult
+    #: the agent's answer for output.md: its final message when its stream says one
     output: str
     #: bytes of output past the cap, not kept (0 when all was)
     output_dropped: int = 0
@@ -111,6 +113,10 @@ class AgentOutcome:
     failure: str | None = None
     #: what to set or do when the failure is ``provider_auth``
     auth_hint: str | None = None
+    #: what a structured-output agent said of its run (None for plain programs)
+    report: AgentReport | None = None
+    #: the raw event stream of a structured-output agent, for transcript.jsonl
+    transcript: str | None = None
 
 
 class AgentLauncher:
@@ -167,7 +173,8 @@ class AgentLauncher:
             command = provider.command(invocation)
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
-        captured = OutputCapture(self.echo)
+        stream = EventStream(provider, self.echo) if isinstance(provider, Reporting) else None
+        captured = OutputCapture(stream.feed if stream else self.echo)
         try:
             result = self.runner.run(
                 command,
@@ -182,6 +189,8 @@ class AgentLauncher:
             )
         finally:
             captured.finish()  # says what past the cap was not kept
+            if stream is not None:
+                stream.finish()
             self.end_echo()  # and lets out what the redactor held back
         if result.leftovers:
             self.note(f"stopped {result.leftovers} process(es) the agent left running")
@@ -191,12 +200,23 @@ class AgentLauncher:
             failure = classify(provider, result.exit_code, output)
             if failure == "provider_auth" and isinstance(provider, AuthExplaining):
                 hint = provider.auth_hint(self.env)
+        if stream is None:
+            return AgentOutcome(
+                result=result,
+                output=output,
+                output_dropped=captured.dropped,
+                failure=failure,
+                auth_hint=hint,
+            )
+        report = stream.provider.report(stream.events)
         return AgentOutcome(
             result=result,
-            output=output,
+            output=stream.text() if report.final_text is None else report.final_text,
             output_dropped=captured.dropped,
             failure=failure,
             auth_hint=hint,
+            report=report,
+            transcript=output,
         )
 
 

@@ -12,230 +12,46 @@ from __future__ import annotations
 import json
 import shutil
 import traceback
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import attrs
 
 from looprunner import convert
-from looprunner.engine import contain, faults
 from looprunner.engine import context as ctxmod
+from looprunner.engine import faults
+from looprunner.engine.agent_side import AgentSide
 from looprunner.engine.agent_status import clip_status
-from looprunner.engine.agents import AgentLauncher, Stopped, as_status, verdict
+from looprunner.engine.agents import AgentLauncher, as_status
 from looprunner.engine.budget import BudgetKeeper, spend_data
 from looprunner.engine.disk import fault_of
 from looprunner.engine.guard import InterruptGuard
+from looprunner.engine.plan import BranchRunning, IterationFailed, IterationPlan
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
-from looprunner.engine.retry import with_retries
+from looprunner.engine.usage import add_report, report_data
 from looprunner.errors import AgentFailed, LooprunnerError
 from looprunner.models import (
-    AgentPaths,
-    AgentRun,
     AgentStatus,
-    Branch,
-    BranchResult,
     Decision,
-    Invocation,
     IterationContext,
     IterationPaths,
     IterationResult,
-    Node,
-    Pipeline,
     RunError,
     events,
 )
+from looprunner.models.usage import combine
 from looprunner.protocols import StageType
 from looprunner.store.atomic import write_atomic
 from looprunner.store.events import utc_now
 
-
-class IterationFailed(Exception):
-    """The iteration failed; ``error`` is what state.json records."""
-
-    def __init__(self, error: RunError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-@attrs.frozen
-class IterationPlan:
-    """Which iteration of which node to run."""
-
-    pipeline: Pipeline
-    index: int
-    iteration: int
-    cap: int
-    previous: AgentStatus | None
-    #: outputs of earlier parallel blocks this node reads, by provider
-    from_parallel: Mapping[str, list[str]] = attrs.field(factory=dict)
-
-    @property
-    def node(self) -> Node:
-        """The pipeline node being run."""
-        return self.pipeline.nodes[self.index]
-
-
-class BranchRunning(Protocol):
-    """Runs the branches a stage type asks for (see :mod:`looprunner.engine.branches`)."""
-
-    def run(
-        self, plan: IterationPlan, block: Path, branches: Sequence[Branch]
-    ) -> list[BranchResult]:
-        """Run ``branches`` concurrently in ``block`` and wait for all of them."""
-
-
-class _AgentSide:
-    """The engine's side of an :class:`IterationContext`: runs agents for a stage type."""
-
-    def __init__(
-        self,
-        plan: IterationPlan,
-        paths: IterationPaths,
-        run_output: Path,
-        prompt: str,
-        launcher: AgentLauncher,
-        recorder: Recorder,
-        guard: InterruptGuard,
-        branches: BranchRunning | None,
-    ) -> None:
-        self.plan = plan
-        self.branches = branches
-        self.paths = paths
-        self.run_output = run_output
-        self.prompt = prompt
-        self.launcher = launcher
-        self.recorder = recorder
-        self.guard = guard
-        self.durations: list[float] = []
-        self.exit_codes: list[int] = []
-        self.output_dropped = 0
-        #: output files written from what an agent printed (a retry starts without them)
-        self.printed: set[Path] = set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.launcher.runner.stop_requested
-
-    def log(self, message: str) -> None:
-        self.recorder.log(message)
-
-    def run_branches(self, branches: Sequence[Branch]) -> list[BranchResult]:
-        if self.branches is None:
-            raise LooprunnerError("branches cannot run inside a branch")
-        with self.guard.agent_running():  # a stop is left to the branches' runners
-            return self.branches.run(self.plan, self.paths.block, branches)
-
-    def run_agent(
-        self,
-        prompt: str | None,
-        *,
-        provider: str | None,
-        model: str | None,
-        status: Path | None,
-        output: Path | None,
-        label: str | None,
-    ) -> AgentRun:
-        node, iteration = self.plan.node, self.plan.iteration
-        stage = node.stage
-        status_file = status or self.paths.status
-        output_file = output or self.paths.output
-        status_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        provider_name = provider or stage.provider_name
-        invocation = Invocation(
-            session=self.recorder.paths.name,
-            project=str(self.recorder.paths.project),
-            stage_id=node.id,
-            iteration=iteration,
-            prompt=self.prompt if prompt is None else prompt,
-            paths=AgentPaths(
-                context=str(self.paths.context),
-                status=str(status_file),
-                output=str(output_file),
-                progress=str(self.paths.progress),
-            ),
-            model=model if provider else (model or stage.model),
-            command=stage.command,
-            fixtures=str(stage.fixtures) if stage.fixtures else None,
-            mock_delay=stage.mock_delay,
-        )
-        what = f"{label} of " if label else ""
-        self.recorder.log(
-            f"{what}iteration {iteration}/{self.plan.cap} of {node.id} starting "
-            f"({provider_name}{', ' + invocation.model if invocation.model else ''})"
-        )
-
-        attempts = 0
-
-        def once() -> AgentRun:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:  # what the failed attempt left must not decide this one
-                for leftover in (status_file, *self.printed):
-                    leftover.unlink(missing_ok=True)
-            return self._launch(provider_name, invocation, status_file, output_file)
-
-        return with_retries(
-            once,
-            retry=stage.retry,
-            runner=self.launcher.runner,
-            events=self.recorder.events,
-            stage=node.id,
-            iteration=iteration,
-            log=self.recorder.log,
-        )
-
-    def _launch(
-        self, provider_name: str, invocation: Invocation, status_file: Path, output_file: Path
-    ) -> AgentRun:
-        """Run the agent once under every engine rule and judge how it went."""
-        stage, iteration = self.plan.node.stage, self.plan.iteration
-        mark = contain.new_mark()
-
-        def on_start(pid: int) -> None:
-            self.recorder.agent_started(pid, mark)
-            faults.checkpoint("agent_running", iteration)
-
-        faults.checkpoint("before_agent", iteration)
-        with self.guard.agent_running():
-            outcome = self.launcher.launch(
-                provider_name,
-                invocation,
-                timeout=stage.timeout,
-                on_start=on_start,
-                mark=mark,
-                idle_timeout=stage.idle_timeout,
-                watch=(self.paths.folder, status_file, output_file),
-            )
-        self.recorder.agent_ended()
-        self.output_dropped += outcome.output_dropped
-        self.durations.append(outcome.result.duration)
-        if outcome.result.exit_code is not None:
-            self.exit_codes.append(outcome.result.exit_code)
-        self._keep_printed(output_file, outcome.output)
-        if outcome.result.stopped:
-            raise Stopped
-        faults.checkpoint("after_agent", iteration)
-        return verdict(outcome, status_file, self.recorder.redactor.text)
-
-    def _keep_printed(self, output_file: Path, printed: str) -> None:
-        """Keep what the agent printed as its output when it wrote no output file.
-
-        Done whatever became of the agent (failed, stopped), so a failed iteration's
-        ``output.md`` still shows what went wrong. An agent whose stage writes its output
-        into the project (``output_path``) has that file copied once the iteration ends.
-        """
-        if output_file == self.paths.output:
-            target = self.run_output
-            if output_file != self.run_output and output_file.is_file():
-                return  # the agent wrote the project file: it is copied afterwards
-        else:
-            target = output_file  # a further agent's output, where the type asked for it
-        if not target.exists() or target.stat().st_size == 0:
-            write_atomic(target, self.recorder.redactor.text(printed))
-            self.printed.add(target)
+__all__ = [
+    "BranchRunning",
+    "InterruptGuard",
+    "IterationFailed",
+    "IterationPlan",
+    "run_iteration",
+    "verdict_data",
+]
 
 
 def run_iteration(
@@ -325,7 +141,7 @@ def run_iteration(
             "type": stage_type.name,
         },
     )
-    side = _AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard, branches)
+    side = AgentSide(plan, it_paths, run_output, prompt, launcher, recorder, guard, branches)
     ctx = IterationContext(
         session=paths.name,
         stage_id=node.id,
@@ -339,7 +155,7 @@ def run_iteration(
         previous=plan.previous,
         engine=side,
     )
-    status = _run_type(stage_type, ctx, guard, recorder, node.id, iteration)
+    status = _run_type(stage_type, ctx, guard, recorder, side, plan.index)
     _keep_output(it_paths, run_output, recorder)
     if not it_paths.status.exists():  # a type that returned its verdict without the file
         write_atomic(it_paths.status, json.dumps(convert.unstructure(status), indent=2) + "\n")
@@ -353,6 +169,11 @@ def run_iteration(
     if keeper is not None:
         keeper.completed(plan.index, status)
     recorder.set_stage(plan.index, iterations_completed=iteration)
+    if side.agent_session_id:
+        recorder.set_stage(plan.index, agent_session_id=side.agent_session_id)
+    report = combine(side.reports)
+    if report is not None:  # what the agents said it cost, added to the totals
+        recorder.state = add_report(recorder.current, plan.index, report)
     recorder.save(iteration_completed=iteration, iteration_started=None)
     faults.checkpoint("state_written", iteration)
     duration = sum(side.durations)
@@ -365,6 +186,8 @@ def run_iteration(
     }
     if side.output_dropped:  # output past the cap: counted, never dropped silently
         data["output_truncated_bytes"] = side.output_dropped
+    if report is not None:
+        data.update(report_data(report))
     recorder.events.append(events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data)
     recorder.log(
         f"iteration {iteration} done: {status.decision.value}"
@@ -391,10 +214,15 @@ def _run_type(
     ctx: IterationContext,
     guard: InterruptGuard,
     recorder: Recorder,
-    node_id: str,
-    iteration: int,
+    side: AgentSide,
+    index: int,
 ) -> AgentStatus:
-    """Call the type's ``run_iteration``; turn what goes wrong into a failed iteration."""
+    """Call the type's ``run_iteration``; turn what goes wrong into a failed iteration.
+
+    What the agents of a failed iteration reported they cost still counts: it is in the
+    ``iteration_failed`` event and added to the totals the engine saves with the failure.
+    """
+    node_id, iteration = ctx.stage_id, ctx.iteration
     error: RunError | None = None
     guard.in_type_code = True
     try:
@@ -422,12 +250,12 @@ def _run_type(
         guard.in_type_code = False
     if error is None:
         return status
-    recorder.events.append(
-        events.ITERATION_FAILED,
-        stage=node_id,
-        iteration=iteration,
-        data={"type": error.type, "message": error.message},
-    )
+    data: dict[str, object] = {"type": error.type, "message": error.message}
+    report = combine(side.reports)
+    if report is not None:
+        data.update(report_data(report))
+        recorder.state = add_report(recorder.current, index, report)
+    recorder.events.append(events.ITERATION_FAILED, stage=node_id, iteration=iteration, data=data)
     raise IterationFailed(error)
 
 

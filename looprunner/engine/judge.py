@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -23,6 +24,7 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine.agents import AgentLauncher, Stopped, verdict
 from looprunner.engine.prompt import render, template_values
 from looprunner.engine.recorder import Recorder
+from looprunner.engine.usage import TRANSCRIPT_FILE, add_report, report_data
 from looprunner.errors import AgentFailed
 from looprunner.models import AgentPaths, AgentStatus, Decision, Invocation, Pipeline, events
 from looprunner.names import SessionPaths
@@ -97,6 +99,7 @@ def run_judge(
         mock_delay=stage.mock_delay,
     )
     rec.log(f"judge of {node.id} iteration {iteration} ({provider_name}) starting")
+    cost: dict[str, Any] = {}
     try:
         mark = contain.new_mark()
         outcome = launcher.launch(
@@ -108,6 +111,11 @@ def run_judge(
         )
         rec.agent_ended()
         write_atomic(folder / ctxmod.OUTPUT_FILE, rec.redactor.text(outcome.output), durable=False)
+        if outcome.report is not None:  # the judge's tokens and cost count like any agent's
+            cost = report_data(outcome.report)
+            rec.state = add_report(rec.current, index, outcome.report)
+            transcript = rec.redactor.text(outcome.transcript or "")
+            write_atomic(folder / TRANSCRIPT_FILE, transcript, durable=False)
         if outcome.result.stopped:
             raise Stopped
         printed = printed_verdict(outcome.output)
@@ -122,7 +130,7 @@ def run_judge(
             events.JUDGE_COMPLETE,
             stage=node.id,
             iteration=iteration,
-            data={"decision": status.decision.value, "reason": status.reason},
+            data={"decision": status.decision.value, "reason": status.reason, **cost},
         )
         rec.log(f"judge says {status.decision.value}: {status.reason}")
         return status

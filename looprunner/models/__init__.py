@@ -28,12 +28,14 @@ from looprunner.models.results import IterationResult, StageResult
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
+from looprunner.models.usage import AgentReport, TokenUsage
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "KINDS",
     "AgentCommand",
     "AgentPaths",
+    "AgentReport",
     "AgentRun",
     "AgentRunning",
     "AgentStatus",
@@ -69,5 +71,6 @@ __all__ = [
     "StageResult",
     "StageState",
     "Termination",
+    "TokenUsage",
     "WorkDone",
 ]

@@ -68,6 +68,8 @@ class Invocation:
     command: tuple[str, ...] | None = None
     fixtures: str | None = None
     mock_delay: float | None = None
+    #: the agent's own conversation to resume (a stage with ``session_mode: continue``)
+    resume_session: str | None = None
 
 
 @attrs.frozen

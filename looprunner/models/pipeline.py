@@ -20,6 +20,7 @@ from looprunner.models.loading import loader
 from looprunner.models.termination import Termination, as_termination
 
 PipelineKind = Literal["loop", "pipeline"]
+SessionMode = Literal["fresh", "continue"]
 
 DEFAULT_PROVIDER = "claude"
 
@@ -77,6 +78,8 @@ class Stage:
     command: tuple[str, ...] | None = None
     fixtures: Path | None = None
     mock_delay: float | None = None
+    #: ``continue`` resumes the agent's own conversation from iteration to iteration
+    session_mode: SessionMode = "fresh"
     source: Path | None = None
     type: str | None = None
     # left out of the hash so a Stage stays hashable: the dict is compared, never hashed

@@ -8,6 +8,7 @@ from typing import Literal
 import attrs
 
 from looprunner.models.budget import Spent
+from looprunner.models.usage import TokenUsage
 
 
 class RunStatus(enum.StrEnum):
@@ -80,6 +81,12 @@ class StageState:
     termination_reason: str | None = None
     #: what this stage spent against its budget
     spent: Spent = attrs.field(factory=Spent)
+    #: tokens the stage's agents reported, summed (None: none reported)
+    usage: TokenUsage | None = None
+    #: what the stage's agents said they cost, summed (None: unknown, never zero)
+    cost_usd: float | None = None
+    #: the conversation id the stage's agent last reported (``session_mode: continue``)
+    agent_session_id: str | None = None
 
 
 @attrs.frozen
@@ -112,6 +119,10 @@ class RunState:
     version: str | None = None
     #: what the session spent against its budget
     spent: Spent = attrs.field(factory=Spent)
+    #: tokens the session's agents reported, summed (None: none reported)
+    usage: TokenUsage | None = None
+    #: what the session's agents said they cost, summed (None: unknown, never zero)
+    cost_usd: float | None = None
 
     @property
     def current(self) -> StageState:

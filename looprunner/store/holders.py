@@ -61,7 +61,7 @@ def new_launch(lock: lockmod.SessionLock, *, resumes: RunState | None) -> str:
                 "host": procinfo.hostname(),
                 "at": utc_now(),
                 "resumes": None if resumes is None else fingerprint(resumes),
-            }
+            },
         }
     )
     return token

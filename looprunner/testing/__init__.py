@@ -19,6 +19,12 @@ test suite these fixtures, none of them autouse:
 ``lr_cli``
     ``lr_cli("start", "NAME", "--stage", "work")`` runs the real command line against
     the project and returns the ``CompletedProcess``.
+``lr_fake_model_server``
+    A started :class:`~looprunner.testing.fake_model_server.FakeModelServer`: a scripted
+    model endpoint on loopback for the real ``claude`` and ``codex``.
+``lr_real_clis``
+    The pinned real ``claude`` and ``codex``, installed from npm into a shared cache
+    (skips when ``npm`` is missing); see :mod:`looprunner.testing.real_clis`.
 
 and :func:`wait_until`, a poll-with-deadline for conditions a test waits on, and
 :func:`install_plugin` / :func:`plugin_path_env`, which install a plugin distribution

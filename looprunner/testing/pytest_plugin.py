@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from looprunner.testing.fake_model_server import FakeModelServer
 from looprunner.testing.kit import fake_agent_argv, tmux_socket_path, write_stage
+from looprunner.testing.real_clis import CLIsUnavailable, RealCLIs, install_clis
 
 
 @pytest.fixture
@@ -84,3 +86,22 @@ def lr_cli(lr_project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def lr_real_clis() -> RealCLIs:
+    """The pinned real ``claude`` and ``codex``, installed once into a shared cache.
+
+    Skips the test, saying why, where ``npm`` is missing or the install fails.
+    """
+    try:
+        return install_clis()
+    except CLIsUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def lr_fake_model_server() -> Iterator[FakeModelServer]:
+    """A started :class:`FakeModelServer` (loopback, a free port), stopped afterwards."""
+    with FakeModelServer() as server:
+        yield server

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from looprunner.models import BranchProgress, Health, SessionStatus
+from looprunner.models import BranchProgress, Health, SessionStatus, TokenUsage
 
 
 class Watched(Protocol):
@@ -24,7 +24,7 @@ class Watched(Protocol):
         """Return the session's current status."""
 
 
-COLUMNS = ("session", "type", "stage", "iteration", "health", "started")
+COLUMNS = ("session", "type", "stage", "iteration", "health", "started", "cost")
 
 
 def row(status: SessionStatus) -> dict[str, str]:
@@ -52,7 +52,29 @@ def row(status: SessionStatus) -> dict[str, str]:
         "iteration": f"{state.iteration_completed}/{current.max_iterations}",
         "health": status.health.value,
         "started": state.started_at,
+        "cost": cost_text(state.cost_usd, state.usage),
     }
+
+
+def cost_text(cost_usd: float | None, usage: TokenUsage | None, *, long: bool = False) -> str:
+    """Say what agents reported a session cost: dollars, else tokens, else ``-``.
+
+    A cost the agents did not report is unknown, never shown as zero. ``long`` adds the
+    tokens by kind (for ``status``).
+    """
+    money = f"${cost_usd:.4f}" if cost_usd is not None else None
+    if usage is None:
+        return money or "-"
+    if long:
+        tokens = (
+            f"{usage.input_tokens} in, {usage.output_tokens} out, "
+            f"{usage.cache_read_input_tokens} cache read, "
+            f"{usage.cache_creation_input_tokens} cache write tokens"
+        )
+        return f"{money or 'cost unknown'} ({tokens})"
+    total = usage.total
+    shown = f"{total / 1000:.1f}k" if total >= 1000 else str(total)
+    return money or f"? ({shown} tok)"
 
 
 def branch_lines(branches: Iterable[BranchProgress]) -> list[str]:

@@ -46,7 +46,13 @@ class BadUsage(Exception):
 
 def parse_claude(args: list[str]) -> dict[str, object]:
     """Parse ``claude`` arguments like its commander.js front end (unknown option: exit 1)."""
-    seen: dict[str, object] = {"print": False, "skip_permissions": False, "model": None}
+    seen: dict[str, object] = {
+        "print": False,
+        "skip_permissions": False,
+        "model": None,
+        "output_format": "text",
+        "verbose": False,
+    }
     prompt_args: list[str] = []
     i = 0
     while i < len(args):
@@ -55,6 +61,13 @@ def parse_claude(args: list[str]) -> dict[str, object]:
             seen["print"] = True
         elif arg == "--dangerously-skip-permissions":
             seen["skip_permissions"] = True
+        elif arg == "--verbose":
+            seen["verbose"] = True
+        elif arg == "--output-format":
+            i += 1
+            if i >= len(args) or args[i] not in ("text", "json", "stream-json"):
+                raise BadUsage("error: option '--output-format <format>' argument invalid", 1)
+            seen["output_format"] = args[i]
         elif arg == "--model" or arg.startswith("--model="):
             if "=" in arg:
                 seen["model"] = arg.split("=", 1)[1]
@@ -70,6 +83,10 @@ def parse_claude(args: list[str]) -> dict[str, object]:
         i += 1
     if not seen["print"]:
         raise BadUsage("error: fake claude only supports print mode (-p)", 1)
+    if seen["output_format"] == "stream-json" and not seen["verbose"]:
+        raise BadUsage(
+            "Error: When using --print, --output-format=stream-json requires --verbose", 1
+        )
     seen["prompt_args"] = prompt_args
     return seen
 
@@ -78,7 +95,13 @@ def parse_codex(args: list[str]) -> dict[str, object]:
     """Parse ``codex exec`` arguments like its clap front end (unknown argument: exit 2)."""
     if not args or args[0] != "exec":
         raise BadUsage("error: fake codex only supports the 'exec' subcommand", 2)
-    seen: dict[str, object] = {"model": None, "config": [], "bypass": False, "skip_git": False}
+    seen: dict[str, object] = {
+        "model": None,
+        "config": [],
+        "bypass": False,
+        "skip_git": False,
+        "json": False,
+    }
     positional: list[str] = []
     rest = args[1:]
     i = 0
@@ -100,6 +123,8 @@ def parse_codex(args: list[str]) -> dict[str, object]:
             seen["bypass"] = True
         elif arg == "--skip-git-repo-check":
             seen["skip_git"] = True
+        elif arg == "--json":
+            seen["json"] = True
         elif arg.startswith("-") and arg != "-":
             raise BadUsage(f"error: unexpected argument '{arg}' found", 2)
         else:

@@ -19,8 +19,19 @@ from tests.integration.conftest import COMMAND_AGENT, FAKES_BIN, write_stage
 
 pytestmark = pytest.mark.tmux
 
-CLAUDE_BASE = ["-p", "--dangerously-skip-permissions"]
-CODEX_BASE = ["exec", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"]
+CLAUDE_BASE = [
+    "-p",
+    "--dangerously-skip-permissions",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+]
+CODEX_BASE = [
+    "exec",
+    "--json",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--skip-git-repo-check",
+]
 
 
 def run_to_end(cli: Any, *args: str, expect: int = 0) -> dict[str, Any]:

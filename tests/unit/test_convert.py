@@ -140,6 +140,14 @@ BAD_STAGES = [
         "timeout: expected a number, got '10'",
     ),
     BadStageCase(
+        "session-mode-unknown",
+        "session_mode: forever\n",
+        1,
+        15,
+        "session_mode",
+        "session_mode: expected one of fresh, continue, got 'forever'",
+    ),
+    BadStageCase(
         "model-list",
         "model: [a, b]\n",
         1,
@@ -416,6 +424,7 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
         "output_path: docs/out-${SESSION}.md\n"
         "mock_delay: 0.25\n"
         "timeout: 600\n"
+        "session_mode: continue\n"
         "command: [agent, --go]\n"
         "type: review\n"
         "options:\n"
@@ -437,6 +446,7 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
     assert stage.context == "Be brief"
     assert stage.output_path == "docs/out-${SESSION}.md"
     assert stage.command == ("agent", "--go")
+    assert stage.session_mode == "continue"
     assert stage.type == "review"
     assert stage.options == {"depth": 2, "paths": ["src", "tests"], "rubric": {"style": "strict"}}
     # plain containers, not ruamel's: a stage type and the run directory get plain data
@@ -541,6 +551,8 @@ def test_state_json_has_the_contract_fields() -> None:
         "pid",
         "host",
         "boot_id",
+        "usage",
+        "cost_usd",
     }
     assert contract <= set(data)
     assert data["status"] == "failed"
@@ -552,6 +564,9 @@ def test_state_json_has_the_contract_fields() -> None:
         "max_iterations": 5,
         "termination_reason": "consensus",
         "spent": {"cost_usd": None, "tokens": None, "runtime": 0.0, "errors_in_row": 0},
+        "usage": None,  # no agent reported tokens or cost: unknown, never zero
+        "cost_usd": None,
+        "agent_session_id": None,
     }
     assert data["error"] == {"type": "provider_exit", "message": "exit status 3", "iteration": 2}
 
