@@ -15,7 +15,7 @@ from looprunner.errors import ConfigError, ConfigProblems
 from looprunner.plugins.manager import registries
 from tests.conftest import REPO
 
-CORPUS = REPO.parent / "shared" / "corpus" / "loop-agents"
+CORPUS = (REPO.parent / "shared" / "corpus" / "loop-agents").resolve()  # lint names real paths
 needs_corpus = pytest.mark.skipif(
     not (CORPUS / "scripts").is_dir(), reason=f"loop-agents corpus not found at {CORPUS}"
 )
