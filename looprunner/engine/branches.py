@@ -28,11 +28,10 @@ from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
 from looprunner.engine.budget import BudgetReached
-from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.disk import fault_of
 from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.iteration import IterationFailed, IterationPlan
-from looprunner.engine.process import AgentRunner, kill_grace
+from looprunner.engine.process import AgentRunner
 from looprunner.engine.recorder import Recorder
 from looprunner.engine.stages import StageLoop
 from looprunner.errors import AgentFailed, LooprunnerError
@@ -223,31 +222,12 @@ class BranchRunner:
             write_state(rec.paths.state_file, state)
             rec.log(f"branch started: {len(pipeline.nodes)} stage(s)")
             return state
-        stopped = stop_leftovers(
-            previous.agent_pid,
-            previous.agent_start_time,
-            previous.boot_id,
-            previous.agent_mark,
-            kill_grace(),
-        )
-        if stopped:
-            rec.log(f"stopped {stopped} process(es) the previous engine's agent left")
+        recovery.stop_leftover_agent(rec, previous)
         index = min(previous.current_stage, len(previous.stages) - 1)
         stage = previous.stages[index]
         if stage.status is not RunStatus.COMPLETE:
             previous = previous.with_stage(index, attrs.evolve(stage, status=RunStatus.RUNNING))
-        rec.state = attrs.evolve(
-            previous,
-            status=RunStatus.RUNNING,
-            finished_at=None,
-            completion_reason=None,
-            error=None,
-            iteration_started=None,
-            agent_pid=None,
-            agent_start_time=None,
-            agent_mark=None,
-            **rec.identity(),
-        )
+        rec.state = recovery.reopened(previous, rec.identity())
         recovery.reconcile_events(rec, pipeline)
         rec.save()
         done = rec.current.stages[rec.current.current_stage].iterations_completed

@@ -24,6 +24,25 @@ from looprunner.store.events import iter_events, utc_now
 from looprunner.store.state import read_state
 
 
+def reopened(previous: RunState, identity: dict[str, Any]) -> RunState:
+    """Return ``previous`` running again under this engine: its history kept, no ending.
+
+    A resumed session and a resumed branch of a parallel block both start from this.
+    """
+    return attrs.evolve(
+        previous,
+        status=RunStatus.RUNNING,
+        finished_at=None,
+        completion_reason=None,
+        error=None,
+        iteration_started=None,
+        agent_pid=None,
+        agent_start_time=None,
+        agent_mark=None,
+        **identity,
+    )
+
+
 def begin(
     rec: Recorder, pipeline: Pipeline, *, identity: dict[str, Any], resume: bool
 ) -> RunState | None:
@@ -31,18 +50,7 @@ def begin(
     paths = rec.paths
     previous = read_state(paths.state_file) if resume else None
     if previous is not None:
-        rec.state = attrs.evolve(
-            previous,
-            status=RunStatus.RUNNING,
-            finished_at=None,
-            completion_reason=None,
-            error=None,
-            iteration_started=None,
-            agent_pid=None,
-            agent_start_time=None,
-            agent_mark=None,
-            **identity,
-        )
+        rec.state = reopened(previous, identity)
     else:
         now = utc_now()
         rec.state = RunState(
