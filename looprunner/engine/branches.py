@@ -50,7 +50,8 @@ from looprunner.names import BranchPaths, SessionPaths
 from looprunner.plugins.registry import Registries
 from looprunner.store.atomic import write_atomic
 from looprunner.store.events import utc_now
-from looprunner.store.state import read_state, write_state
+from looprunner.store.projection import read_projected
+from looprunner.store.state import write_state
 
 MANIFEST_FILE = "manifest.json"
 
@@ -153,7 +154,7 @@ class BranchRunner:
         paths = self.recorder.paths.branch(plan.index, plan.node.id, branch.name)
         rec = self.recorder.branch(paths, branch.name, plan.node.id)
         pipeline = branch_pipeline(self.pipeline, plan.node.id, branch)
-        previous = read_state(paths.state_file)
+        previous = read_projected(paths.state_file, paths.events_file, tags=rec.event_tags)
         if previous is not None and previous.status is RunStatus.COMPLETE:
             return _result(branch.name, previous, paths, pipeline)
         rec.state = self._begin(rec, pipeline, previous)
@@ -218,8 +219,10 @@ class BranchRunner:
                     for n in pipeline.nodes
                 ),
                 **rec.identity(),
+                seq=rec.events.last_seq,
             )
-            write_state(rec.paths.state_file, state)
+            # no event records a branch's start: this write is the record
+            write_state(rec.paths.state_file, state, durable=True)
             rec.log(f"branch started: {len(pipeline.nodes)} stage(s)")
             return state
         recovery.stop_leftover_agent(rec, previous)
@@ -228,8 +231,9 @@ class BranchRunner:
         if stage.status is not RunStatus.COMPLETE:
             previous = previous.with_stage(index, attrs.evolve(stage, status=RunStatus.RUNNING))
         rec.state = recovery.reopened(previous, rec.identity())
+        recovery.take_log_over(rec)
         recovery.reconcile_events(rec, pipeline)
-        rec.save()
+        rec.save(keep_previous=True)
         done = rec.current.stages[rec.current.current_stage].iterations_completed
         rec.log(f"branch resumed at stage {rec.current.current_stage + 1}, after iteration {done}")
         return rec.current
@@ -266,8 +270,12 @@ def _end(rec: Recorder, status: RunStatus, error: RunError | None) -> RunState:
     if error is not None:
         error = RunError(error.type, rec.redactor.text(error.message), error.iteration)
     reason = "all_stages_complete" if status is RunStatus.COMPLETE else None
-    rec.state = rec.current.ended(status, at=utc_now(), reason=reason, error=error)
-    write_state(rec.paths.state_file, rec.state)
+    rec.state = attrs.evolve(
+        rec.current.ended(status, at=utc_now(), reason=reason, error=error),
+        seq=rec.events.last_seq,
+    )
+    # no event records a branch's ending: this write is the record
+    write_state(rec.paths.state_file, rec.state, durable=True)
     return rec.state
 
 

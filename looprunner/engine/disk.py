@@ -29,7 +29,7 @@ from looprunner.store.diskfault import (
 )
 from looprunner.store.events import utc_now
 from looprunner.store.lock import SessionLock
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 
 class DiskFault(Exception):
@@ -86,7 +86,9 @@ def end_by_fault(
         except OSError:
             pass
         with contextlib.suppress(ValueError, OSError):
-            written = read_state(rec.paths.state_file)  # the state, and only its event, failed
+            written = read_projected(
+                rec.paths.state_file, rec.paths.events_file
+            )  # the state, and only its event, failed
             if written is not None and written.error == error:
                 rec.state = written
                 return written, True

@@ -41,7 +41,7 @@ from looprunner.store import holders
 from looprunner.store.atomic import sweep_temp_files
 from looprunner.store.diskfault import recorded_fault
 from looprunner.store.lock import SessionLock, read_metadata
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 #: how long the engine waits for the lock its launcher may still be releasing
 LOCK_TIMEOUT = 10.0
@@ -183,7 +183,7 @@ class Engine:
                 why = "its launch was overtaken (killed, cleaned up or launched again)"
             elif launch.get("resumes") is not None:
                 try:
-                    state = read_state(self.paths.state_file)
+                    state = read_projected(self.paths.state_file, self.paths.events_file)
                 except ValueError:
                     state = None
                 if state is None or holders.fingerprint(state) != launch["resumes"]:

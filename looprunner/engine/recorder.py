@@ -2,6 +2,11 @@
 
 One object per engine, so the rule "state before its event" and the redaction of
 everything written live in one place. Only the engine holding the session's lock uses it.
+
+The event log is the durable record: every event appended through a recorder carries
+what changed in the state since the last one (:mod:`looprunner.store.projection`), and
+state.json is written atomically but not fsynced. A state file lost or rolled back by a
+power cut is rebuilt from the log by whoever reads it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from typing import Any, TextIO
 
 import attrs
 
-from looprunner import procinfo
+from looprunner import convert, procinfo
 from looprunner._version import __version__
 from looprunner.engine.redact import Redactor, StreamRedactor
-from looprunner.models import RunError, RunState, RunStatus, events
+from looprunner.models import Event, RunError, RunState, RunStatus, events
 from looprunner.names import SessionPaths
 from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
@@ -28,7 +33,49 @@ from looprunner.protocols import SessionView
 from looprunner.store.endings import record_ending
 from looprunner.store.enginelog import LogWriter
 from looprunner.store.events import EventLog, TaggedEventLog, utc_now
+from looprunner.store.projection import state_patch
 from looprunner.store.state import write_state
+
+
+class RecordingLog(EventLog):
+    """The event log as one recorder appends to it: each event carries the state's change.
+
+    The change is taken against what the log already records for the recorder's stream
+    (:attr:`Recorder.logged`), so applying every event's change in order gives the state
+    the recorder holds.
+    """
+
+    def __init__(self, inner: EventLog, recorder: Recorder) -> None:
+        super().__init__(inner.path, inner.session)
+        self.inner = inner
+        self.recorder = recorder
+
+    def append(
+        self,
+        type: str,
+        *,
+        stage: str | None = None,
+        iteration: int | None = None,
+        data: dict[str, Any] | None = None,
+        durable: bool = True,
+        state: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event with what changed in the recorder's state since the last."""
+        rec = self.recorder
+        now = convert.unstructure(rec.state) if rec.state is not None else None
+        if state is None and now is not None and rec.logged is not None:
+            state = state_patch(rec.logged, now)
+        event = self.inner.append(
+            type, stage=stage, iteration=iteration, data=data, durable=durable, state=state
+        )
+        if now is not None:
+            rec.logged = now
+        return event
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the session log's last event."""
+        return self.inner.last_seq
 
 
 class Recorder:
@@ -47,7 +94,14 @@ class Recorder:
         self.redactor = Redactor(env)
         #: agents' output comes in chunks: a secret split over two is still caught
         self._stream = StreamRedactor(self.redactor)
-        self.events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
+        #: the session's event log itself, shared with the recorders of its branches
+        self.raw_events = EventLog(paths.events_file, paths.name, redact=self.redactor.data)
+        #: the state the log records for this recorder's stream, unstructured (None: the
+        #: log carries no state for it — a session an older version started)
+        self.logged: dict[str, Any] | None = {}
+        #: the log as this recorder's stream (a branch's events are tagged with it)
+        self.stream_log: EventLog = self.raw_events
+        self.events: EventLog = RecordingLog(self.stream_log, self)
         self.registries = registries
         self.session_view = session_view
         self.out = out if out is not None else sys.stdout
@@ -72,7 +126,9 @@ class Recorder:
         child.state = None
         child._stream = StreamRedactor(self.redactor)
         child.event_tags = {"provider": name, "block": block}
-        child.events = TaggedEventLog(self.events, child.event_tags)
+        child.logged = {}
+        child.stream_log = TaggedEventLog(self.raw_events, child.event_tags)
+        child.events = RecordingLog(child.stream_log, child)
         child.branch_name = name
         return child
 
@@ -84,18 +140,24 @@ class Recorder:
         assert self.state is not None, "the engine records its state first thing"
         return self.state
 
-    def save(self, *, durable: bool = True, **changes: Any) -> None:
-        """Record ``changes`` to the state (atomically; fsynced unless not ``durable``)."""
-        self.state = attrs.evolve(self.current, updated_at=utc_now(), **changes)
-        write_state(self.paths.state_file, self.state, durable=durable)
+    def save(self, *, keep_previous: bool = False, **changes: Any) -> None:
+        """Write ``changes`` to the state file (atomically, not fsynced).
+
+        The next event appended through :attr:`events` records them in the log, and the
+        state file names that event (``seq``: the log's next number), so a reader can
+        tell it from a state the log has moved past.
+        """
+        self.state = attrs.evolve(
+            self.current, updated_at=utc_now(), seq=self.events.last_seq + 1, **changes
+        )
+        write_state(self.paths.state_file, self.state, keep_previous=keep_previous)
 
     def agent_started(self, pid: int, mark: str) -> None:
         """Record the running agent, so what it leaves can be found if this engine dies.
 
-        Bookkeeping, not history: written atomically but not fsynced.
+        Bookkeeping, not history: no event records it.
         """
         self.save(
-            durable=False,
             agent_pid=pid,
             agent_start_time=procinfo.start_time(pid),
             agent_mark=mark,
@@ -123,8 +185,15 @@ class Recorder:
         if error is not None:
             error = RunError(error.type, self.redactor.text(error.message), error.iteration)
         self.state = record_ending(
-            self.paths.state_file, self.events, self.current, status, reason=reason, error=error
+            self.paths.state_file,
+            self.stream_log,
+            self.current,
+            status,
+            reason=reason,
+            error=error,
+            logged=self.logged,
         )
+        self.logged = convert.unstructure(self.state)
         return self.state
 
     # ------------------------------------------------------------------ identity

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from looprunner import convert
 from looprunner.engine import context as ctxmod
 from looprunner.engine.agent_status import read_history
 from looprunner.engine.contain import stop_leftovers
@@ -21,7 +22,8 @@ from looprunner.models import Event, Pipeline, RunState, RunStatus, StageState, 
 from looprunner.store.atomic import write_atomic
 from looprunner.store.diskfault import Marker
 from looprunner.store.events import iter_events, utc_now
-from looprunner.store.state import read_state
+from looprunner.store.projection import logged_state, read_projected
+from looprunner.store.state import keep_as_previous
 
 
 def reopened(previous: RunState, identity: dict[str, Any]) -> RunState:
@@ -46,11 +48,16 @@ def reopened(previous: RunState, identity: dict[str, Any]) -> RunState:
 def begin(
     rec: Recorder, pipeline: Pipeline, *, identity: dict[str, Any], resume: bool
 ) -> RunState | None:
-    """Record the run's first state; return the previous state when resuming, else None."""
+    """Record the run's first state; return the previous state when resuming, else None.
+
+    A resumed run takes the state the log records (state.json brought up to date), and
+    its first event records what changed since the log's last word.
+    """
     paths = rec.paths
-    previous = read_state(paths.state_file) if resume else None
+    previous = read_projected(paths.state_file, paths.events_file) if resume else None
     if previous is not None:
         rec.state = reopened(previous, identity)
+        take_log_over(rec)
     else:
         now = utc_now()
         rec.state = RunState(
@@ -68,8 +75,21 @@ def begin(
         )
     if not paths.progress_file.exists():
         write_atomic(paths.progress_file, f"# Progress: {paths.name}\n\n")
-    rec.save()
+    # the state the run starts from is the fallback for a state file damaged later
+    rec.save(keep_previous=previous is not None)
+    if previous is None:
+        keep_as_previous(paths.state_file)
     return previous
+
+
+def take_log_over(rec: Recorder) -> None:
+    """Start ``rec``'s changes from what the log records for its stream.
+
+    A log that records no whole state (a session an older version started) gets the
+    whole state with the next event.
+    """
+    recorded = logged_state(rec.paths.events_file, rec.event_tags or None)
+    rec.logged = convert.unstructure(recorded) if recorded is not None else {}
 
 
 def announce_resume(rec: Recorder, previous: RunState) -> None:

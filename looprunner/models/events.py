@@ -29,6 +29,10 @@ class Event:
 
     ``seq`` counts 1, 2, ... per session; ``stage`` is the node id and ``iteration`` the
     1-based iteration where they apply, else None; ``data`` depends on ``type``.
+    ``state`` is what the event changed in ``state.json`` (see
+    :mod:`looprunner.store.projection`): the log is the durable record, and state.json
+    is rebuilt from these changes when it is behind the log. None: no change (or an
+    event written by an older version, whose state.json is never rebuilt).
     """
 
     ts: str
@@ -38,3 +42,4 @@ class Event:
     stage: str | None = None
     iteration: int | None = None
     data: dict[str, Any] = attrs.field(factory=dict)
+    state: dict[str, Any] | None = None

@@ -123,6 +123,10 @@ class RunState:
     usage: TokenUsage | None = None
     #: what the session's agents said they cost, summed (None: unknown, never zero)
     cost_usd: float | None = None
+    #: the last event of the log this state reflects; an event after it that changes the
+    #: state means this file is behind the log (None: written by a version that did not
+    #: keep the log as the record, never rebuilt)
+    seq: int | None = None
 
     @property
     def current(self) -> StageState:

@@ -30,8 +30,8 @@ from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
+from looprunner.store.projection import read_projected
 from looprunner.store.safe import refuse_unsafe
-from looprunner.store.state import read_state
 
 #: how long ``kill`` waits for an engine to end after SIGTERM before using SIGKILL
 KILL_TIMEOUT = 15.0
@@ -66,7 +66,7 @@ def kill(ref: SessionRef, *, in_process: InProcess | None, grace: float | None) 
     lock = stopping.take_over(ref, timeout=timeout, verb="killed")
     try:
         try:
-            state = read_state(ref.paths.state_file)
+            state = read_projected(ref.paths.state_file, ref.paths.events_file)
         except ValueError:
             state = None
         if state is not None and state.agent_pid:
@@ -192,7 +192,7 @@ def _unchanged_since(ref: SessionRef, current: SessionStatus) -> RunState:
     ended the session; resuming it then would contradict the ending they reported.
     """
     try:
-        now = read_state(ref.paths.state_file)
+        now = read_projected(ref.paths.state_file, ref.paths.events_file)
     except ValueError:
         now = None
     seen = current.state

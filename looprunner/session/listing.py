@@ -17,7 +17,7 @@ from looprunner.names import ProjectPaths, is_valid_session_name
 from looprunner.session import observe
 from looprunner.session.ref import Plugins, SessionRef, run_dir_problem
 from looprunner.store import lock as lockmod
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 
 def names_on_disk(paths: ProjectPaths) -> list[str]:
@@ -44,7 +44,7 @@ def recorded_backends(
             state = states[name]
         else:
             try:
-                state = read_state(session.state_file)
+                state = read_projected(session.state_file, session.events_file)
             except ValueError:
                 state = None
         backend = state.backend if state is not None else None

@@ -50,15 +50,15 @@ from looprunner.store import lock as lockmod
 from looprunner.store.diskfault import Marker, recorded_fault
 from looprunner.store.endings import record_ending
 from looprunner.store.events import EventLog
+from looprunner.store.projection import read_projected
 from looprunner.store.safe import unsafe_reason
-from looprunner.store.state import read_state
 
 __all__ = ["KINDS", "CleanupReport", "Problem", "ProblemKind", "cleanup", "scan"]
 
 
-def _state(path: Path) -> RunState | None:
+def _state(session: SessionPaths) -> RunState | None:
     try:
-        return read_state(path)
+        return read_projected(session.state_file, session.events_file)
     except ValueError:
         return None
 
@@ -117,7 +117,7 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
         probe = view.probe
         if view.ours:
             continue  # a live engine (or one starting): nothing here is ours to repair
-        state = _state(session.state_file)
+        state = _state(session)
         if _foreign_host(state):
             continue  # its engine ran on another machine: cannot be judged from here
         alive = state is not None and not state.status.finished and _engine_alive(state)
@@ -270,7 +270,7 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
         lock.release()  # the record stays: the engine on its way must find it
         return attrs.evolve(problem, action="left alone: its engine is starting")
     try:
-        state = _state(session.state_file)
+        state = _state(session)
         if problem.kind == "orphaned_tmux":
             if state is not None and not state.status.finished and _engine_alive(state):
                 return attrs.evolve(problem, action="left alone: its engine is alive")

@@ -32,7 +32,7 @@ from looprunner.store import holders
 from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, rotated, size
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 #: what a listing learned of each backend: its live sessions (None: it cannot tell)
 LiveSessions = MutableMapping[str, "set[str] | None"]
@@ -61,7 +61,7 @@ Recorded = tuple["RunState | None", bool]
 def read_recorded(ref: SessionRef) -> Recorded:
     """Read the session's state file once: its state, and whether it is unreadable."""
     try:
-        return read_state(ref.paths.state_file), False
+        return read_projected(ref.paths.state_file, ref.paths.events_file), False
     except ValueError:
         return None, True
 
@@ -164,7 +164,11 @@ def branch_progress(paths: SessionPaths, state: RunState | None) -> tuple[Branch
     for folder in folders:
         try:
             where = paths.branch(state.current_stage, state.current.id, folder.name)
-            branch = read_state(where.state_file)
+            branch = read_projected(
+                where.state_file,
+                where.events_file,
+                tags={"provider": folder.name, "block": state.current.id},
+            )
         except (ValueError, LooprunnerError):  # not a branch of ours, or unreadable
             continue
         if branch is None or not branch.stages:

@@ -26,7 +26,7 @@ from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, TerminationStrategy
 from looprunner.store import lock as lockmod
 from looprunner.store.logs import last_lines, rotated
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 
 class Plugins:
@@ -118,7 +118,7 @@ class SessionRef:
     def read_state(self) -> RunState | None:
         """Return the recorded state, or None when there is none (or it is unreadable)."""
         try:
-            return read_state(self.paths.state_file)
+            return read_projected(self.paths.state_file, self.paths.events_file)
         except ValueError:
             return None
 

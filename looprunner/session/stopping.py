@@ -26,7 +26,7 @@ from looprunner.errors import ForeignLockError, SessionError
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
-from looprunner.store.state import read_state
+from looprunner.store.projection import read_projected
 
 #: how long a stranger must hold the lock before a command gives up and names it (a
 #: looprunner command of another kind may hold it for an instant)
@@ -106,7 +106,7 @@ def _stop_unlisted_engine(ref: SessionRef, deadline: float) -> None:
     old file, and the state names it.
     """
     try:
-        state = read_state(ref.paths.state_file)
+        state = read_projected(ref.paths.state_file, ref.paths.events_file)
     except ValueError:
         return
     if state is None or state.status.finished:

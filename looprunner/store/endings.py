@@ -4,6 +4,10 @@ Whoever finishes a session — its engine (complete, failed, killed), ``kill`` a
 engine is gone, ``cleanup`` after it died — calls :func:`record_ending` while holding the
 session's lock, so the state and the event log always agree on how a session ended and
 no two writers race.
+
+The ending's event carries what it changed in the state (the log is the durable record,
+:mod:`looprunner.store.projection`): against what the log recorded before it, so that
+the whole log rebuilds the finished state exactly.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from looprunner import convert
 from looprunner.models import RunError, RunState, RunStatus, events
 from looprunner.store.events import EventLog, utc_now
+from looprunner.store.projection import logged_state, state_patch
 from looprunner.store.state import write_state
 
 _EVENT = {
@@ -32,14 +40,27 @@ def record_ending(
     reason: str | None = None,
     error: RunError | None = None,
     data: Mapping[str, Any] | None = None,
+    logged: Mapping[str, Any] | None = None,
 ) -> RunState:
     """Write ``state`` finished as ``status`` and append the matching event; return it.
 
     The event says, per ending: ``session_complete`` its ``reason``;
     ``session_failed`` the error's ``type`` and ``message`` (at the error's iteration);
     ``session_killed`` the iteration it stopped in. ``data`` adds keys of the caller's.
+
+    ``logged`` is the state the log records so far (the engine keeps it); without it,
+    it is read from the log. A state an older version wrote (no ``seq``) gets an event
+    without a state change, as that version's events had.
     """
-    ended = state.ended(status, at=utc_now(), reason=reason, error=error)
+    ended = attrs.evolve(
+        state.ended(status, at=utc_now(), reason=reason, error=error), seq=log.last_seq + 1
+    )
+    change: dict[str, Any] | None = None
+    if state.seq is not None:
+        if logged is None:
+            recorded = logged_state(log.path)
+            logged = convert.unstructure(recorded) if recorded is not None else {}
+        change = state_patch(logged, convert.unstructure(ended))
     write_state(state_file, ended)
     payload: dict[str, Any] = {}
     stage: str | None = ended.current.id
@@ -51,5 +72,5 @@ def record_ending(
         payload.update(type=error.type, message=error.message)
         iteration = error.iteration
     payload.update(data or {})
-    log.append(_EVENT[status], stage=stage, iteration=iteration, data=payload)
+    log.append(_EVENT[status], stage=stage, iteration=iteration, data=payload, state=change)
     return ended

@@ -19,6 +19,7 @@ from typing import Any
 
 from looprunner import convert
 from looprunner.models import Event
+from looprunner.store.atomic import fsync_dir
 from looprunner.store.safe import open_regular
 
 Redact = Callable[[Any], Any]
@@ -69,17 +70,30 @@ class EventLog:
         iteration: int | None = None,
         data: dict[str, Any] | None = None,
         durable: bool = True,
+        state: dict[str, Any] | None = None,
     ) -> Event:
         """Append one event, flushed to disk before returning unless ``durable=False``.
 
         A non-durable event is still written whole (one ``write``), and reaches the disk
-        with the next durable one at the latest.
+        with the next durable one at the latest. ``state`` is what the event changed in
+        state.json (:mod:`looprunner.store.projection`).
         """
         payload = dict(data or {})
         if self._redact is not None:
             payload = self._redact(payload)
+            if state is not None:
+                state = self._redact(state)
         with self._lock:
-            return self._append(type, stage, iteration, payload, durable)
+            return self._append(type, stage, iteration, payload, durable, state or None)
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the last event in the log (0: none yet)."""
+        with self._lock:
+            if self._seq is None:
+                last = last_events(self.path, 1)
+                self._seq = last[-1].seq if last else 0
+            return self._seq
 
     def _append(
         self,
@@ -88,6 +102,7 @@ class EventLog:
         iteration: int | None,
         payload: dict[str, Any],
         durable: bool,
+        state: dict[str, Any] | None = None,
     ) -> Event:
         event = Event(
             ts=utc_now(),
@@ -97,6 +112,7 @@ class EventLog:
             stage=stage,
             iteration=iteration,
             data=payload,
+            state=state,
         )
         line = convert.event_to_json(event).encode() + b"\n"
         if not self._checked_tail:
@@ -116,6 +132,7 @@ class EventLog:
         """
         # 0o666: the umask decides what others may read, as for every file we create
         # never through a symlink or into a FIFO someone put in its place
+        new = durable and not self.path.exists()
         try:
             fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError:
@@ -134,6 +151,8 @@ class EventLog:
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         finally:
             os.close(fd)
+        if new:  # the log's own entry in its folder: once, when the log is made
+            fsync_dir(self.path.parent)
 
 
 def _write_whole(fd: int, line: bytes) -> None:
@@ -162,6 +181,7 @@ class TaggedEventLog(EventLog):
         iteration: int | None = None,
         data: dict[str, Any] | None = None,
         durable: bool = True,
+        state: dict[str, Any] | None = None,
     ) -> Event:
         """Append one event with the branch's tags added to its data."""
         return self.inner.append(
@@ -170,7 +190,13 @@ class TaggedEventLog(EventLog):
             iteration=iteration,
             data={**(data or {}), **self.tags},
             durable=durable,
+            state=state,
         )
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the session log's last event."""
+        return self.inner.last_seq
 
 
 def parse_event_line(raw: bytes) -> Event | None:

@@ -1,10 +1,13 @@
 """``state.json``: written atomically by the engine, read by anyone without locking.
 
-Each write first keeps the current file as ``state.prev.json`` (a hard link, so it costs
-no copy), then replaces ``state.json`` atomically. Atomic replacement already means a
-reader never sees a torn file; the previous version is there for what atomicity cannot
-prevent — a file damaged on disk, or edited by hand — so readers can fall back to the
-last good state instead of failing.
+The event log is the durable record and ``state.json`` its projection
+(:mod:`looprunner.store.projection`): written atomically — a reader never sees a torn
+file — but not fsynced, since a state the disk lost is rebuilt from the log.
+
+A run's first write (and a resumed run's) keeps the current file as ``state.prev.json``
+(a hard link, so it costs no copy). Atomicity cannot prevent a file damaged on disk or
+edited by hand; readers then fall back to that earlier state, which the log brings up to
+date.
 """
 
 from __future__ import annotations
@@ -25,24 +28,32 @@ def previous_path(path: Path) -> Path:
     return path.with_name(PREVIOUS_NAME)
 
 
-def write_state(path: Path, state: RunState, *, durable: bool = True) -> None:
-    """Keep the current state as the previous one, then replace it atomically.
+def write_state(
+    path: Path, state: RunState, *, durable: bool = False, keep_previous: bool = False
+) -> None:
+    """Replace the state atomically; fsynced only if ``durable``.
 
-    A bookkeeping write (``durable=False``: an iteration or agent starting) keeps no new
-    previous version: the one kept by the last durable write is as good a fallback, and
-    the engine makes two such writes per iteration.
+    ``keep_previous`` first keeps the current file as ``state.prev.json``. Only a change
+    no event records (a branch of a parallel block starting or ending) is ``durable``.
     """
-    if durable and path.exists():
-        keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                keep.unlink()
-            os.link(path, keep)
-            keep.replace(previous_path(path))
-        except OSError:  # no hard links, or a disk that refuses: the write below says why
-            with contextlib.suppress(OSError):
-                keep.unlink()
+    if keep_previous:
+        keep_as_previous(path)
     write_atomic(path, convert.state_to_json(state), durable=durable)
+
+
+def keep_as_previous(path: Path) -> None:
+    """Keep the current state file as ``state.prev.json`` (a hard link: no copy)."""
+    if not path.exists():
+        return
+    keep = path.with_name(f"{TEMP_PREFIX}{PREVIOUS_NAME}.{os.getpid()}")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            keep.unlink()
+        os.link(path, keep)
+        keep.replace(previous_path(path))
+    except OSError:  # no hard links, or a disk that refuses: the state stands alone
+        with contextlib.suppress(OSError):
+            keep.unlink()
 
 
 def read_state(path: Path) -> RunState | None:
