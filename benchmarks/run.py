@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -63,6 +64,26 @@ def mean_overhead(session: Session, wall: float) -> float:
     events = read_events(session.paths.events_file)
     durations = [float(e.data["duration"]) for e in events if e.type == "iteration_complete"]
     return (wall - sum(durations)) / max(1, len(durations))
+
+
+def shell_loop_floor(folder: Path, n: int) -> float:
+    """Seconds per iteration of a bash loop that spawns the trivial agent ``n`` times.
+
+    The floor for the gap between two iterations: what spawning the same agent costs
+    with nothing around it, measured in the same run as looprunner's figure.
+    """
+    loop = 'for ((i = 0; i < $1; i++)); do "${@:2}" </dev/null; done'
+    env = {**os.environ, "LOOPRUNNER_STATUS": str(folder / "floor-status.json")}
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-c", loop, "floor", str(n), *TRIVIAL_AGENT], env=env, check=True)
+    return (time.perf_counter() - t0) / n
+
+
+def iteration_gaps(session: Session) -> list[float]:
+    """Wall time between one iteration's start and the next's."""
+    events = read_events(session.paths.events_file)
+    starts = [parse_ts(e.ts) for e in events if e.type == "iteration_start"]
+    return [later - earlier for earlier, later in itertools.pairwise(starts)]
 
 
 def per_iteration_overhead(session: Session) -> list[float]:
@@ -141,6 +162,17 @@ class Bench:
             "<= 10 ms",
             iterations=n,
             mean_ms=ms(mean_overhead(session, wall)),
+        )
+        floor = shell_loop_floor(project, n)
+        gap = median(iteration_gaps(session))
+        self.record(
+            "iteration gap beyond a shell loop",
+            ms(gap - floor),
+            "ms",
+            "<= 3 ms",
+            iterations=n,
+            gap_ms=ms(gap),
+            floor_ms=ms(floor),
         )
 
     def flatness(self) -> None:

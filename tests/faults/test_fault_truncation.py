@@ -10,14 +10,14 @@ What must hold:
 
 * a torn event line is skipped — the events read are exactly the whole lines before
   the cut — and ``count_bad_lines`` reports it;
-* a torn ``state.json`` falls back to the last good state, ``state.prev.json``; without
-  one the health is ``unknown`` ("state.json cannot be read"), never a traceback.
+* a torn ``state.json`` is rebuilt from the log, exactly (from ``state.prev.json``
+  brought forward, or from the log alone); with no log either the health is
+  ``unknown`` ("state.json cannot be read"), never a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from looprunner import Session, convert
+from looprunner import Session, SessionError, convert
 from looprunner.models import Event, Health
 from looprunner.names import ProjectPaths
 from looprunner.store.events import count_bad_lines, parse_event_line, read_events
@@ -124,9 +124,9 @@ def test_events_cut_at_every_offset_read_as_the_whole_lines_before_the_cut(proje
 
 
 @pytest.mark.parametrize("keep_previous", [True, False], ids=["with-prev", "without-prev"])
-def test_state_cut_at_every_offset_falls_back_to_the_last_good_state(
-    project, finished_run, keep_previous
-):
+def test_state_cut_at_every_offset_is_rebuilt_from_the_log(project, finished_run, keep_previous):
+    """The log is the record: a cut state.json is rebuilt from it, exactly, with or
+    without ``state.prev.json`` (the run's first state, which the log brings forward)."""
     size = len((finished_run / "state.json").read_bytes())
     seqs = [e.seq for e in read_events(finished_run / "events.jsonl")]
     cuts = {}
@@ -146,20 +146,22 @@ def test_state_cut_at_every_offset_falls_back_to_the_last_good_state(
         previous = convert.state_from_json(renamed(finished_run, "state.prev.json", name).decode())
         assert previous != state and previous.session == name
         status = listed[name]
-        if offset >= size - 1:  # nothing cut, or only the final newline
-            assert status.state == state and status.health is Health.COMPLETE, where
-        elif keep_previous:
-            assert status.state == previous, where
-            assert status.health is Health.CRASHED, (where, status)
-        else:
-            assert status.state is None, where
-            assert status.health is Health.UNKNOWN, where
-            assert status.detail == "state.json cannot be read", where
+        assert status.state == state and status.health is Health.COMPLETE, where
         session = Session(name, project)
         assert [e.seq for e in session.events()] == seqs, where
         if n % 4 == 0:  # output() asks tmux again: a sample is enough
             source, lines = session.output(20)
             assert source == "engine.log" and lines, where
+
+
+def test_a_cut_state_without_a_log_to_rebuild_it_reads_as_unknown(project, finished_run):
+    """Nothing to rebuild from (the log gone too): health unknown, never a traceback."""
+    full = renamed(finished_run, "state.json", "nolog")
+    replace = {"state.json": full[: len(full) // 2], "state.prev.json": None, "events.jsonl": None}
+    plant(project, finished_run, "nolog", replace)
+    status = Session("nolog", project).status()
+    assert status.state is None and status.health is Health.UNKNOWN
+    assert status.detail == "state.json cannot be read"
 
 
 def test_a_sample_of_cuts_through_the_command_line(project, finished_run):
@@ -176,13 +178,16 @@ def test_a_sample_of_cuts_through_the_command_line(project, finished_run):
         "st-empty": ("state.json", lambda data: b""),
         "st-half": ("state.json", lambda data: data[: len(data) // 2]),
         "st-half-no-prev": ("state.json", lambda data: data[: len(data) // 2]),
+        "st-half-no-log": ("state.json", lambda data: data[: len(data) // 2]),
         "st-no-final-newline": ("state.json", lambda data: data[:-1]),
     }
     samples: dict[str, dict[str, bytes | None]] = {}
     for name, (file, cut) in cutters.items():
         samples[name] = {file: cut(renamed(finished_run, file, name))}
-        if name.endswith("no-prev"):
+        if name.endswith(("no-prev", "no-log")):
             samples[name]["state.prev.json"] = None
+        if name.endswith("no-log"):
+            samples[name]["events.jsonl"] = None
         plant(project, finished_run, name, samples[name])
     commands = {
         (name, what): subprocess.Popen(
@@ -209,14 +214,12 @@ def test_a_sample_of_cuts_through_the_command_line(project, finished_run):
         status = json.loads(answers[name, "status"])
         tail = [json.loads(line) for line in answers[name, "tail"].splitlines()]
         cut = replace.get("events.jsonl") or renamed(finished_run, "events.jsonl", name)
-        if name == "ev-empty":
+        if name in ("ev-empty", "st-half-no-log"):
             cut = b""
         assert [e["seq"] for e in tail] == [e.seq for e in whole_events(cut)[0]], name
-        if name == "st-half-no-prev":
+        if name == "st-half-no-log":  # nothing left to rebuild it from
             assert status["health"] == "unknown", status
-        elif name.startswith("st-") and name != "st-no-final-newline":
-            assert status["health"] == "crashed" and status["status"] == "running", status
-        else:
+        else:  # a cut state is rebuilt from the log
             assert status["health"] == "complete", (name, status)
         assert name in answers[name, "monitor"]
     done, listed = cli_json(project, "list")
@@ -232,19 +235,16 @@ def test_a_sample_of_cuts_through_the_command_line(project, finished_run):
     assert text.returncode == 0 and "st-half-no-prev" in text.stdout
 
 
-def test_a_torn_state_of_a_finished_run_resumes_without_repeating_an_iteration(
-    project, finished_run
-):
+def test_a_torn_state_of_a_finished_run_is_rebuilt_and_not_run_again(project, finished_run):
     full = (finished_run / "state.json").read_bytes()
     plant(project, finished_run, "torn", {"state.json": full[: len(full) // 3]})
-    shutil.copytree(
-        finished_run / "stage-00-work", project / ".claude/pipeline-runs/torn/stage-00-work"
-    )
     session = Session("torn", project)
-    assert session.status().health is Health.CRASHED, "the last good state was running"
-    session.resume()
-    final = session.wait(timeout=60)
-    assert final.health is Health.COMPLETE
+    status = session.status()
+    assert status.health is Health.COMPLETE, "the log says the run completed"
+    assert status.state == convert.state_from_json(
+        renamed(finished_run, "state.json", "torn").decode()
+    )
+    with pytest.raises(SessionError, match="already completed"):
+        session.resume()
     done = [(e.stage, e.iteration) for e in session.events() if e.type == "iteration_complete"]
     assert done == [("work", 1), ("work", 2), ("work", 3)]
-    assert convert.state_from_json(session.paths.state_file.read_text()).status == "complete"
