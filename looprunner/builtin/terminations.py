@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 from typing import ClassVar
 
-from looprunner.engine.prompt import render
 from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models import Decision, Termination
 from looprunner.protocols import StageProgress
@@ -98,6 +97,8 @@ class QueueTermination:
         """Run the queue command; return its non-empty output lines."""
         assert self.spec.queue_command
         values = {"SESSION_NAME": progress.session, "SESSION": progress.session}
+        from looprunner.engine.prompt import render  # only when a queue is counted
+
         argv = [render(arg, values) for arg in self.spec.queue_command]
         try:
             result = subprocess.run(

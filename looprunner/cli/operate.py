@@ -129,11 +129,11 @@ def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
         backlog = list(session.events(last=lines)) if lines > 0 else []
     else:
         backlog = list(session.events())
-    from looprunner import convert
+    from looprunner.store.records import event_to_dict
 
     def show(event: Event) -> None:
         if ctx.json:
-            click.echo(json.dumps(convert.unstructure(event), separators=(",", ":")))
+            click.echo(json.dumps(event_to_dict(event), separators=(",", ":")))
         else:
             click.echo(describe(event))
 

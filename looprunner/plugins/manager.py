@@ -16,12 +16,12 @@ from typing import Any
 import pluggy
 
 from looprunner._version import __version__
+from looprunner.builtin.catalog import BUILTIN_NAME
 from looprunner.errors import PluginError
 from looprunner.plugins import hookspecs
 from looprunner.plugins.registry import Registries
 
 AUTOLOAD_ENV = "LOOPRUNNER_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_NAME = "looprunner.builtin"
 DISABLED_ENV = "LOOPRUNNER_DISABLED_PLUGINS"
 
 

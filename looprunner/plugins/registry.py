@@ -125,30 +125,34 @@ class Registries:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
 
+    def _fill(self, hook_name: str, registry: F) -> F:
+        """Fill ``registry`` by calling each implementation of ``hook_name``."""
+        return _fill(self.pm, hook_name, registry)
+
     @functools.cached_property
     def stage_types(self) -> Registry[StageType]:
         """The stage types (``register_stage_types``)."""
-        return _fill(self.pm, "register_stage_types", Registry[StageType]("stage type"))
+        return self._fill("register_stage_types", Registry[StageType]("stage type"))
 
     @functools.cached_property
     def providers(self) -> Registry[Provider]:
         """The providers (``register_providers``)."""
-        return _fill(self.pm, "register_providers", Registry[Provider]("provider"))
+        return self._fill("register_providers", Registry[Provider]("provider"))
 
     @functools.cached_property
     def terminations(self) -> Registry[TerminationStrategy]:
         """The termination strategies (``register_terminations``)."""
-        return _fill(self.pm, "register_terminations", Registry[TerminationStrategy]("termination"))
+        return self._fill("register_terminations", Registry[TerminationStrategy]("termination"))
 
     @functools.cached_property
     def backends(self) -> Registry[Backend]:
         """The backends (``register_backends``)."""
-        return _fill(self.pm, "register_backends", Registry[Backend]("backend"))
+        return self._fill("register_backends", Registry[Backend]("backend"))
 
     @functools.cached_property
     def stage_folders(self) -> FolderRegistry:
         """The folders of stage definitions plugins ship (``register_stage_folders``)."""
-        return _fill(self.pm, "register_stage_folders", FolderRegistry())
+        return self._fill("register_stage_folders", FolderRegistry())
 
     def by_kind(self) -> dict[str, Listing]:
         """Return the class registries keyed by the plural used in ``plugins --json``."""

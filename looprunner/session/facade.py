@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pluggy
-
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
 from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
@@ -24,6 +22,8 @@ from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
 from looprunner.store.logs import size
 
 if TYPE_CHECKING:
+    import pluggy
+
     from looprunner.engine.loop import Engine
     from looprunner.plugins.registry import Registries
     from looprunner.views.display import SessionList

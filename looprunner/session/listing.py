@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from looprunner import convert
 from looprunner.errors import LooprunnerError, SessionNotFoundError
 from looprunner.models import RunState, SessionStatus
 from looprunner.names import ProjectPaths, is_valid_session_name
@@ -18,6 +17,7 @@ from looprunner.session import observe
 from looprunner.session.ref import Plugins, SessionRef, run_dir_problem
 from looprunner.store import lock as lockmod
 from looprunner.store.projection import read_projected
+from looprunner.store.records import unstructure
 
 
 def names_on_disk(paths: ProjectPaths) -> list[str]:
@@ -87,7 +87,7 @@ def not_found(name: str, project: str | Path) -> SessionNotFoundError:
 def as_dict(status: SessionStatus) -> dict[str, Any]:
     """Return the ``--json`` shape of a status: state.json's fields, health, resources."""
     data: dict[str, Any] = (
-        dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
+        dict(unstructure(status.state)) if status.state else {"session": status.session}
     )
     data["health"] = status.health.value
     data["resources"] = {
@@ -96,10 +96,10 @@ def as_dict(status: SessionStatus) -> dict[str, Any]:
         "tmux": status.resources.tmux,
     }
     data["detail"] = status.detail
-    data["branches"] = [convert.unstructure(b) for b in status.branches]
+    data["branches"] = [unstructure(b) for b in status.branches]
     if status.state is None and status.fault is not None:  # a run folder deleted under it
         data["status"] = "failed"
-        data["error"] = convert.unstructure(status.fault)
+        data["error"] = unstructure(status.fault)
     if status.lock is not None:
-        data["lock_info"] = convert.unstructure(status.lock)
+        data["lock_info"] = unstructure(status.lock)
     return data

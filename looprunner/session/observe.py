@@ -8,11 +8,12 @@ once; a listing passes in what one question per backend already answered.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 
-from looprunner import convert, procinfo
+from looprunner import procinfo
 from looprunner.errors import LooprunnerError, SessionNotFoundError, SessionTimeoutError
 from looprunner.health import derive_health
 from looprunner.models import (
@@ -24,11 +25,12 @@ from looprunner.models import (
     Resources,
     RunState,
     SessionStatus,
+    Termination,
 )
 from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
 from looprunner.session.ref import Plugins, SessionRef
-from looprunner.store import holders
+from looprunner.store import holders, records
 from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, rotated, size
@@ -307,6 +309,8 @@ def tail(ref: SessionRef, *, follow_on: bool, interval: float, offset: int) -> I
 
 def pipeline(ref: SessionRef) -> Pipeline:
     """Return the resolved pipeline the session runs (its run's ``pipeline.yaml``)."""
+    from looprunner import convert  # the YAML reader: only the commands that need it
+
     return convert.load_resolved_pipeline(ref.paths.pipeline_file)
 
 
@@ -316,15 +320,13 @@ def queue_remaining(ref: SessionRef) -> int | None:
     if state is None or not ref.paths.pipeline_file.exists():
         return None
     try:
-        nodes = pipeline(ref).nodes
-        node = nodes[min(state.current_stage, len(nodes) - 1)]
-        spec = node.stage.termination
+        spec, cap = _current_termination(ref, state.current_stage)
         termination = ref.plugins.termination(spec.type)(spec)
         if not isinstance(termination, QueueCounting):
             return None
         progress = StageProgress(
             completed=state.iteration_completed,
-            cap=node.cap,
+            cap=cap,
             history=(),
             project=ref.project,
             session=ref.name,
@@ -332,3 +334,22 @@ def queue_remaining(ref: SessionRef) -> int | None:
         return len(termination.remaining(progress))
     except Exception:  # a plugin's queue that cannot be asked must not break status
         return None
+
+
+def _current_termination(ref: SessionRef, index: int) -> tuple[Termination, int]:
+    """Return node ``index``'s termination and iteration cap, reading as little as may be.
+
+    ``pipeline.yaml`` is written as JSON: its one termination is read from that without
+    the YAML reader or the converter (``status`` reads it every time). A file written by
+    hand or by an older version is read whole.
+    """
+    try:
+        data = json.loads(ref.paths.pipeline_file.read_text(encoding="utf-8"))
+        nodes = data["nodes"]
+        node = nodes[min(index, len(nodes) - 1)]
+        spec = records.structure(node["stage"]["termination"], Termination)
+        return spec, spec.cap(node.get("max_iterations"))
+    except (ValueError, KeyError, TypeError, IndexError):
+        whole = pipeline(ref).nodes
+        chosen = whole[min(index, len(whole) - 1)]
+        return chosen.stage.termination, chosen.cap

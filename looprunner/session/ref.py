@@ -14,19 +14,21 @@ import functools
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pluggy
-
+from looprunner.builtin.catalog import BuiltinRegistries
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import LooprunnerError, SessionConflictError
 from looprunner.models import RunState
 from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
-from looprunner.plugins.manager import make_plugin_manager
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, TerminationStrategy
 from looprunner.store import lock as lockmod
 from looprunner.store.logs import last_lines, rotated
 from looprunner.store.projection import read_projected
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 class Plugins:
@@ -48,6 +50,8 @@ class Plugins:
     def registries(self) -> Registries:
         """The stage types, providers, terminations and backends available."""
         if self._registries is None:
+            from looprunner.plugins.manager import make_plugin_manager
+
             self._registries = Registries(self._pm or make_plugin_manager())
         return self._registries
 
@@ -98,7 +102,7 @@ class Plugins:
 @functools.cache
 def _builtin_registries() -> Registries:
     """Return the built-ins alone: what they register never changes within a process."""
-    return Registries(make_plugin_manager(autoload=False))
+    return BuiltinRegistries()
 
 
 class SessionRef:

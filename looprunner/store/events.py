@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from looprunner import convert
 from looprunner.models import Event
 from looprunner.store.atomic import fsync_dir
+from looprunner.store.records import event_from_dict
 from looprunner.store.safe import open_regular
 
 Redact = Callable[[Any], Any]
@@ -114,6 +114,8 @@ class EventLog:
             data=payload,
             state=state,
         )
+        from looprunner import convert  # the engine's: commands that only read never load it
+
         line = convert.event_to_json(event).encode() + b"\n"
         if not self._checked_tail:
             # Only the first append can follow a torn line (a previous engine's crash, or
@@ -203,7 +205,7 @@ def parse_event_line(raw: bytes) -> Event | None:
     """Parse one line; None for a torn or foreign line."""
     try:
         data = json.loads(raw)
-        return convert.event_from_dict(data) if isinstance(data, dict) else None
+        return event_from_dict(data) if isinstance(data, dict) else None
     except Exception:
         return None
 

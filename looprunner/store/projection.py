@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from looprunner import convert
 from looprunner.models import Event, RunState
 from looprunner.store.events import iter_events, last_events
 from looprunner.store.state import read_state
@@ -88,6 +87,8 @@ def fold(
     Without a ``base``, the first patch must carry a whole state (a session's first
     event does); if none does, there is nothing to rebuild from and None is returned.
     """
+    from looprunner import convert  # only a rebuild needs it: a current state never does
+
     state: dict[str, Any] | None = convert.unstructure(base) if base is not None else None
     seq = None
     for event in changes:

@@ -16,9 +16,9 @@ import contextlib
 import os
 from pathlib import Path
 
-from looprunner import convert
 from looprunner.models import RunState
 from looprunner.store.atomic import TEMP_PREFIX, write_atomic
+from looprunner.store.records import state_from_json
 
 PREVIOUS_NAME = "state.prev.json"
 
@@ -36,6 +36,8 @@ def write_state(
     ``keep_previous`` first keeps the current file as ``state.prev.json``. Only a change
     no event records (a branch of a parallel block starting or ending) is ``durable``.
     """
+    from looprunner import convert  # the engine's: commands that only read never load it
+
     if keep_previous:
         keep_as_previous(path)
     write_atomic(path, convert.state_to_json(state), durable=durable)
@@ -76,10 +78,10 @@ def read_state(path: Path) -> RunState | None:
     error: ValueError = ValueError(f"{path} cannot be read")
     if text is not None:
         try:
-            return convert.state_from_json(text)
+            return state_from_json(text)
         except ValueError as exc:
             error = exc
     try:
-        return convert.state_from_json(previous_path(path).read_text(encoding="utf-8"))
+        return state_from_json(previous_path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         raise error from None
