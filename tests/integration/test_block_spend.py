@@ -62,9 +62,7 @@ def test_what_the_providers_of_a_block_spent_is_in_the_sessions_totals(
     assert "$2.4" in cli("status", "sum").stdout
 
 
-def test_a_session_budget_reached_inside_a_block_ends_the_session(
-    project: Path, cli: Cli
-) -> None:
+def test_a_session_budget_reached_inside_a_block_ends_the_session(project: Path, cli: Cli) -> None:
     stage_with(project, {"default": [{"status": PAID}]}, iterations=3, extra="")
     block_pipeline(project, "budget:\n  max_cost_usd: 1.0\n")
     done = cli("start", "cap", "--pipeline", "blk", "--foreground")
