@@ -67,6 +67,7 @@ COMMANDS = {
     "completion": "define:completion",
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
+    "skill": "skill:skill",
 }
 
 
