@@ -68,6 +68,7 @@ COMMANDS = {
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
     "skill": "skill:skill",
+    "mcp": "mcp_server:mcp",
 }
 
 
