@@ -62,7 +62,7 @@ def test_a_conflict_on_start_offers_the_same_start_with_force(tmp_path):
             "looprunner",
             "--json",
             "--project",
-            "/p",
+            str(tmp_path),
             "start",
             "auth",
             "--stage",
