@@ -134,6 +134,8 @@ def start(
     """
     check(ref, pipeline)
     wanted = pipeline.wants_worktree if worktree is None else worktree
+    if wanted != pipeline.wants_worktree:  # pipeline.yaml says what ran (restart reads it)
+        pipeline = worktrees.asking(pipeline, wanted)
     planned = worktrees.plan(ref.project, ref.name) if wanted else None
     lock = take_lock(ref, "started")
     try:

@@ -28,7 +28,7 @@ import attrs
 
 from looprunner import gitrepo
 from looprunner.errors import WorktreeDirtyError, WorktreeError, WorktreeRefusedError
-from looprunner.models import Worktree, WorktreeStatus
+from looprunner.models import Pipeline, Worktree, WorktreeStatus
 from looprunner.names import ProjectPaths
 from looprunner.store.worktree import read_worktree
 
@@ -79,6 +79,15 @@ class WorktreePlan:
         if self.action == "checkout":
             return f"{self.path}: existing branch {self.branch} ({short}) checked out"
         return f"{self.path}: reused, on branch {self.branch} ({short})"
+
+
+def asking(pipeline: Pipeline, wanted: bool) -> Pipeline:
+    """Return ``pipeline`` asking for a worktree or not, whatever its stages said."""
+    nodes = tuple(
+        attrs.evolve(node, stage=attrs.evolve(node.stage, worktree=False))
+        for node in pipeline.nodes
+    )
+    return attrs.evolve(pipeline, nodes=nodes, worktree=wanted)
 
 
 def plan(project: Path, session: str) -> WorktreePlan:

@@ -8,7 +8,6 @@ the engine told it to.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from tests.conftest import tree
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-AGENT = '''
+AGENT = """
 import json, os, pathlib, subprocess, sys
 it = os.environ["LOOPRUNNER_ITERATION"]
 here = pathlib.Path.cwd()
@@ -38,7 +37,7 @@ subprocess.run(["git", "add", f"agent-{it}.json"], check=True)
 subprocess.run(["git", "commit", "-q", "-m", f"iteration {it}"], check=True)
 pathlib.Path(os.environ["LOOPRUNNER_STATUS"]).write_text(json.dumps(
     {"decision": "continue", "reason": "more", "summary": f"committed {it}"}))
-'''
+"""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -136,6 +135,8 @@ def test_the_agents_work_in_the_worktree_on_the_sessions_branch(
     # the context files stay in the project's run folder, where the agent was told
     run_dir = project / ".claude" / "pipeline-runs" / "wt"
     assert (run_dir / "stage-00-work" / "iterations" / "002" / "status.json").is_file()
+    # what ran is what the run folder's pipeline says: a restart runs it the same way
+    assert Session("wt", project).pipeline().wants_worktree
     recorded = state_of(project, "wt")
     assert recorded["status"] == "complete"
     assert recorded["worktree"] == {
@@ -223,7 +224,9 @@ def test_dry_run_shows_the_worktree_it_would_create_and_creates_nothing(
     shown = cli("dry-run", "--stage", "work", "--worktree", "--name", "wt")
     assert shown.returncode == 0, shown.stderr
     assert f"worktree: {worktree}: new branch looprunner/wt from HEAD ({base[:12]})" in shown.stdout
-    data = json.loads(cli("--json", "dry-run", "--stage", "work", "--worktree", "--name", "wt").stdout)
+    data = json.loads(
+        cli("--json", "dry-run", "--stage", "work", "--worktree", "--name", "wt").stdout
+    )
     assert data["worktree"]["action"] == "create"
     assert data["worktree"]["path"] == str(worktree)
     assert not worktree.parent.exists()
@@ -326,4 +329,4 @@ def test_a_pipeline_built_in_python_runs_in_a_worktree_when_it_says_so(
     status = session.worktree()
     assert status is not None
     assert (status.branch, status.ahead, status.present) == ("looprunner/wt", 1, True)
-    assert os.path.isfile(project / ".looprunner" / "worktrees" / "wt" / "agent-1.json")
+    assert (project / ".looprunner" / "worktrees" / "wt" / "agent-1.json").is_file()
