@@ -16,24 +16,24 @@ import pluggy
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
-from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage, WorktreeStatus
+from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
 from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
+from looprunner.session.worktree_methods import WorktreeMethods
 from looprunner.store.logs import size
 
 if TYPE_CHECKING:
     from looprunner.engine.loop import Engine
     from looprunner.plugins.registry import Registries
-    from looprunner.session.worktrees import WorktreePlan, WorktreeRemoval
     from looprunner.views.display import SessionList
 
 # The engine, launching, control and the views load on first use: looking at a session
 # (``status``, ``list``) is the common case and needs none of them.
 
 
-class Session:
+class Session(WorktreeMethods):
     """One named session in a project.
 
     Parameters
@@ -133,9 +133,8 @@ class Session:
     ) -> Session:
         """Start a session running ``pipeline`` and return it.
 
-        ``worktree=True`` runs its agents in a git worktree of their own,
-        ``PROJECT/.looprunner/worktrees/NAME`` on branch ``looprunner/NAME``; None (the
-        default) does as the pipeline or its stages say (``worktree: true``).
+        ``worktree=True``: its agents work in a git worktree of their own (None: as the
+        pipeline says); see :mod:`looprunner.session.worktrees`.
 
         With a backend that runs the engine elsewhere (``tmux``, a plugin's) this returns
         once the engine holds the lock and has recorded ``running``; with ``inline`` it
@@ -148,8 +147,6 @@ class Session:
             The session is running, or has a run directory and ``force`` is not set.
         ConfigError, ProviderError, WorktreeRefusedError
             The pipeline (or its worktree) cannot be run here; nothing was written.
-        WorktreeDirtyError
-            Its worktree is there already, with uncommitted changes.
         """
         from looprunner.session import launch
 
@@ -169,46 +166,6 @@ class Session:
             worktree=worktree,
         )
         return session
-
-    def plan_worktree(
-        self, pipeline: Pipeline, worktree: bool | None = None
-    ) -> WorktreePlan | None:
-        """Return the worktree a start of ``pipeline`` would make or reuse (None: none).
-
-        Changes nothing; raises what the start would raise (``WorktreeRefusedError``).
-        """
-        from looprunner.session import worktrees
-
-        wanted = pipeline.wants_worktree if worktree is None else worktree
-        return worktrees.plan(self.project, self.name) if wanted else None
-
-    def worktree(self) -> WorktreeStatus | None:
-        """Return the session's worktree as it is now (commits ahead, changes), or None."""
-        from looprunner.session import worktrees
-
-        state = self._ref.read_state()
-        recorded = state.worktree if state is not None else None
-        return worktrees.look(self.project, recorded) if recorded is not None else None
-
-    def remove_worktree(self) -> WorktreeRemoval | None:
-        """Remove the worktree of this session's finished run, unless it holds work.
-
-        Kept (and the reason given) while it has uncommitted changes; its branch always
-        stays. None when the run used no worktree.
-
-        Raises
-        ------
-        SessionConflictError
-            The session is running.
-        """
-        from looprunner.errors import SessionConflictError
-        from looprunner.session import worktrees
-
-        if self.status().health is Health.RUNNING:
-            raise SessionConflictError(
-                f"session {self.name!r} is running; its worktree stays", session=self.name
-            )
-        return worktrees.remove(self.project, self.paths.run_dir)
 
     def check(self, pipeline: Pipeline) -> None:
         """Raise if ``pipeline`` cannot run here (unknown type or provider, bad options, ...).
