@@ -119,6 +119,11 @@ def definition_options(f: F) -> F:
             is_flag=True,
             help="A judge agent decides judgment stages (scripts/prompts/judge.md if present).",
         ),
+        click.option(
+            "--worktree",
+            is_flag=True,
+            help="Agents work in a git worktree of their own (.looprunner/worktrees/NAME).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -172,6 +177,7 @@ def start(
     context: str | None,
     runs: int | None,
     judge: bool,
+    worktree: bool,
     force: bool,
     foreground: bool,
     backend: str | None,
@@ -193,7 +199,9 @@ def start(
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
     with engine_output(ctx):
-        session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+        session = Session.start(
+            name, resolved, ctx.project, backend=chosen, force=force, worktree=worktree or None
+        )
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
     if ctx.json:

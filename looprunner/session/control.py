@@ -24,7 +24,7 @@ from looprunner.errors import (
 )
 from looprunner.models import Health, RunState, RunStatus, SessionStatus
 from looprunner.protocols import Backend, EngineFactory, InProcess, describe
-from looprunner.session import launch, observe, stopping
+from looprunner.session import launch, observe, stopping, worktrees
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
@@ -155,6 +155,9 @@ def resume(
     lock = launch.take_lock(ref, "resumed")
     try:
         decided = _ready_to_launch(ref, runner, current)
+        recorded = worktrees.recorded(ref.paths.run_dir)
+        if recorded is not None:  # the same worktree, made again from its branch if gone
+            worktrees.reattach(ref.project, ref.name, recorded)
     except BaseException:
         lock.release(remove=True)  # with it goes the record of a launch that will not happen
         raise
