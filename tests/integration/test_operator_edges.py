@@ -96,3 +96,22 @@ def test_menu_asks_again_for_a_bad_name_or_cap_and_keeps_the_other_answers(
     assert done.state is not None
     assert [(s.stage, s.max_iterations) for s in done.state.stages] == [("work", 2)]
     assert "looprunner: error" not in menu.seen
+
+
+def test_wait_kill_resume_and_the_viewers_answer_a_name_alike(
+    project: Path, make_stage, cli
+) -> None:
+    make_stage("work", termination={"type": "fixed", "iterations": 1})
+    assert cli("start", "auth", "--stage", "work", "--foreground").returncode == 0
+    commands = ("wait", "kill", "resume", "status")  # status: what the viewers share
+    forms = {"Bad.Name": 2, "nope": 4, "pipeline-auth": 4}  # the last: what `tmux ls` shows
+    for name, code in forms.items():
+        answers = {command: cli(command, name) for command in commands}
+        lines = {answer.stderr for answer in answers.values()}
+        assert len(lines) == 1, (name, lines)  # every command says the same
+        line = lines.pop()
+        assert line.count("\n") == 1 and line.startswith("looprunner: error: "), line
+        assert repr(name) in line, line
+        assert {a.returncode for a in answers.values()} == {code}, name
+    told = cli("kill", "pipeline-auth", "-y").stderr
+    assert "tmux session of session 'auth'" in told, told
