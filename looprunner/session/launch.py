@@ -341,7 +341,11 @@ def spawn(
             return
         try:
             fifo = handoff.create(ref.paths.run_dir)
-            runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            try:
+                runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            except BaseException:
+                handoff.discard(fifo)  # a refused launch leaves nothing behind
+                raise
             handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
             if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
                 runner.stop(ref.name, ref.project)
@@ -358,6 +362,8 @@ def spawn(
 
 def withdraw(ref: SessionRef, token: str) -> None:
     """Remove a launch's record from the lock file, if the lock is free and it is there."""
+    if not ref.paths.lock_file.exists():
+        return  # nothing to withdraw; acquiring would create an empty lock file
     lock = lockmod.SessionLock(ref.paths.lock_file)
     try:
         if not lock.acquire(timeout=0):
