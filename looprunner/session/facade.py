@@ -8,7 +8,7 @@ plugins (registries, backends) to the engine and the store; the work itself live
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,8 @@ import pluggy
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
-from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
-from looprunner.names import ProjectPaths, SessionPaths
+from looprunner.models import Event, Health, Pipeline, RemovalReport, RunInfo, SessionStatus, Stage
+from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
@@ -38,7 +38,9 @@ class Session:
     Parameters
     ----------
     name:
-        The session name (validated: lower-case letters, digits, single hyphens).
+        The session name (validated: lower-case letters, digits, single hyphens), or an
+        earlier run's full name (``auth.20261129T163736``, see :meth:`runs`): that one
+        can be looked at and removed, not started, resumed, restarted or killed.
     project:
         The project folder; state lives in its ``.claude/`` (or ``LOOPRUNNER_STATE_DIR``).
     plugin_manager:
@@ -90,6 +92,11 @@ class Session:
     def registries(self) -> Registries:
         """The stage types, providers, terminations and backends this session can use."""
         return self._ref.plugins.registries
+
+    @property
+    def kept(self) -> bool:
+        """True when this names an earlier run kept aside, not a session."""
+        return self._ref.kept is not None
 
     @property
     def in_process(self) -> bool:
@@ -145,7 +152,7 @@ class Session:
         """
         from looprunner.session import launch
 
-        session = cls(name, project, plugin_manager=plugin_manager)
+        session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
         if isinstance(pipeline, Stage):
             pipeline = Pipeline.loop(pipeline)
         runner = session._runner(backend)
@@ -303,6 +310,7 @@ class Session:
         SessionError
             If the session's backend has no live session to attach to, or cannot attach.
         """
+        self._ref.refuse_kept("attached to")
         current = self.status()
         backend = self._ref.backend(current.state)
         if not current.resources.tmux or not isinstance(backend, Attachable):
@@ -333,6 +341,7 @@ class Session:
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("killed")
         return control.kill(self._ref, in_process=self._in_process, grace=grace)
 
     def resume(
@@ -357,6 +366,7 @@ class Session:
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("resumed")
         chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
         runner = self._runner(chosen)
         control.resume(
@@ -368,7 +378,57 @@ class Session:
         )
         return self
 
+    def restart(
+        self,
+        *,
+        backend: str | Backend | None = None,
+        background: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Start this finished (or crashed) session again with the pipeline it ran.
+
+        Its recorded ``pipeline.yaml``, on its recorded backend unless another is given;
+        the old run moved aside as ``start(force=True)`` does. Raises
+        :class:`SessionConflictError` if it is live, :class:`SessionError` if its run
+        recorded no ``pipeline.yaml``.
+        """
+        from looprunner.session import restart
+
+        self._ref.refuse_kept("restarted")
+        chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
+        runner = self._runner(chosen)
+        restart.restart(
+            self._ref, runner, env=env, engine_factory=self._make_engine, background=background
+        )
+        return self
+
     # ------------------------------------------------------------------ listing
+
+    @classmethod
+    def runs(cls, project: str | Path = ".", session: str | None = None) -> list[RunInfo]:
+        """Return the earlier runs ``start --force`` kept aside (all, or ``session``'s)."""
+        from looprunner.session import runs
+
+        return runs.kept_runs(ProjectPaths.of(project), Plugins(), session)
+
+    @classmethod
+    def remove(
+        cls,
+        names: Sequence[str],
+        project: str | Path = ".",
+        *,
+        confirm: Callable[[tuple[RunInfo, ...]], bool] | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> RemovalReport:
+        """Remove finished sessions and earlier runs by name: all of them, or none.
+
+        ``confirm`` is asked once, with every run about to go; False removes nothing. A
+        live or unfinished session raises :class:`SessionConflictError`, an unknown name
+        :class:`SessionNotFoundError`, and nothing is removed.
+        """
+        from looprunner.session import removal
+
+        return removal.remove(project, names, plugins=Plugins(plugin_manager), confirm=confirm)
 
     @classmethod
     def names_on_disk(cls, project: str | Path = ".") -> list[str]:
