@@ -54,6 +54,10 @@ COMMANDS = {
     "completion": "define:completion",
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
+    "runs": "runs:runs",
+    "rm": "runs:rm",
+    "prune": "runs:prune",
+    "restart": "runs:restart",
 }
 
 
