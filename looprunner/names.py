@@ -92,8 +92,9 @@ def validate_run_name(name: str) -> str:
     """
     if isinstance(name, str) and "." in name and split_kept_run(name) is None:
         raise InvalidSessionNameError(
-            f"invalid name {name[:60]!r}: a session name, or an earlier run's full name "
-            "as 'looprunner runs' lists it (e.g. 'auth.20261129T163736')"
+            f"invalid session name {name[:60]!r}: use lower-case letters, digits and single "
+            "hyphens (e.g. 'billing-refactor'), or an earlier run's full name as "
+            "'looprunner runs' lists it (e.g. 'auth.20261129T163736')"
         )
     return name if split_kept_run(name) is not None else validate_session_name(name)
 

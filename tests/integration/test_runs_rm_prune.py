@@ -90,7 +90,7 @@ def test_a_kept_runs_name_is_checked_strictly(project: Path, make_stage, cli) ->
     for case, (command, *extra) in zip(BAD_NAMES, COMMANDS, strict=True):
         refused = cli(command, case.name, *extra)
         assert refused.returncode == 2, (case.test_id, command, refused.stderr)  # ...never these
-        assert "invalid name" in refused.stderr
+        assert "invalid session name" in refused.stderr
     assert tree(project) == before
 
 
