@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli.answers import cleanup_answer, session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
 from looprunner.errors import UsageError
 from looprunner.models import Health
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views import hints
 
 if TYPE_CHECKING:
     from looprunner.models import Problem
@@ -67,7 +69,8 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
     foreground = session.in_process
     after = session.status()
     if ctx.json:
-        emit_json(as_dict(after))
+        running = after.health is Health.RUNNING
+        emit_json(session_answer(after, hints.after_start(name) if running else None))
     else:
         state = before.state
         where = (
@@ -117,22 +120,7 @@ def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
     if fix and report.problems:
         report = run_cleanup(ctx.project, fix=True, kinds=kinds, confirm=confirm)
     if ctx.json:
-        emit_json(
-            {
-                "fix": report.fix,
-                "tmux_reachable": report.tmux_reachable,
-                "problems": [
-                    {
-                        "kind": p.kind,
-                        "session": p.session,
-                        "detail": p.detail,
-                        "fixed": p.fixed,
-                        "action": p.action,
-                    }
-                    for p in report.problems
-                ],
-            }
-        )
+        emit_json(cleanup_answer(report))
         return 0
     if not report.tmux_reachable:
         click.echo(

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import click
 
+from looprunner.cli.answers import session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus, Spent
-from looprunner.session import Session, as_dict, not_found
+from looprunner.session import Session, not_found
 from looprunner.views.display import branch_lines, cost_text
 
 NEXT_ACTIONS = {
@@ -76,7 +77,7 @@ def list_sessions(ctx: Context, long_running: float | None) -> int:
         except ValueError:
             long_running = 2.0
     if ctx.json:
-        emit_json([as_dict(s) for s in statuses])
+        emit_json([session_answer(s) for s in statuses])
         return 0
     if not statuses:
         click.echo(f"No sessions in {ctx.project}.")
@@ -136,7 +137,7 @@ def status(ctx: Context, name: str) -> int:
         raise not_found(name, ctx.project)
     queue = session.queue_remaining() if result.state is not None else None
     if ctx.json:
-        emit_json({**as_dict(result), "queue_remaining": queue})
+        emit_json({**session_answer(result), "queue_remaining": queue})
         return 0
     click.echo(
         f"{style(name, bold=True)}: {health(result.health.value)}"

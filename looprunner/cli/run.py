@@ -18,12 +18,14 @@ import click
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli import legacy_env
+from looprunner.cli.answers import session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import UsageError
 from looprunner.models import Health, Pipeline, SessionStatus
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views import hints
 
 
 def engine_output(ctx: Context) -> contextlib.AbstractContextManager[object]:
@@ -195,7 +197,7 @@ def start(
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
     if ctx.json:
-        emit_json(as_dict(status))
+        emit_json(session_answer(status, None if foreground else hints.after_start(name)))
     elif foreground:
         click.echo(f"session {name}: {health(status.health.value)}")
     else:
