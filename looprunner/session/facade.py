@@ -100,6 +100,10 @@ class Session(WorktreeMethods, RunsMethods):
         """True when this names an earlier run kept aside, not a session."""
         return self._ref.kept is not None
 
+    def refuse_kept(self, verb: str) -> None:
+        """Raise :class:`UsageError` if this names an earlier run: it can only be looked at."""
+        self._ref.refuse_kept(verb)
+
     @property
     def in_process(self) -> bool:
         """True when this object launched the session's engine in this process."""
