@@ -67,6 +67,10 @@ COMMANDS = {
     "completion": "define:completion",
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
+    "runs": "runs:runs",
+    "rm": "runs:rm",
+    "prune": "runs:prune",
+    "restart": "runs:restart",
     "skill": "skill:skill",
     "mcp": "mcp_server:mcp",
 }

@@ -12,7 +12,7 @@ from looprunner.cli.answers import cleanup_answer, session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
-from looprunner.errors import UsageError
+from looprunner.errors import SessionError, UsageError
 from looprunner.models import Health
 from looprunner.session import Session, as_dict, not_found
 from looprunner.views import hints
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("name", shell_complete=complete_session)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def kill(ctx: Context, name: str, yes: bool) -> int:
     """Stop session NAME: engine and agent ended, state 'killed', history kept."""
@@ -31,6 +31,11 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
     before = session.status()
     if before.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
+    session.refuse_kept("killed")  # an earlier run is bad input, finished or not
+    if before.finished:  # said before asking: there is nothing to confirm
+        raise SessionError(
+            f"session {name!r} is not running (it is {before.health.value})", session=name
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to kill {name!r} without confirmation; pass --yes")
@@ -88,7 +93,7 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
 
 @click.command()
 @click.option("--fix", is_flag=True, help="Repair what is found (default: only report).")
-@click.option("--yes", is_flag=True, help="Repair everything without asking.")
+@click.option("--yes", "-y", is_flag=True, help="Repair everything without asking.")
 @pass_ctx
 def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
     """Find stale locks, orphaned tmux sessions, zombie states, unsafe files; fix with --fix."""

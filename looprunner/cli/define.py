@@ -10,7 +10,7 @@ from looprunner.cli.answers import lint_answer, pipeline_entries, stage_entries
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
 from looprunner.cli.run import definition_options
-from looprunner.errors import EXIT_BAD_INPUT, ProgramMissingError
+from looprunner.errors import EXIT_BAD_INPUT, GitMissingError, ProgramMissingError
 
 
 @click.command()
@@ -94,6 +94,7 @@ def dry_run(
     context: str | None,
     runs: int | None,
     judge: bool,
+    worktree: bool,
     name: str,
 ) -> int:
     """Show what a start would run (stages, providers, first prompts); start nothing."""
@@ -114,24 +115,43 @@ def dry_run(
         judge=judge,
     )
     warnings: list[str] = []
+    session = Session(name, ctx.project)
     try:
-        Session(name, ctx.project).check(resolved)
+        session.check(resolved)
     except ProgramMissingError as exc:
         warnings.append(str(exc))  # a fact of this machine: a program not installed
     # anything else is what start refuses too (an unknown provider, type, ...): exit 2
+    planned = None
+    try:
+        planned = session.plan_worktree(resolved, worktree or None)
+    except GitMissingError as exc:
+        warnings.append(str(exc))
     plan = preview(
         resolved,
         session=name,
         project=ctx.project,
-        registries=Session(name, ctx.project).registries,
+        registries=session.registries,
     )
     plan["warnings"] = warnings
+    plan["worktree"] = (
+        None
+        if planned is None
+        else {
+            "path": str(planned.path),
+            "branch": planned.branch,
+            "base": planned.base,
+            "action": planned.action,
+            "workdir": str(planned.workdir),
+        }
+    )
     if ctx.json:
         emit_json(plan)
         return 0
     click.echo(
         f"{plan['type']} {plan['pipeline']!r} as session {name!r} (run dir {plan['run_dir']})"
     )
+    if planned is not None:
+        click.echo(f"worktree: {planned.sentence()}")
     if plan["inputs"]:
         click.echo("inputs: " + ", ".join(plan["inputs"]))
     for index, node in enumerate(plan["nodes"], 1):

@@ -6,13 +6,14 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 
+import attrs
 import click
 
 from looprunner.cli.answers import session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
-from looprunner.models import Health, SessionStatus, Spent
+from looprunner.models import Health, SessionStatus, Spent, WorktreeStatus
 from looprunner.session import Session, not_found
 from looprunner.views.display import branch_lines, cost_text
 
@@ -136,8 +137,12 @@ def status(ctx: Context, name: str) -> int:
     if result.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
     queue = session.queue_remaining() if result.state is not None else None
+    worktree = session.worktree()
     if ctx.json:
-        emit_json({**session_answer(result), "queue_remaining": queue})
+        data = session_answer(result)
+        if worktree is not None:  # the recorded worktree, and what git says of it now
+            data["worktree"] = {**(data.get("worktree") or {}), **attrs.asdict(worktree)}
+        emit_json({**data, "queue_remaining": queue})
         return 0
     click.echo(
         f"{style(name, bold=True)}: {health(result.health.value)}"
@@ -192,6 +197,8 @@ def status(ctx: Context, name: str) -> int:
         rows.append(("spent", spent_text(state.spent)))
         if queue is not None:
             rows.append(("queue", f"{queue} item(s) remaining"))
+        if worktree is not None:
+            rows.append(("worktree", worktree_text(worktree)))
         rows.append(("run dir", str(session.paths.run_dir)))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -221,6 +228,8 @@ def status(ctx: Context, name: str) -> int:
     actions = NEXT_ACTIONS.get(result.health, ())
     if state is None and result.fault is not None:  # its run folder was deleted
         actions = ("start {n} ...", "cleanup --fix")
+    if session.kept:  # an earlier run kept aside: looked at or removed, never resumed
+        actions = ("tail {n}", "rm {n}")
     if actions:
         click.echo(
             "  next: "
@@ -240,3 +249,14 @@ def spent_text(spent: Spent) -> str:
     if spent.errors_in_row:
         parts.append(f"{spent.errors_in_row} failed iteration(s) in a row")
     return ", ".join(parts)
+
+
+def worktree_text(worktree: WorktreeStatus) -> str:
+    """Say where a session's worktree is, its branch, and how far it has come."""
+    if not worktree.present:
+        return f"{worktree.path} (gone; 'resume' makes it again) on {worktree.branch}"
+    ahead = "?" if worktree.ahead is None else str(worktree.ahead)
+    text = f"branch {worktree.branch}, {ahead} commit(s) ahead of {worktree.base[:12]}"
+    if worktree.changes:
+        text += f", {worktree.changes} uncommitted change(s)"
+    return f"{text} — {worktree.path}"

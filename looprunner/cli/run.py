@@ -119,6 +119,11 @@ def definition_options(f: F) -> F:
             is_flag=True,
             help="A judge agent decides judgment stages (scripts/prompts/judge.md if present).",
         ),
+        click.option(
+            "--worktree",
+            is_flag=True,
+            help="Agents work in a git worktree of their own (.looprunner/worktrees/NAME).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -172,6 +177,7 @@ def start(
     context: str | None,
     runs: int | None,
     judge: bool,
+    worktree: bool,
     force: bool,
     foreground: bool,
     backend: str | None,
@@ -193,7 +199,9 @@ def start(
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
     with engine_output(ctx):
-        session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+        session = Session.start(
+            name, resolved, ctx.project, backend=chosen, force=force, worktree=worktree or None
+        )
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
     if ctx.json:
@@ -339,6 +347,7 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
             if not ctx.json:
                 click.echo(f"{exc.message}: running in this process instead.")
             session = Session.start(name, pipeline, project, backend=FOREGROUND_BACKEND, force=True)
+    trim_demo_runs(ctx, project, name)
     status = wait_for(session, None, show=not ctx.json)
     if ctx.json:
         emit_json({"project": str(project), **as_dict(status)})
@@ -355,6 +364,31 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
             click.echo(f"  {style(f'looprunner --project {project} {cmd}', 'cyan')}")
         click.echo(f"  {style(f'cat {project}/TODO.md {session.paths.progress_file}', 'cyan')}")
     return 0 if status.health is Health.COMPLETE else 1
+
+
+#: how many earlier runs of the demo session ``demo`` keeps beside the current one
+DEMO_RUNS_KEPT = 3
+
+
+def trim_demo_runs(ctx: Context, project: Path, name: str) -> None:
+    """Remove the demo's own earlier runs but the newest few, so reruns do not pile up.
+
+    Only earlier runs of the demo stage are touched: a session of that name that ran
+    anything else is the user's, and kept.
+    """
+    from looprunner.session.removal import prune
+
+    report = prune(
+        project,
+        session=name,
+        keep=DEMO_RUNS_KEPT,
+        where=lambda run: run.kept and run.state is not None and run.state.pipeline == "demo",
+    )
+    if report.removed and not ctx.json:
+        click.echo(
+            f"Removed {len(report.removed)} older demo run(s); the newest {DEMO_RUNS_KEPT} "
+            f"are kept (looprunner --project {project} runs)."
+        )
 
 
 @click.command(hidden=True)

@@ -25,10 +25,12 @@ from looprunner.models.iteration import (
 )
 from looprunner.models.pipeline import Node, NodeInputs, ParallelInput, Pipeline, Stage
 from looprunner.models.results import IterationResult, StageResult
+from looprunner.models.runs import RemovalReport, RunInfo
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
 from looprunner.models.usage import AgentReport, TokenUsage
+from looprunner.models.worktree import Worktree, WorktreeStatus
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -60,9 +62,11 @@ __all__ = [
     "Pipeline",
     "Problem",
     "ProblemKind",
+    "RemovalReport",
     "Resources",
     "Retry",
     "RunError",
+    "RunInfo",
     "RunState",
     "RunStatus",
     "SessionStatus",
@@ -73,4 +77,6 @@ __all__ = [
     "Termination",
     "TokenUsage",
     "WorkDone",
+    "Worktree",
+    "WorktreeStatus",
 ]

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
 from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
-from looprunner.names import ProjectPaths, SessionPaths
+from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
+from looprunner.session.runs_methods import RunsMethods
+from looprunner.session.worktree_methods import WorktreeMethods
 from looprunner.store.logs import size
 
 if TYPE_CHECKING:
@@ -32,13 +34,15 @@ if TYPE_CHECKING:
 # (``status``, ``list``) is the common case and needs none of them.
 
 
-class Session:
+class Session(WorktreeMethods, RunsMethods):
     """One named session in a project.
 
     Parameters
     ----------
     name:
-        The session name (validated: lower-case letters, digits, single hyphens).
+        The session name (validated: lower-case letters, digits, single hyphens), or an
+        earlier run's full name (``auth.20261129T163736``, see :meth:`runs`): that one
+        can be looked at and removed, not started, resumed, restarted or killed.
     project:
         The project folder; state lives in its ``.claude/`` (or ``LOOPRUNNER_STATE_DIR``).
     plugin_manager:
@@ -92,6 +96,15 @@ class Session:
         return self._ref.plugins.registries
 
     @property
+    def kept(self) -> bool:
+        """True when this names an earlier run kept aside, not a session."""
+        return self._ref.kept is not None
+
+    def refuse_kept(self, verb: str) -> None:
+        """Raise :class:`UsageError` if this names an earlier run: it can only be looked at."""
+        self._ref.refuse_kept(verb)
+
+    @property
     def in_process(self) -> bool:
         """True when this object launched the session's engine in this process."""
         return self._in_process is not None
@@ -128,8 +141,12 @@ class Session:
         background: bool = False,
         env: Mapping[str, str] | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
+        worktree: bool | None = None,
     ) -> Session:
         """Start a session running ``pipeline`` and return it.
+
+        ``worktree=True``: its agents work in a git worktree of their own (None: as the
+        pipeline says); see :mod:`looprunner.session.worktrees`.
 
         With a backend that runs the engine elsewhere (``tmux``, a plugin's) this returns
         once the engine holds the lock and has recorded ``running``; with ``inline`` it
@@ -140,12 +157,12 @@ class Session:
         ------
         SessionConflictError
             The session is running, or has a run directory and ``force`` is not set.
-        ConfigError, ProviderError
-            The pipeline cannot run here; nothing was written.
+        ConfigError, ProviderError, WorktreeRefusedError
+            The pipeline (or its worktree) cannot be run here; nothing was written.
         """
         from looprunner.session import launch
 
-        session = cls(name, project, plugin_manager=plugin_manager)
+        session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
         if isinstance(pipeline, Stage):
             pipeline = Pipeline.loop(pipeline)
         runner = session._runner(backend)
@@ -158,6 +175,7 @@ class Session:
             env=env,
             engine_factory=session._make_engine,
             background=background,
+            worktree=worktree,
         )
         return session
 
@@ -303,6 +321,7 @@ class Session:
         SessionError
             If the session's backend has no live session to attach to, or cannot attach.
         """
+        self._ref.refuse_kept("attached to")
         current = self.status()
         backend = self._ref.backend(current.state)
         if not current.resources.tmux or not isinstance(backend, Attachable):
@@ -333,6 +352,7 @@ class Session:
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("killed")
         return control.kill(self._ref, in_process=self._in_process, grace=grace)
 
     def resume(
@@ -357,6 +377,7 @@ class Session:
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("resumed")
         chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
         runner = self._runner(chosen)
         control.resume(
@@ -365,6 +386,30 @@ class Session:
             env=env,
             engine_factory=self._make_engine,
             background=background,
+        )
+        return self
+
+    def restart(
+        self,
+        *,
+        backend: str | Backend | None = None,
+        background: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Start this finished (or crashed) session again with the pipeline it ran.
+
+        Its recorded ``pipeline.yaml``, on its recorded backend unless another is given;
+        the old run moved aside as ``start(force=True)`` does. Raises
+        :class:`SessionConflictError` if it is live, :class:`SessionError` if its run
+        recorded no ``pipeline.yaml``.
+        """
+        from looprunner.session import restart
+
+        self._ref.refuse_kept("restarted")
+        chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
+        runner = self._runner(chosen)
+        restart.restart(
+            self._ref, runner, env=env, engine_factory=self._make_engine, background=background
         )
         return self
 

@@ -5,8 +5,9 @@ and nothing else; importing and building the converter costs them more than the 
 their work. The records hold only plain types (strings, numbers, enums, literals,
 optional values, tuples and nested attrs classes), which this module structures with
 the same rules as the converter (:mod:`looprunner.convert.converter`): an integer is
-never a bool, a number may be an integer, a string is a string, an enum or literal must
-be one of its values, and keys the model does not know are ignored.
+never a bool, a number may be an integer, a string may be given as a number (never a
+bool), an enum or literal must be one of its values, and keys the model does not know
+are ignored.
 ``tests/unit/test_records.py`` checks that both read every record alike.
 """
 
@@ -77,7 +78,9 @@ def _value(data: Any, kind: Any, where: str) -> Any:
             return data
         if kind is float and isinstance(data, int | float) and not isinstance(data, bool):
             return float(data)
-        if kind in (str, bool) and isinstance(data, kind):
+        if kind is str and isinstance(data, str | int | float) and not isinstance(data, bool):
+            return str(data)
+        if kind is bool and isinstance(data, bool):
             return data
     raise BadRecord(f"{where}: unexpected {type(data).__name__} {data!r}")
 
@@ -119,7 +122,7 @@ def unstructure(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
-        return type(value)(unstructure(item) for item in value)
+        return [unstructure(item) for item in value]
     if isinstance(value, dict):
         return {key: unstructure(item) for key, item in value.items()}
     if isinstance(value, PurePath):
