@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from looprunner import convert
 from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
@@ -237,6 +238,7 @@ class BranchRunner:
             )
             # no event records a branch's start: this write is the record
             write_state(rec.paths.state_file, state, durable=True)
+            rec.written = convert.unstructure(state)  # the branch's first event logs it
             rec.log(f"branch started: {len(pipeline.nodes)} stage(s)")
             return state
         recovery.stop_leftover_agent(rec, previous)

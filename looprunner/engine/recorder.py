@@ -40,9 +40,11 @@ from looprunner.store.state import write_state
 class RecordingLog(EventLog):
     """The event log as one recorder appends to it: each event carries the state's change.
 
-    The change is taken against what the log already records for the recorder's stream
-    (:attr:`Recorder.logged`), so applying every event's change in order gives the state
-    the recorder holds.
+    The change is what the recorder last *wrote* to state.json (:attr:`Recorder.written`)
+    against what the log already records for its stream (:attr:`Recorder.logged`): the
+    state is written before the event that records it, so a crash never leaves the log
+    ahead of the state file, and applying every event's change in order gives the state
+    written last before the latest event.
     """
 
     def __init__(self, inner: EventLog, recorder: Recorder) -> None:
@@ -62,7 +64,7 @@ class RecordingLog(EventLog):
     ) -> Event:
         """Append one event with what changed in the recorder's state since the last."""
         rec = self.recorder
-        now = convert.unstructure(rec.state) if rec.state is not None else None
+        now = rec.written
         if state is None and now is not None and rec.logged is not None:
             state = state_patch(rec.logged, now)
         event = self.inner.append(
@@ -99,6 +101,8 @@ class Recorder:
         #: the state the log records for this recorder's stream, unstructured (None: the
         #: log carries no state for it — a session an older version started)
         self.logged: dict[str, Any] | None = {}
+        #: the state as last written to state.json, unstructured (None: not yet)
+        self.written: dict[str, Any] | None = None
         #: the log as this recorder's stream (a branch's events are tagged with it)
         self.stream_log: EventLog = self.raw_events
         self.events: EventLog = RecordingLog(self.stream_log, self)
@@ -127,6 +131,7 @@ class Recorder:
         child._stream = StreamRedactor(self.redactor)
         child.event_tags = {"provider": name, "block": block}
         child.logged = {}
+        child.written = None
         child.stream_log = TaggedEventLog(self.raw_events, child.event_tags)
         child.events = RecordingLog(child.stream_log, child)
         child.branch_name = name
@@ -151,6 +156,7 @@ class Recorder:
             self.current, updated_at=utc_now(), seq=self.events.last_seq + 1, **changes
         )
         write_state(self.paths.state_file, self.state, keep_previous=keep_previous)
+        self.written = convert.unstructure(self.state)
 
     def agent_started(self, pid: int, mark: str) -> None:
         """Record the running agent, so what it leaves can be found if this engine dies.
@@ -193,7 +199,7 @@ class Recorder:
             error=error,
             logged=self.logged,
         )
-        self.logged = convert.unstructure(self.state)
+        self.logged = self.written = convert.unstructure(self.state)
         return self.state
 
     # ------------------------------------------------------------------ identity
