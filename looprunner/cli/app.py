@@ -54,6 +54,7 @@ COMMANDS = {
     "completion": "define:completion",
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
+    "top": "top:top",
 }
 
 

@@ -26,6 +26,7 @@ from looprunner.store.logs import size
 if TYPE_CHECKING:
     from looprunner.engine.loop import Engine
     from looprunner.plugins.registry import Registries
+    from looprunner.session.selection import HealthFilter, Since
     from looprunner.views.display import SessionList
 
 # The engine, launching, control and the views load on first use: looking at a session
@@ -377,13 +378,41 @@ class Session:
 
     @classmethod
     def list(
-        cls, project: str | Path = ".", *, plugin_manager: pluggy.PluginManager | None = None
+        cls,
+        project: str | Path = ".",
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        health: HealthFilter = None,
+        stage: str | None = None,
+        since: Since = None,
+        sort: str | None = None,
     ) -> SessionList:
         """Return the status of every session in the project, by name.
 
         Each backend the project's sessions use is asked once. The list shows itself as
-        a table in Jupyter and in a REPL.
+        a table in Jupyter and in a REPL, with the columns of ``looprunner list``.
+
+        Parameters
+        ----------
+        health
+            Only these healths: ``"running,failed"``, or a list of names or ``Health``.
+        stage
+            Only sessions whose current stage has this node id or stage name.
+        since
+            Only sessions started since then: ``"2h"``, ``"1d"``, an ISO-8601 date or
+            time (local time without an offset), a ``datetime`` or a ``timedelta``.
+        sort
+            ``"name"`` (the default), ``"age"`` (most recently started first) or
+            ``"cost"`` (most expensive first, unknown cost last).
+
+        Raises
+        ------
+        UsageError
+            If a filter or order is not one of those, naming the bad value.
         """
+        from looprunner.session.selection import select
         from looprunner.views.display import SessionList
 
-        return SessionList(listing.statuses(project, Plugins(plugin_manager)))
+        select([], health=health, since=since, sort=sort)  # refuse bad values before looking
+        found = listing.statuses(project, Plugins(plugin_manager))
+        return SessionList(select(found, health=health, stage=stage, since=since, sort=sort))
