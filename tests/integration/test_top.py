@@ -17,6 +17,7 @@ from looprunner import Session
 from looprunner.models import Health
 from looprunner.testing.kit import tmux_socket_path
 from tests.conftest import wait_until
+from tests.fakes import paying_claude
 
 pytestmark = pytest.mark.tmux
 
@@ -29,30 +30,10 @@ def healthy(project: Path, name: str, health: Health) -> None:
     )
 
 
-#: a ``claude`` that reports what it cost, as Claude Code's stream-json ``result`` does
-PAYING_CLAUDE = """#!{python}
-import json, os, sys
-sys.stdin.read()
-iteration = int(os.environ["LOOPRUNNER_ITERATION"])
-decision = "stop" if iteration == 3 else "continue"
-with open(os.environ["LOOPRUNNER_STATUS"], "w") as status:
-    json.dump({{"decision": decision, "reason": "r", "summary": "s"}}, status)
-for event in (
-    {{"type": "system", "subtype": "init", "session_id": "c1", "claude_code_version": "2.0"}},
-    {{"type": "result", "result": "ok", "total_cost_usd": 0.25, "num_turns": 1}},
-):
-    print(json.dumps(event), flush=True)
-"""
-
-
 @pytest.fixture
 def sessions(project: Path, make_stage, cli, tmp_path, monkeypatch) -> Path:
     """Two running sessions, one failed, one complete (whose agent reported its cost)."""
-    folder = tmp_path / "agents"
-    folder.mkdir()
-    claude = folder / "claude"
-    claude.write_text(PAYING_CLAUDE.format(python=sys.executable), encoding="utf-8")
-    claude.chmod(0o755)
+    folder = paying_claude.install(tmp_path / "agents")
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     make_stage("slow", termination={"type": "fixed", "iterations": 5}, extra="mock_delay: 60\n")
     make_stage("paid", provider="claude", termination={"type": "fixed", "iterations": 3})
@@ -67,6 +48,7 @@ def sessions(project: Path, make_stage, cli, tmp_path, monkeypatch) -> Path:
 
 
 def test_top_once_prints_every_session_with_health_cost_and_last_decision(sessions, cli):
+    """One frame as plain text, then the same rows as JSON."""
     shown = cli("top", "--once")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
@@ -85,8 +67,7 @@ def test_top_once_prints_every_session_with_health_cost_and_last_decision(sessio
         assert re.fullmatch(rf"{name}\s+running\s+slow\s+1/5\s+\d+\s+\d+s", rows[name]), rows[name]
     assert "\x1b[" not in shown.stdout  # not a terminal: plain text
 
-
-def test_top_json_once_gives_the_rows(sessions, cli):
+    # the same rows as JSON
     shown = cli("--json", "top", "--once")
     assert shown.returncode == 0, shown.stderr
     rows = {row["session"]: row for row in json.loads(shown.stdout)}
@@ -172,7 +153,7 @@ def top_argv(project: Path, *env: str) -> list[str]:
     return ["env", "-u", "TMUX", *env, *looprunner, "top", "--interval", "0.5"]
 
 
-def test_the_live_view_selects_asks_before_killing_and_quits_on_q(sessions, tmux_socket):
+def test_the_live_view_selects_asks_before_killing_kills_and_quits_on_q(sessions, tmux_socket):
     pane = Pane(top_argv(sessions, "NO_COLOR=1", f"LOOPRUNNER_TMUX_SOCKET={tmux_socket}"))
     try:
         pane.expect("q quit")
@@ -184,17 +165,7 @@ def test_the_live_view_selects_asks_before_killing_and_quits_on_q(sessions, tmux
         assert Session("beta", sessions).status().health is Health.RUNNING
         pane.keys("m")
         pane.expect("beta: engine.log")
-        pane.keys("q")
-        assert pane.exit_status() == 0
-    finally:
-        pane.close()
-
-
-def test_the_live_view_kills_the_selected_session_once_confirmed(sessions, tmux_socket):
-    pane = Pane(top_argv(sessions, "NO_COLOR=1", f"LOOPRUNNER_TMUX_SOCKET={tmux_socket}"))
-    try:
-        pane.expect("q quit")
-        pane.keys("k")  # alpha, the first row
+        pane.keys("Up", "k")  # alpha, the first row
         pane.expect("kill alpha? y/N")
         pane.keys("y")
         pane.expect("alpha is killed")
@@ -209,15 +180,13 @@ def test_the_live_view_kills_the_selected_session_once_confirmed(sessions, tmux_
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;[0-9;]+)m")
 
 
-@pytest.mark.parametrize("no_color", [True, False], ids=["NO_COLOR", "colour"])
-def test_the_live_view_has_colour_unless_no_color_is_set(sessions, tmux_socket, no_color):
-    env = ["NO_COLOR=1"] if no_color else ["-u", "NO_COLOR"]
-    pane = Pane(top_argv(sessions, *env, f"LOOPRUNNER_TMUX_SOCKET={tmux_socket}"))
-    try:
-        pane.expect("q quit")
-        coloured = bool(COLOUR.search(pane.screen(escapes=True)))
-        assert coloured is not no_color
-        pane.keys("q")
-        assert pane.exit_status() == 0
-    finally:
-        pane.close()
+def test_the_live_view_has_colour_unless_no_color_is_set(sessions, tmux_socket):
+    for env, coloured in ((["-u", "NO_COLOR"], True), (["NO_COLOR=1"], False)):
+        pane = Pane(top_argv(sessions, *env, f"LOOPRUNNER_TMUX_SOCKET={tmux_socket}"))
+        try:
+            pane.expect("q quit")
+            assert bool(COLOUR.search(pane.screen(escapes=True))) is coloured, env
+            pane.keys("q")
+            assert pane.exit_status() == 0
+        finally:
+            pane.close()
