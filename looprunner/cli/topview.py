@@ -57,7 +57,7 @@ def cells(row: TopRow, now: datetime) -> list[str]:
     ]
 
 
-def header(rows: Sequence[TopRow], project: Path, interval: float | None, now: datetime) -> Text:
+def header(rows: Sequence[TopRow], project: Path, now: datetime) -> Text:
     """One line: the project, how many sessions in each health, when it was drawn."""
     counts = Counter(r.health for r in rows)
     text = Text("looprunner top", style="bold")
@@ -69,14 +69,20 @@ def header(rows: Sequence[TopRow], project: Path, interval: float | None, now: d
             text.append(", " if i else "")
             text.append(f"{n} {value}", style=HEALTH_COLOURS.get(value))
     text.append(f"  {now.astimezone():%H:%M:%S}")
-    if interval is not None:
-        text.append(f" (every {interval:g}s)", style="dim")
+    text.no_wrap = True  # a narrow terminal cuts the line rather than pushing the table down
+    text.overflow = "ellipsis"
     return text
 
 
 def table(rows: Sequence[TopRow], screen: Screen, now: datetime) -> Table:
     """Return the sessions, one row each, the selected one highlighted."""
-    grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    grid = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
     for name in COLUMNS:
         grid.add_column(name, justify="right" if name in ("COST", "EV/MIN") else "left")
     for row in rows:
@@ -99,7 +105,7 @@ def frame(
 ) -> RenderableType:
     """Everything one refresh draws."""
     screen = screen or Screen()
-    parts: list[RenderableType] = [header(rows, project, interval, now), Text("")]
+    parts: list[RenderableType] = [header(rows, project, now), Text("")]
     if rows:
         parts.append(table(rows, screen, now))
     else:
@@ -107,6 +113,9 @@ def frame(
     if screen.output is not None and screen.selected:
         body = Text("\n".join(strip_control_codes(line) for line in screen.output) or "(no output)")
         parts.append(Panel(body, title=f"{screen.selected}: engine.log", title_align="left"))
-    if screen.interactive:
-        parts.append(Text(screen.message or KEYS, style="bold" if screen.message else "dim"))
+    if screen.interactive and screen.message:
+        parts.append(Text(screen.message, style="bold"))
+    elif screen.interactive:
+        every = f"every {interval:g}s · " if interval is not None else ""
+        parts.append(Text(every + KEYS, style="dim"))
     return Group(*parts)
