@@ -27,6 +27,7 @@ import attrs
 from looprunner.engine import context as ctxmod
 from looprunner.engine import recovery
 from looprunner.engine.agents import AgentLauncher, Stopped
+from looprunner.engine.branch_spend import BlockSpend, BranchBudget
 from looprunner.engine.budget import BudgetReached
 from looprunner.engine.disk import fault_of
 from looprunner.engine.guard import InterruptGuard
@@ -114,10 +115,11 @@ class BranchRunner:
         block.mkdir(parents=True, exist_ok=True)
         runners = [self.runner.child() for _ in branches]
         outcomes = [_Outcome() for _ in branches]
+        spend = BlockSpend(self.recorder, self.pipeline, plan.index)
 
         def work(i: int) -> None:
             try:
-                outcomes[i].result = self._run_branch(plan, branches[i], runners[i])
+                outcomes[i].result = self._run_branch(plan, branches[i], runners[i], spend)
             except BaseException as exc:  # handed to the engine's thread below
                 outcomes[i].raised = exc
             result = outcomes[i].result
@@ -149,14 +151,19 @@ class BranchRunner:
                 raise AgentFailed(error_type, f"provider {result.name} failed: {message}")
         return results
 
-    def _run_branch(self, plan: IterationPlan, branch: Branch, runner: AgentRunner) -> BranchResult:
+    def _run_branch(
+        self, plan: IterationPlan, branch: Branch, runner: AgentRunner, spend: BlockSpend
+    ) -> BranchResult:
         paths = self.recorder.paths.branch(plan.index, plan.node.id, branch.name)
         rec = self.recorder.branch(paths, branch.name, plan.node.id)
         pipeline = branch_pipeline(self.pipeline, plan.node.id, branch)
         previous = read_state(paths.state_file)
         if previous is not None and previous.status is RunStatus.COMPLETE:
+            spend.counted(branch.name, previous)
             return _result(branch.name, previous, paths, pipeline)
         rec.state = self._begin(rec, pipeline, previous)
+        spend.counted(branch.name, rec.current)  # what it spent before was added then
+        budget = BranchBudget(spend, branch.name, rec)
         launcher = self.make_launcher(rec, runner)
         parallel_inputs = branch.from_parallel
 
@@ -172,17 +179,24 @@ class BranchRunner:
             check_lock=self.check_lock,
             branches=None,
             from_parallel=inputs,
+            outer=budget,
         )
+
+        def end(status: RunStatus, error: RunError | None) -> BranchResult:
+            state = _end(rec, status, error)
+            budget.sync()  # what its last iteration (or a failed one) cost
+            return _result(branch.name, state, paths, pipeline)
+
         try:
             for index in range(rec.current.current_stage, len(pipeline.nodes)):
                 if rec.current.stages[index].status is not RunStatus.COMPLETE:
                     stages.run_stage(pipeline, index)
         except BudgetReached as spent:
             rec.log(f"branch complete: {spent.message}")
-            return _result(branch.name, _end(rec, RunStatus.COMPLETE, None), paths, pipeline)
+            return end(RunStatus.COMPLETE, None)
         except Stopped:
             rec.log("branch stopped")
-            return _result(branch.name, _end(rec, RunStatus.KILLED, None), paths, pipeline)
+            return end(RunStatus.KILLED, None)
         except IterationFailed as failure:
             error = failure.error
         except LooprunnerError as exc:
@@ -196,9 +210,9 @@ class BranchRunner:
             )
         else:
             rec.log("branch complete")
-            return _result(branch.name, _end(rec, RunStatus.COMPLETE, None), paths, pipeline)
+            return end(RunStatus.COMPLETE, None)
         rec.log(f"branch failed: {error.type}: {error.message}")
-        return _result(branch.name, _end(rec, RunStatus.FAILED, error), paths, pipeline)
+        return end(RunStatus.FAILED, error)
 
     def _begin(self, rec: Recorder, pipeline: Pipeline, previous: RunState | None) -> RunState:
         """Return the branch's state to run from: a fresh one, or the last one resumed."""

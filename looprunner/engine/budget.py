@@ -11,6 +11,7 @@ ends the session only after the iteration that crossed it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -21,12 +22,39 @@ from looprunner.models.budget import usage_tokens
 
 
 class BudgetReached(Exception):
-    """A budget of the stage or pipeline is spent: the session ends ``complete``."""
+    """A budget of the stage or pipeline is spent: the session ends ``complete``.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``scope`` says whose budget (``stage`` or ``session``), ``limit`` is the key
+    (``max_cost_usd`` ...) and its value, ``spent`` what was spent against it (dollars,
+    tokens or seconds).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        scope: str = "session",
+        limit: tuple[str, float] = ("", 0.0),
+        spent: float = 0.0,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.scope = scope
+        self.limit = limit
+        self.spent = spent
+
+    def event_data(self) -> dict[str, Any]:
+        """Return the ``budget_reached`` event's data."""
+        key, value = self.limit
+        return {
+            "reason": self.reason,
+            "scope": self.scope,
+            "key": key,
+            "limit": value,
+            "spent": self.spent,
+        }
 
 
 def spend_data(status: AgentStatus) -> dict[str, Any]:
@@ -96,18 +124,22 @@ class BudgetKeeper:
         """Return the budget of stage ``index`` or of the pipeline that is spent, if any."""
         self.tick(index)
         rec = self.recorder
-        checks: tuple[tuple[str, Budget, Spent], ...] = (
-            ("stage", pipeline.nodes[index].stage.budget, rec.current.stages[index].spent),
-            ("session", pipeline.budget, rec.current.spent),
+        return first_reached(
+            (
+                ("stage", pipeline.nodes[index].stage.budget, rec.current.stages[index].spent),
+                ("session", pipeline.budget, rec.current.spent),
+            )
         )
-        for scope, budget, spent in checks:
-            reason = spent.reached(budget)
-            if reason is not None:
-                limit_key, spent_key, shown = _WHAT[reason]
-                used = shown.format(getattr(spent, spent_key))
-                message = (
-                    f"the {scope}'s budget is spent: {used}, "
-                    f"{limit_key} {getattr(budget, limit_key):g}"
-                )
-                return BudgetReached(reason, message)
-        return None
+
+
+def first_reached(checks: Iterable[tuple[str, Budget, Spent]]) -> BudgetReached | None:
+    """Return the first of ``(scope, budget, spent)`` whose budget is spent, if any."""
+    for scope, budget, spent in checks:
+        reason = spent.reached(budget)
+        if reason is not None:
+            limit_key, spent_key, shown = _WHAT[reason]
+            used = getattr(spent, spent_key)
+            limit = getattr(budget, limit_key)
+            message = f"the {scope}'s budget is spent: {shown.format(used)}, {limit_key} {limit:g}"
+            return BudgetReached(reason, message, scope=scope, limit=(limit_key, limit), spent=used)
+    return None

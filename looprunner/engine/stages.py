@@ -10,13 +10,14 @@ written before the event, and a resume continues from the last completed iterati
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_status import read_history
 from looprunner.engine.agents import AgentLauncher, Stopped
-from looprunner.engine.budget import BudgetKeeper
+from looprunner.engine.budget import BudgetKeeper, BudgetReached
 from looprunner.engine.guard import InterruptGuard
 from looprunner.engine.iteration import (
     BranchRunning,
@@ -40,6 +41,17 @@ from looprunner.plugins.registry import Registries
 from looprunner.protocols import StageProgress, StageType
 
 MAX_DELAY_ENV = "LOOPRUNNER_MAX_DELAY"
+
+
+class OuterBudget(Protocol):
+    """The budgets above a branch's own (see ``StageLoop``'s ``outer``)."""
+
+    def sync(self) -> None:
+        """Add what the branch has spent since the last call to the block and session."""
+
+    def reached(self) -> BudgetReached | None:
+        """Return the block's or the session's budget that is spent, if any."""
+
 
 #: failures no number of tries mends: they fail the session at once, whatever the budget
 NEVER_TOLERATED = frozenset({"provider_auth"})
@@ -77,6 +89,11 @@ class StageLoop:
     from_parallel:
         Outputs of earlier blocks every node of this pipeline reads (a branch's own
         ``inputs.from_parallel``); each node's own are added to them.
+    outer:
+        A branch's view of the budgets above it (the block's node and the session's):
+        told after each iteration what the branch spent, and asked before the next
+        whether one of those budgets is spent. Reached, the branch's stage ends with the
+        budget's reason; the session's own loop announces the budget and ends the run.
     """
 
     def __init__(
@@ -89,6 +106,7 @@ class StageLoop:
         check_lock: Callable[[], None],
         branches: BranchRunning | None,
         from_parallel: Callable[[Pipeline, int], Mapping[str, list[str]]],
+        outer: OuterBudget | None = None,
     ) -> None:
         self.recorder = recorder
         self.launcher = launcher
@@ -99,6 +117,7 @@ class StageLoop:
         self.from_parallel = from_parallel
         self.budget = BudgetKeeper(recorder)
         self.budget.reset_errors()
+        self.outer = outer
 
     def stage_type(self, pipeline: Pipeline, index: int) -> StageType:
         """Build and validate node ``index``'s stage type."""
@@ -179,9 +198,8 @@ class StageLoop:
                 reason = termination.cap_reason
             if reason is not None:
                 break
-            spent = self.budget.reached(pipeline, index)
+            spent = self._budget_reached(pipeline, index, node.id, completed)
             if spent is not None:  # asked after the termination: a stop decision wins
-                rec.log(spent.message)
                 last = history[-1] if history else None
                 self._complete_stage(pipeline, index, completed, spent.reason, last)
                 raise spent
@@ -221,6 +239,28 @@ class StageLoop:
             if judge is not None:
                 verdicts.append(self._judge(pipeline, index, completed))
         self._complete_stage(pipeline, index, completed, reason, history[-1] if history else None)
+
+    def _budget_reached(
+        self, pipeline: Pipeline, index: int, node_id: str, completed: int
+    ) -> BudgetReached | None:
+        """Return the budget that is spent, if any; announce one of this loop's own.
+
+        A budget of this loop's stage or pipeline gets its ``budget_reached`` event here,
+        once: the run ends right after. One above a branch (``outer``) is announced by
+        the session's loop, which finds it spent when the block's iteration is over.
+        """
+        if self.outer is not None:
+            self.outer.sync()
+        spent = self.budget.reached(pipeline, index)
+        if spent is not None:
+            self.recorder.events.append(
+                ev.BUDGET_REACHED, stage=node_id, iteration=completed, data=spent.event_data()
+            )
+        elif self.outer is not None:
+            spent = self.outer.reached()
+        if spent is not None:
+            self.recorder.log(spent.message)
+        return spent
 
     def _tolerate(self, pipeline: Pipeline, index: int, failure: IterationFailed) -> AgentStatus:
         """Go on after a failed iteration if ``max_consecutive_errors`` allows, else raise.

@@ -50,7 +50,8 @@ def anthropic_reply(handler: _Handler, body: dict[str, Any]) -> None:
     if shell and not _anthropic_has_tool_result(body):
         command = owner.command_for(owner._next_first_turn())
         block = {"type": "tool_use", "id": f"toolu_{owner.next_id():06d}", "name": shell}
-        delta = {"type": "input_json_delta", "partial_json": json.dumps({"command": command})}
+        tool_input = {"command": command, **owner.tool_options}
+        delta = {"type": "input_json_delta", "partial_json": json.dumps(tool_input)}
         stop_reason = "tool_use"
     else:
         text = owner.final_text if shell else "Fake reply."

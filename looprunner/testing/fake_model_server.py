@@ -91,12 +91,15 @@ class FakeModelServer:
         final_text: str = "Done: the scripted work is finished.",
         usage: Usage | None = None,
         model: str = "fake-model",
+        tool_options: dict[str, Any] | None = None,
     ) -> None:
         self.decisions = tuple(decisions)
         self.command_for = command_for or self._decision_command
         self.final_text = final_text
         self.usage = usage or Usage()
         self.model = model
+        #: more keys of Claude Code's ``Bash`` call, e.g. ``{"run_in_background": True}``
+        self.tool_options = dict(tool_options or {})
         #: every request: (method, path, parsed JSON body or None)
         self.requests: list[tuple[str, str, Any]] = []
         #: usage reported, by API ("anthropic", "openai")

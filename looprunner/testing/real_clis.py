@@ -93,9 +93,13 @@ def install_clis(folder: Path | None = None, *, timeout: float = 900) -> RealCLI
     return clis
 
 
-def codex_config(server: FakeModelServer) -> str:
-    """Return a ``config.toml`` that makes ``codex`` use only the fake server."""
-    return (
+def codex_config(server: FakeModelServer, retries: int | None = None) -> str:
+    """Return a ``config.toml`` that makes ``codex`` use only the fake server.
+
+    ``retries`` sets the provider's ``request_max_retries`` and ``stream_max_retries``
+    (Codex's own defaults: 4 and 5).
+    """
+    config = (
         f'model = "{CODEX_FAKE_MODEL}"\n'
         'model_provider = "fake"\n'
         "[model_providers.fake]\n"
@@ -104,20 +108,28 @@ def codex_config(server: FakeModelServer) -> str:
         'wire_api = "responses"\n'
         'env_key = "OPENAI_API_KEY"\n'
     )
+    if retries is not None:
+        config += f"request_max_retries = {retries}\nstream_max_retries = {retries}\n"
+    return config
 
 
-def fake_model_env(server: FakeModelServer, clis: RealCLIs, home: Path) -> dict[str, str]:
+def fake_model_env(
+    server: FakeModelServer, clis: RealCLIs, home: Path, *, retries: int | None = None
+) -> dict[str, str]:
     """Return the variables that point both CLIs at ``server``, configured under ``home``.
 
     ``home`` holds each program's own configuration (``CLAUDE_CONFIG_DIR``,
-    ``CODEX_HOME``), so a test never reads or changes the user's.
+    ``CODEX_HOME``), so a test never reads or changes the user's. ``retries`` bounds
+    how often each CLI tries a failed model request again on its own before it gives up
+    (``CLAUDE_CODE_MAX_RETRIES``; Codex's ``request_max_retries`` and
+    ``stream_max_retries``), so a test of a persistent 429 takes seconds, not minutes.
     """
     claude_home = home / "claude"
     codex_home = home / "codex"
     claude_home.mkdir(parents=True, exist_ok=True)
     codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text(codex_config(server))
-    return {
+    (codex_home / "config.toml").write_text(codex_config(server, retries))
+    env = {
         "PATH": f"{clis.bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANTHROPIC_BASE_URL": server.url,
         "ANTHROPIC_API_KEY": "sk-ant-fake-for-tests",
@@ -128,3 +140,6 @@ def fake_model_env(server: FakeModelServer, clis: RealCLIs, home: Path) -> dict[
         "OPENAI_API_KEY": "sk-fake-for-tests",
         "CODEX_HOME": str(codex_home),
     }
+    if retries is not None:
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(retries)
+    return env

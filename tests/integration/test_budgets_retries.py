@@ -199,3 +199,54 @@ def test_idle_agent_is_stopped_as_stalled(project: Path, cli: Cli) -> None:
     assert done.returncode == 1
     error = state(project, "idle")["error"]
     assert error["type"] == "provider_stalled"
+
+
+def test_a_reached_budget_is_announced_once_with_what_was_spent(project: Path, cli: Cli) -> None:
+    paid = {**CONTINUE, "cost_usd": 0.4}
+    stage_with(
+        project,
+        {"default": [{"status": paid}]},
+        iterations=10,
+        extra="budget:\n  max_cost_usd: 1.0\n",
+    )
+    done = cli("start", "told", "--stage", "work", "--foreground")
+    assert done.returncode == 0, done.stderr
+    log = events(project, "told")
+    reached = [e for e in log if e["type"] == "budget_reached"]
+    assert len(reached) == 1
+    assert reached[0]["stage"] == "work"
+    assert reached[0]["iteration"] == 3
+    data = reached[0]["data"]
+    assert data == {
+        "reason": "budget_cost",
+        "scope": "stage",
+        "key": "max_cost_usd",
+        "limit": 1.0,
+        "spent": pytest.approx(1.2),
+    }
+    # announced before the stage and the session end with its reason
+    kinds = [e["type"] for e in log]
+    assert kinds[-3:] == ["budget_reached", "stage_complete", "session_complete"]
+    assert log[-1]["data"]["reason"] == "budget_cost"
+    assert "budget_reached" in cli("tail", "told").stdout
+
+
+def test_a_pipelines_token_budget_is_announced_as_the_sessions(project: Path, cli: Cli) -> None:
+    paid = {**CONTINUE, "usage": {"input_tokens": 600, "output_tokens": 100}}
+    stage_with(project, {"default": [{"status": paid}]}, iterations=10, extra="")
+    pipelines = project / ".looprunner" / "pipelines"
+    pipelines.mkdir(parents=True)
+    (pipelines / "p.yaml").write_text(
+        "budget:\n  max_tokens: 2000\nnodes:\n  - id: a\n    stage: work\n"
+    )
+    assert cli("start", "tok", "--pipeline", "p", "--foreground").returncode == 0
+    reached = [e for e in events(project, "tok") if e["type"] == "budget_reached"]
+    assert [e["data"] for e in reached] == [
+        {
+            "reason": "budget_tokens",
+            "scope": "session",
+            "key": "max_tokens",
+            "limit": 2000,
+            "spent": 2100,
+        }
+    ]

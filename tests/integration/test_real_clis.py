@@ -259,3 +259,30 @@ def test_a_judge_agents_cost_counts_with_the_workers(
     worker = next(e for e in events if e["type"] == "iteration_complete")["data"]
     judge = next(e for e in events if e["type"] == "judge_complete")["data"]
     assert status["cost_usd"] == pytest.approx(worker["cost_usd"] + judge["cost_usd"])
+
+
+def test_what_claude_agents_of_a_parallel_block_cost_is_in_the_sessions_totals(
+    cli, lr_project, lr_fake_model_server, model_env
+):
+    lr_fake_model_server.decisions = ("stop",)
+    write_stage(lr_project, "work", provider="claude", iterations=1)
+    pipelines = lr_project / ".looprunner" / "pipelines"
+    pipelines.mkdir(parents=True)
+    (pipelines / "blk.yaml").write_text(
+        "nodes:\n  - id: blk\n    parallel:\n"
+        "      providers: [{name: a, provider: claude}, {name: b, provider: claude}]\n"
+        "      stages: [{id: work, stage: work}]\n"
+    )
+    assert cli("start", "pb", "--pipeline", "blk", env=model_env).returncode == 0
+    cli("wait", "pb", "--timeout", "300", env=model_env, timeout=330)
+    status = json.loads(cli("--json", "status", "pb", env=model_env).stdout)
+    assert status["health"] == "complete", status.get("error")
+    block = ProjectPaths.of(lr_project).session("pb").block_dir(0, "blk")
+    branches = [json.loads((block / n / "state.json").read_text()) for n in ("a", "b")]
+    # every token the server reported, all of it spent inside the block
+    assert status["usage"] == reported_usage(lr_fake_model_server, "anthropic")
+    assert status["stages"][0]["usage"] == status["usage"]
+    assert status["cost_usd"] == pytest.approx(sum(b["cost_usd"] for b in branches))
+    assert status["cost_usd"] > 0
+    assert status["spent"]["cost_usd"] == pytest.approx(status["cost_usd"])
+    assert f"${status['cost_usd']:.4f}" in cli("list", env=model_env).stdout
