@@ -131,7 +131,10 @@ class Pane:
             screen = self.screen()
             return screen if text in screen else ""
 
-        return wait_until(seen, what=f"{text!r} in the pane")
+        try:  # a generous deadline: a loaded machine starts Python slowly
+            return wait_until(seen, timeout=90, what=f"{text!r} in the pane")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the pane shows:\n{self.screen()}") from None
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "view", *keys)
@@ -139,6 +142,7 @@ class Pane:
     def exit_status(self) -> int:
         status = wait_until(
             lambda: self.tmux("display-message", "-p", "-t", "view", "#{pane_dead_status}").strip(),
+            timeout=90,
             what="the program to exit",
         )
         return int(status)
