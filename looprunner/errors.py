@@ -301,3 +301,56 @@ class UnsafeFileError(LooprunnerError):
         )
         self.path = path
         self.what = what
+
+
+class WorktreeError(LooprunnerError):
+    """A session's git worktree could not be made, reused or removed (git itself failed).
+
+    Attributes
+    ----------
+    path:
+        The worktree (or project) concerned, when known.
+    """
+
+    type = "worktree"
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class WorktreeRefusedError(WorktreeError, ValueError):
+    """A worktree was asked for where none can be made. Exit code 2.
+
+    The project is in no git repository, git is not installed, the session's branch is
+    checked out in another worktree, or something that is not its worktree is in the way.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+    type = "worktree_refused"
+
+
+class GitMissingError(WorktreeRefusedError):
+    """``git`` is not installed (or not on PATH): a fact of this machine, not of the file.
+
+    ``dry-run`` shows it as a warning; ``start`` refuses.
+    """
+
+    type = "git_missing"
+
+
+class WorktreeDirtyError(WorktreeError):
+    """The worktree has uncommitted changes, so it is kept as it is. Exit code 3.
+
+    Attributes
+    ----------
+    changes:
+        How many files ``git status`` lists as changed or untracked.
+    """
+
+    exit_code = EXIT_CONFLICT
+    type = "worktree_dirty"
+
+    def __init__(self, message: str, *, path: Path | None = None, changes: int = 0) -> None:
+        super().__init__(message, path=path)
+        self.changes = changes

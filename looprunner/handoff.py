@@ -39,6 +39,12 @@ def create(run_dir: Path) -> Path:
     return path
 
 
+def discard(path: Path) -> None:
+    """Remove the FIFO of a launch that failed: nobody will read it."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
 def send(path: Path, env: Mapping[str, str], *, timeout: float) -> bool:
     """Write ``env`` to the FIFO once the engine opens it; False if it never did."""
     payload = json.dumps({k: v for k, v in env.items() if k not in NOT_HANDED_OVER}).encode()

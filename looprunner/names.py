@@ -119,11 +119,21 @@ class ProjectPaths:
 
 @attrs.frozen
 class SessionPaths:
-    """Every path of one session: its lock and its run directory's files."""
+    """Every path of one session: its lock and its run directory's files.
+
+    ``workdir`` is where the session's agents work when it is not the project itself
+    (the session's git worktree); :attr:`agent_dir` is the folder either way.
+    """
 
     project: Path
     name: str
     root: Path
+    workdir: Path | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def agent_dir(self) -> Path:
+        """The agents' working directory: the session's worktree, or the project."""
+        return self.workdir if self.workdir is not None else self.project
 
     @property
     def lock_file(self) -> Path:
@@ -185,6 +195,7 @@ class SessionPaths:
             name=self.name,
             root=self.root,
             folder=self.block_dir(index, node_id) / name,
+            workdir=self.workdir,
         )
 
 

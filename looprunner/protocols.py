@@ -279,6 +279,19 @@ class SessionAges(Protocol):
 
 
 @runtime_checkable
+class SessionExits(Protocol):
+    """A backend that can keep a session after its engine process exited, and tells so.
+
+    tmux does, when a user's configuration sets ``remain-on-exit``: the session stays
+    with a dead pane. Such a session holds nothing, so ``cleanup`` repairs it at once
+    (no orphan grace) and ``resume`` clears it instead of refusing.
+    """
+
+    def exited(self, project: Path) -> set[str] | None:
+        """Return this project's sessions whose every process has exited (None: unknown)."""
+
+
+@runtime_checkable
 class LaunchChecking(Protocol):
     """A backend that can tell, before a launch, that something of its own is in the way."""
 

@@ -237,6 +237,33 @@ class TmuxBackend:
         found = self.created(project)
         return None if found is None else set(found)
 
+    def exited(self, project: Path) -> set[str] | None:
+        """Return this project's sessions whose every pane is dead (one tmux call).
+
+        launch turns ``remain-on-exit`` off for the engine's window, but a user's hook or
+        a later ``set-option`` can turn it back on: the session then outlives its engine
+        with a dead pane, and holds nothing that could still be running.
+        """
+        if shutil.which("tmux") is None:
+            return set()
+        try:
+            code, out, err = self._run(
+                "list-panes", "-a", "-F", f"#{{session_name}}\t#{{pane_dead}}\t#{{{MARK}}}"
+            )
+        except BackendUnreachableError:
+            return None
+        if code != 0:
+            text = " ".join(err)
+            return set() if any(marker in text for marker in _NO_SERVER) else None
+        alive: set[str] = set()
+        dead: set[str] = set()
+        for line in out:
+            tmux_name, pane_dead, mark = [*line.split("\t"), "", ""][:3]
+            session = session_from_tmux_name(tmux_name)
+            if session is not None and mark == str(project):
+                (dead if pane_dead == "1" else alive).add(session)
+        return dead - alive
+
     def owner(self, session: str) -> str | None:
         """Return whose the live ``pipeline-NAME`` session is.
 

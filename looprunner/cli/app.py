@@ -19,12 +19,25 @@ from looprunner.cli.context import Context
 from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 
-def fail(ctx: Context | None, error_type: str, message: str, code: int) -> NoReturn:
-    """Report an error the way the caller asked for and exit with ``code``."""
+def fail(
+    ctx: Context | None,
+    error_type: str,
+    message: str,
+    code: int,
+    next_steps: list[dict[str, object]] | None = None,
+) -> NoReturn:
+    """Report an error the way the caller asked for and exit with ``code``.
+
+    With ``--json``, ``next_steps`` (the way out, see :mod:`looprunner.views.hints`)
+    goes with the error as ``next`` when there is one.
+    """
     if ctx is not None and ctx.json:
         from looprunner.cli.output import emit_json
 
-        emit_json({"error": {"type": error_type, "message": message}})
+        answer: dict[str, object] = {"error": {"type": error_type, "message": message}}
+        if next_steps:
+            answer["next"] = next_steps
+        emit_json(answer)
     else:
         # several problems (every missing stage of a pipeline) are one line each
         for line in message.splitlines() or [message]:
@@ -54,6 +67,8 @@ COMMANDS = {
     "completion": "define:completion",
     "plugins": "define:plugins",
     "doctor": "doctor:doctor",
+    "skill": "skill:skill",
+    "mcp": "mcp_server:mcp",
     "top": "top:top",
 }
 
@@ -173,6 +188,22 @@ def global_options_first(args: list[str]) -> list[str]:
     return head + rest
 
 
+def _error_hints(exc: LooprunnerError, args: list[str]) -> list[dict[str, object]]:
+    """Return the ``next`` hints of a refused command (``args`` after global_options_first)."""
+    from looprunner.views.hints import for_error
+
+    command = None
+    i = 0
+    while i < len(args) and command is None:
+        if args[i] == "--project":
+            i += 1  # its value is no command
+        elif args[i] in COMMANDS:
+            command = args[i]
+        i += 1
+    session = getattr(exc, "session", None)
+    return for_error(exc.type, command=command, argv=args, session=session)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; never shows a traceback for an expected error."""
     args = global_options_first(list(argv if argv is not None else sys.argv[1:]))
@@ -182,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result: Any = cli.main(args=args, prog_name="looprunner", standalone_mode=False)
     except LooprunnerError as exc:
-        fail(fallback, exc.type, exc.message, exc.exit_code)
+        fail(fallback, exc.type, exc.message, exc.exit_code, _error_hints(exc, args))
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             click.echo("looprunner: interrupted", err=True)

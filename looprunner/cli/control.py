@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli.answers import cleanup_answer, session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
-from looprunner.errors import UsageError
+from looprunner.errors import SessionError, UsageError
 from looprunner.models import Health
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views import hints
 
 if TYPE_CHECKING:
     from looprunner.models import Problem
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("name", shell_complete=complete_session)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def kill(ctx: Context, name: str, yes: bool) -> int:
     """Stop session NAME: engine and agent ended, state 'killed', history kept."""
@@ -29,6 +31,10 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
     before = session.status()
     if before.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
+    if before.finished:  # said before asking: there is nothing to confirm
+        raise SessionError(
+            f"session {name!r} is not running (it is {before.health.value})", session=name
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to kill {name!r} without confirmation; pass --yes")
@@ -67,7 +73,8 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
     foreground = session.in_process
     after = session.status()
     if ctx.json:
-        emit_json(as_dict(after))
+        running = after.health is Health.RUNNING
+        emit_json(session_answer(after, hints.after_start(name) if running else None))
     else:
         state = before.state
         where = (
@@ -85,7 +92,7 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
 
 @click.command()
 @click.option("--fix", is_flag=True, help="Repair what is found (default: only report).")
-@click.option("--yes", is_flag=True, help="Repair everything without asking.")
+@click.option("--yes", "-y", is_flag=True, help="Repair everything without asking.")
 @pass_ctx
 def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
     """Find stale locks, orphaned tmux sessions, zombie states, unsafe files; fix with --fix."""
@@ -117,22 +124,7 @@ def cleanup(ctx: Context, fix: bool, yes: bool) -> int:
     if fix and report.problems:
         report = run_cleanup(ctx.project, fix=True, kinds=kinds, confirm=confirm)
     if ctx.json:
-        emit_json(
-            {
-                "fix": report.fix,
-                "tmux_reachable": report.tmux_reachable,
-                "problems": [
-                    {
-                        "kind": p.kind,
-                        "session": p.session,
-                        "detail": p.detail,
-                        "fixed": p.fixed,
-                        "action": p.action,
-                    }
-                    for p in report.problems
-                ],
-            }
-        )
+        emit_json(cleanup_answer(report))
         return 0
     if not report.tmux_reachable:
         click.echo(

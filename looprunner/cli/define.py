@@ -4,63 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import click
 
+from looprunner.cli.answers import lint_answer, pipeline_entries, stage_entries
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.output import emit_json, style, table
 from looprunner.cli.run import definition_options
-from looprunner.errors import EXIT_BAD_INPUT, ProgramMissingError
-
-
-def _stage_problem(folder: Path, project: Path) -> str | None:
-    """Return why a stage folder could not run (unreadable, no prompt, empty prompt)."""
-    from looprunner.definitions import catalog
-    from looprunner.errors import ConfigError
-
-    try:
-        stage = catalog.load_stage(folder, project=project)
-    except ConfigError as exc:
-        return exc.detail
-    if stage.type is None and not stage.prompt.strip():
-        return "the prompt is empty"
-    return None
+from looprunner.errors import EXIT_BAD_INPUT, GitMissingError, ProgramMissingError
 
 
 @click.command()
 @pass_ctx
 def stages(ctx: Context) -> int:
     """List the stages available in the project and where each comes from."""
-    from looprunner.definitions import catalog
-
-    refs = [
-        attrs.evolve(ref, problem=ref.problem or _stage_problem(ref.path, ctx.project))
-        for ref in catalog.iter_stages(ctx.project)
-    ]
-    winners = {ref.name: ref for ref in catalog.list_stages(ctx.project)}
+    entries = stage_entries(ctx.project)
     if ctx.json:
-        emit_json(
-            [
-                {
-                    "name": ref.name,
-                    "path": str(ref.path),
-                    "origin": ref.origin,
-                    "problem": ref.problem,
-                    "shadowed": winners[ref.name].path != ref.path,
-                }
-                for ref in refs
-            ]
-        )
+        emit_json(entries)
         return 0
-    if not refs:
+    if not entries:
         click.echo("No stages found. Create .looprunner/stages/NAME/stage.yaml and prompt.md.")
         return 0
     rows = []
-    for ref in refs:
-        note = ref.problem or (
-            "shadowed by an earlier folder" if winners[ref.name].path != ref.path else ""
-        )
-        rows.append([ref.name, ref.origin, str(ref.path), note])
+    for entry in entries:
+        note = entry["problem"] or ("shadowed by an earlier folder" if entry["shadowed"] else "")
+        rows.append([entry["name"], entry["origin"], entry["path"], note])
     click.echo(table(["STAGE", "FROM", "PATH", "NOTE"], rows))
     return 0
 
@@ -69,16 +36,16 @@ def stages(ctx: Context) -> int:
 @pass_ctx
 def pipelines(ctx: Context) -> int:
     """List the pipeline files available in the project."""
-    from looprunner.definitions.pipelines import list_pipelines
-
-    refs = list_pipelines(ctx.project)
+    entries = pipeline_entries(ctx.project)
     if ctx.json:
-        emit_json([{"name": r.name, "path": str(r.path), "origin": r.origin} for r in refs])
+        emit_json(entries)
         return 0
-    if not refs:
+    if not entries:
         click.echo("No pipelines found. Create .looprunner/pipelines/NAME.yaml.")
         return 0
-    click.echo(table(["PIPELINE", "FROM", "PATH"], [[r.name, r.origin, str(r.path)] for r in refs]))
+    click.echo(
+        table(["PIPELINE", "FROM", "PATH"], [[e["name"], e["origin"], e["path"]] for e in entries])
+    )
     return 0
 
 
@@ -95,24 +62,7 @@ def lint(ctx: Context, path: Path | None) -> int:
         target = (Path.cwd() / target) if path is not None else ctx.project
     report = run_lint(target, project=ctx.project, registries=registries())
     if ctx.json:
-        emit_json(
-            {
-                "errors": report.errors,
-                "warnings": report.warnings,
-                "checked": list(report.checked),
-                "findings": [
-                    {
-                        "code": f.code,
-                        "severity": f.severity,
-                        "message": f.message,
-                        "path": f.path,
-                        "line": f.line,
-                        "column": f.column,
-                    }
-                    for f in report.findings
-                ],
-            }
-        )
+        emit_json(lint_answer(report))
     else:
         for finding in report.findings:
             colour = "red" if finding.severity == "error" else "yellow"
@@ -144,6 +94,7 @@ def dry_run(
     context: str | None,
     runs: int | None,
     judge: bool,
+    worktree: bool,
     name: str,
 ) -> int:
     """Show what a start would run (stages, providers, first prompts); start nothing."""
@@ -164,24 +115,43 @@ def dry_run(
         judge=judge,
     )
     warnings: list[str] = []
+    session = Session(name, ctx.project)
     try:
-        Session(name, ctx.project).check(resolved)
+        session.check(resolved)
     except ProgramMissingError as exc:
         warnings.append(str(exc))  # a fact of this machine: a program not installed
     # anything else is what start refuses too (an unknown provider, type, ...): exit 2
+    planned = None
+    try:
+        planned = session.plan_worktree(resolved, worktree or None)
+    except GitMissingError as exc:
+        warnings.append(str(exc))
     plan = preview(
         resolved,
         session=name,
         project=ctx.project,
-        registries=Session(name, ctx.project).registries,
+        registries=session.registries,
     )
     plan["warnings"] = warnings
+    plan["worktree"] = (
+        None
+        if planned is None
+        else {
+            "path": str(planned.path),
+            "branch": planned.branch,
+            "base": planned.base,
+            "action": planned.action,
+            "workdir": str(planned.workdir),
+        }
+    )
     if ctx.json:
         emit_json(plan)
         return 0
     click.echo(
         f"{plan['type']} {plan['pipeline']!r} as session {name!r} (run dir {plan['run_dir']})"
     )
+    if planned is not None:
+        click.echo(f"worktree: {planned.sentence()}")
     if plan["inputs"]:
         click.echo("inputs: " + ", ".join(plan["inputs"]))
     for index, node in enumerate(plan["nodes"], 1):

@@ -59,6 +59,44 @@ def _choose_session(statuses: list[SessionStatus], allowed: set[Health] | None) 
     return None if index is None else choices[index].session
 
 
+def _ask_name(statuses: list[SessionStatus]) -> str | None:
+    """Ask for a new session's name until it is valid and free; None to go back.
+
+    Checked as soon as it is typed, so a mistake costs one line, not the answers before.
+    """
+    from looprunner.names import validate_session_name
+
+    taken = {s.session: s.health.value for s in statuses}
+    while True:
+        name = click.prompt(
+            "Session name (lower-case letters, digits, hyphens; Enter to go back)",
+            default="",
+            show_default=False,
+        ).strip()
+        if not name:
+            return None
+        try:
+            validate_session_name(name)
+        except LooprunnerError as exc:
+            click.echo(exc.message)
+            continue
+        if name in taken:
+            click.echo(f"session {name!r} already exists ({taken[name]}); choose another name")
+            continue
+        return name
+
+
+def _ask_cap() -> str:
+    """Ask for an iteration cap until it is a positive whole number or empty (the stage's)."""
+    while True:
+        cap = click.prompt(
+            "Iteration cap (Enter for the stage's own)", default="", show_default=False
+        ).strip()
+        if not cap or (cap.isdigit() and int(cap) > 0):
+            return cap
+        click.echo(f"iteration cap {cap!r} is not a positive whole number")
+
+
 def run(click_ctx: click.Context, ctx: Context) -> None:
     """Offer the actions until the user quits."""
     from looprunner.definitions import catalog
@@ -90,10 +128,10 @@ def run(click_ctx: click.Context, ctx: Context) -> None:
             choice = _pick("Stage number", stages)
             if choice is None:
                 continue
-            name = click.prompt("Session name (lower-case letters, digits, hyphens)").strip()
-            iterations = click.prompt(
-                "Iteration cap (Enter for the stage's own)", default="", show_default=False
-            ).strip()
+            name = _ask_name(statuses)
+            if name is None:
+                continue
+            iterations = _ask_cap()
             args = [name, "--stage", stages[choice]] + (["-n", iterations] if iterations else [])
         elif action in WANTS_SESSION:
             chosen = _choose_session(statuses, WANTS_SESSION[action])

@@ -6,13 +6,15 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 
+import attrs
 import click
 
+from looprunner.cli.answers import session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
-from looprunner.models import Health, SessionStatus, Spent
-from looprunner.session import Session, as_dict, not_found
+from looprunner.models import Health, SessionStatus, Spent, WorktreeStatus
+from looprunner.session import Session, not_found
 from looprunner.views import display
 from looprunner.views.display import branch_lines, cost_text
 
@@ -81,7 +83,7 @@ def list_sessions(
         except ValueError:
             long_running = 2.0
     if ctx.json:
-        emit_json([as_dict(s) for s in statuses])
+        emit_json([session_answer(s) for s in statuses])
         return 0
     if not statuses and (health_filter or stage or since):
         click.echo(f"No sessions in {ctx.project} match.")
@@ -143,8 +145,12 @@ def status(ctx: Context, name: str) -> int:
     if result.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
     queue = session.queue_remaining() if result.state is not None else None
+    worktree = session.worktree()
     if ctx.json:
-        emit_json({**as_dict(result), "queue_remaining": queue})
+        data = session_answer(result)
+        if worktree is not None:  # the recorded worktree, and what git says of it now
+            data["worktree"] = {**(data.get("worktree") or {}), **attrs.asdict(worktree)}
+        emit_json({**data, "queue_remaining": queue})
         return 0
     click.echo(
         f"{style(name, bold=True)}: {health(result.health.value)}"
@@ -199,6 +205,8 @@ def status(ctx: Context, name: str) -> int:
         rows.append(("spent", spent_text(state.spent)))
         if queue is not None:
             rows.append(("queue", f"{queue} item(s) remaining"))
+        if worktree is not None:
+            rows.append(("worktree", worktree_text(worktree)))
         rows.append(("run dir", str(session.paths.run_dir)))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -247,3 +255,14 @@ def spent_text(spent: Spent) -> str:
     if spent.errors_in_row:
         parts.append(f"{spent.errors_in_row} failed iteration(s) in a row")
     return ", ".join(parts)
+
+
+def worktree_text(worktree: WorktreeStatus) -> str:
+    """Say where a session's worktree is, its branch, and how far it has come."""
+    if not worktree.present:
+        return f"{worktree.path} (gone; 'resume' makes it again) on {worktree.branch}"
+    ahead = "?" if worktree.ahead is None else str(worktree.ahead)
+    text = f"branch {worktree.branch}, {ahead} commit(s) ahead of {worktree.base[:12]}"
+    if worktree.changes:
+        text += f", {worktree.changes} uncommitted change(s)"
+    return f"{text} — {worktree.path}"

@@ -18,12 +18,14 @@ import click
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli import legacy_env
+from looprunner.cli.answers import session_answer
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import UsageError
 from looprunner.models import Health, Pipeline, SessionStatus
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views import hints
 
 
 def engine_output(ctx: Context) -> contextlib.AbstractContextManager[object]:
@@ -117,6 +119,11 @@ def definition_options(f: F) -> F:
             is_flag=True,
             help="A judge agent decides judgment stages (scripts/prompts/judge.md if present).",
         ),
+        click.option(
+            "--worktree",
+            is_flag=True,
+            help="Agents work in a git worktree of their own (.looprunner/worktrees/NAME).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -170,6 +177,7 @@ def start(
     context: str | None,
     runs: int | None,
     judge: bool,
+    worktree: bool,
     force: bool,
     foreground: bool,
     backend: str | None,
@@ -191,11 +199,13 @@ def start(
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
     with engine_output(ctx):
-        session = Session.start(name, resolved, ctx.project, backend=chosen, force=force)
+        session = Session.start(
+            name, resolved, ctx.project, backend=chosen, force=force, worktree=worktree or None
+        )
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
     if ctx.json:
-        emit_json(as_dict(status))
+        emit_json(session_answer(status, None if foreground else hints.after_start(name)))
     elif foreground:
         click.echo(f"session {name}: {health(status.health.value)}")
     else:

@@ -37,6 +37,7 @@ STAGE_KEYS = frozenset(
         "budget",
         "retry",
         "idle_timeout",
+        "worktree",
     }
 )
 

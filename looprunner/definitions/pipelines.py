@@ -46,6 +46,7 @@ class _PipelineFile:
     nodes: Any = None  # checked below, with a message about nodes
     stages: Any = None  # the legacy name of nodes
     budget: Budget | None = None  # the whole session's
+    worktree: bool | None = None  # the session runs in a git worktree of its own
 
 
 convert.refuse_unknown_keys(_PipelineFile)
@@ -268,6 +269,7 @@ class _Loader:
             context=shared,
             source=self.spot.path.resolve(),
             budget=spec.budget or Budget(),
+            worktree=bool(spec.worktree),
         )
 
     def initial_inputs(self, value: Any) -> tuple[str, ...]:

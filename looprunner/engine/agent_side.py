@@ -97,7 +97,7 @@ class AgentSide:
         provider_name = provider or stage.provider_name
         invocation = Invocation(
             session=self.recorder.paths.name,
-            project=str(self.recorder.paths.project),
+            project=str(self.recorder.paths.agent_dir),
             stage_id=node.id,
             iteration=iteration,
             prompt=self.prompt if prompt is None else prompt,

@@ -66,7 +66,7 @@ def build_context(
         "iteration": iteration,
         "max_iterations": cap,
         "paths": {
-            "project": str(paths.project),
+            "project": str(paths.agent_dir),
             "run_dir": str(paths.run_dir),
             "session_dir": str(paths.run_dir),  # loop-agents' name for the run directory
             "stage_dir": str(paths.stage_dir(index, node.id)),

@@ -101,7 +101,7 @@ def run_iteration(
         context=stage.context,
     )
     if stage.output_path:
-        agent_output = paths.project / render(stage.output_path, values)
+        agent_output = paths.agent_dir / render(stage.output_path, values)
         agent_output.parent.mkdir(parents=True, exist_ok=True)
         values.update(OUTPUT=str(agent_output), OUTPUT_PATH=str(agent_output))
         it_paths = attrs.evolve(it_paths, output=agent_output)
@@ -147,7 +147,7 @@ def run_iteration(
         stage_id=node.id,
         iteration=iteration,
         max_iterations=plan.cap,
-        project=paths.project,
+        project=paths.agent_dir,
         paths=it_paths,
         prompt=prompt,
         options=stage.options,

@@ -83,7 +83,7 @@ def run_judge(
     provider_name = spec.provider or stage.provider_name
     invocation = Invocation(
         session=paths.name,
-        project=str(paths.project),
+        project=str(paths.agent_dir),
         stage_id=node.id,
         iteration=iteration,
         prompt=prompt,

@@ -19,7 +19,10 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TextIO
+
+import attrs
 
 from looprunner import convert
 from looprunner.engine import contain, disk, recovery
@@ -31,8 +34,8 @@ from looprunner.engine.iteration import IterationFailed
 from looprunner.engine.process import AgentRunner
 from looprunner.engine.recorder import EngineLogHandler, Recorder
 from looprunner.engine.stages import StageLoop
-from looprunner.errors import LooprunnerError, SessionConflictError
-from looprunner.models import Pipeline, RunError, RunState, RunStatus
+from looprunner.errors import ConfigError, LooprunnerError, SessionConflictError
+from looprunner.models import Pipeline, RunError, RunState, RunStatus, Worktree
 from looprunner.models import events as ev
 from looprunner.names import SessionPaths
 from looprunner.plugins.registry import Registries
@@ -42,6 +45,7 @@ from looprunner.store.atomic import sweep_temp_files
 from looprunner.store.diskfault import recorded_fault
 from looprunner.store.lock import SessionLock, read_metadata
 from looprunner.store.state import read_state
+from looprunner.store.worktree import read_worktree
 
 #: how long the engine waits for the lock its launcher may still be releasing
 LOCK_TIMEOUT = 10.0
@@ -205,9 +209,10 @@ class Engine:
     def _run_locked(self, *, resume: bool, previous_lock: dict[str, Any]) -> RunState:
         rec = self.recorder
         pipeline = convert.load_resolved_pipeline(self.paths.pipeline_file)
+        worktree = self._work_in_worktree()
         # every launcher (a parallel block's too) shares this mapping: set once, seen by all
         self.env.update(agent_variables(pipeline, self.paths.name))
-        identity = {**rec.identity(), "backend": self.backend}
+        identity = {**rec.identity(), "backend": self.backend, "worktree": worktree}
         resumed = recovery.begin(rec, pipeline, identity=identity, resume=resume)
         if resumed is not None:
             recovery.stop_leftover_agent(rec, resumed)
@@ -226,6 +231,7 @@ class Engine:
         rec.hook("on_session_start", pipeline=pipeline)
         stages = self._stage_loop(pipeline)
         try:
+            self._check_workdir()
             for index in range(rec.current.current_stage, len(pipeline.nodes)):
                 if rec.current.stages[index].status is not RunStatus.COMPLETE:
                     stages.run_stage(pipeline, index)
@@ -265,6 +271,30 @@ class Engine:
         rec.hook("on_complete", state=state)
         return state
 
+    def _work_in_worktree(self) -> Worktree | None:
+        """Point every agent of this run at the worktree its launcher recorded, if any.
+
+        The state, lock, event log and context files stay in the project's run folder;
+        only where the agents work (and what they are told the project is) changes.
+        """
+        try:
+            worktree = read_worktree(self.paths.run_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=self.paths.run_dir) from exc
+        if worktree is not None:
+            self.paths = attrs.evolve(self.paths, workdir=Path(worktree.workdir))
+            self.recorder.paths = self.paths
+            self.launcher.cwd = self.paths.agent_dir
+        return worktree
+
+    def _check_workdir(self) -> None:
+        """Fail the run (resumably) when its worktree was removed under it."""
+        if not self.paths.agent_dir.is_dir():
+            raise LooprunnerError(
+                f"the session's worktree {self.paths.agent_dir} is missing; "
+                f"'looprunner resume {self.paths.name}' makes it again from its branch"
+            )
+
     def _stage_loop(self, pipeline: Pipeline) -> StageLoop:
         """Return the loop that runs the session's own nodes."""
         branches = BranchRunner(
@@ -290,7 +320,7 @@ class Engine:
         return AgentLauncher(
             providers=self.registries.providers,
             runner=runner,
-            cwd=self.paths.project,
+            cwd=self.paths.agent_dir,
             env=self.env,
             echo=recorder.write_out,
             end_echo=recorder.end_output,

@@ -185,7 +185,7 @@ class StageLoop:
                 completed=completed,
                 cap=cap,
                 history=verdicts,
-                project=rec.paths.project,
+                project=rec.paths.agent_dir,
                 session=rec.paths.name,
             )
             try:

@@ -29,6 +29,7 @@ from looprunner.models.state import Health, RunError, RunState, RunStatus, Stage
 from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
 from looprunner.models.usage import AgentReport, TokenUsage
+from looprunner.models.worktree import Worktree, WorktreeStatus
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -73,4 +74,6 @@ __all__ = [
     "Termination",
     "TokenUsage",
     "WorkDone",
+    "Worktree",
+    "WorktreeStatus",
 ]

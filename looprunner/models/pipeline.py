@@ -63,6 +63,9 @@ class Stage:
         (None: no limit) before it is stopped.
     budget, retry:
         The stage's spending limits and how rate-limited agents are tried again.
+    worktree:
+        Run a session of this stage in a git worktree of its own (``worktree: true``;
+        see :attr:`Pipeline.wants_worktree`).
     """
 
     name: str
@@ -87,6 +90,7 @@ class Stage:
     budget: Budget = attrs.field(factory=Budget)
     retry: Retry = attrs.field(factory=Retry)
     idle_timeout: float | None = None
+    worktree: bool = False
 
     @property
     def provider_name(self) -> str:
@@ -171,7 +175,8 @@ class Pipeline:
     """An ordered list of nodes to run for one session.
 
     Build one with :meth:`Pipeline.load` from a YAML file or name, or with
-    :meth:`Pipeline.loop` from a single stage.
+    :meth:`Pipeline.loop` from a single stage. ``worktree`` (``worktree: true`` in the
+    file) runs the session in a git worktree of its own.
     """
 
     name: str
@@ -183,6 +188,7 @@ class Pipeline:
     context: str = ""
     source: Path | None = None
     budget: Budget = attrs.field(factory=Budget)
+    worktree: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.nodes:
@@ -192,6 +198,14 @@ class Pipeline:
             if node.id in seen:
                 raise ConfigError(f"duplicate node id {node.id!r}", path=self.source)
             seen.add(node.id)
+
+    @property
+    def wants_worktree(self) -> bool:
+        """True when the pipeline, or the stage of any of its nodes, asks for a worktree.
+
+        A session has one working directory, so one stage asking is enough.
+        """
+        return self.worktree or any(node.stage.worktree for node in self.nodes)
 
     @classmethod
     def loop(cls, stage: Stage, *, iterations: int | None = None) -> Pipeline:

@@ -9,6 +9,7 @@ import attrs
 
 from looprunner.models.budget import Spent
 from looprunner.models.usage import TokenUsage
+from looprunner.models.worktree import Worktree
 
 
 class RunStatus(enum.StrEnum):
@@ -123,6 +124,8 @@ class RunState:
     usage: TokenUsage | None = None
     #: what the session's agents said they cost, summed (None: unknown, never zero)
     cost_usd: float | None = None
+    #: the git worktree the agents work in (None: they work in the project itself)
+    worktree: Worktree | None = None
 
     @property
     def current(self) -> StageState:

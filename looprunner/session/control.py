@@ -5,7 +5,8 @@
 session's backend holds (its ``stop()``), then records ``killed`` through
 the one writer of endings — unless the engine recorded its own ending first. ``resume``
 continues a session only if, once it holds the lock, the state is still the one it
-decided on.
+decided on; a backend session of the name whose engine has exited (tmux keeps a dead pane
+under ``remain-on-exit``) holds nothing, and resume clears it rather than refusing.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from looprunner.errors import (
     SessionNotFoundError,
 )
 from looprunner.models import Health, RunState, RunStatus, SessionStatus
-from looprunner.protocols import Backend, EngineFactory, InProcess, describe
-from looprunner.session import launch, observe, stopping
+from looprunner.protocols import (
+    Backend,
+    EngineFactory,
+    InProcess,
+    LaunchChecking,
+    SessionExits,
+    describe,
+)
+from looprunner.session import launch, observe, stopping, worktrees
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
@@ -135,7 +143,7 @@ def resume(
         raise SessionError(
             f"session {ref.name!r} already completed; nothing to resume", session=ref.name
         )
-    if health is Health.ORPHANED:
+    if health is Health.ORPHANED and not _exited(ref.backend(current.state), ref):
         raise SessionConflictError(
             f"{_held(ref)} exists without an engine; "
             f"run 'looprunner kill {ref.name} --yes' or 'looprunner cleanup --fix' first",
@@ -152,9 +160,14 @@ def resume(
             session=ref.name,
         )
     launch.check(ref, convert.load_resolved_pipeline(ref.paths.pipeline_file))
+    if isinstance(runner, LaunchChecking):
+        runner.check_launch(ref.name, ref.project)  # not ours to clear: say so up front
     lock = launch.take_lock(ref, "resumed")
     try:
         decided = _ready_to_launch(ref, runner, current)
+        recorded = worktrees.recorded(ref.paths.run_dir)
+        if recorded is not None:  # the same worktree, made again from its branch if gone
+            worktrees.reattach(ref.project, ref.name, recorded)
     except BaseException:
         lock.release(remove=True)  # with it goes the record of a launch that will not happen
         raise
@@ -179,10 +192,31 @@ def _ready_to_launch(ref: SessionRef, runner: Backend, current: SessionStatus) -
         ref.paths.pipeline_file,
     )
     decided = _unchanged_since(ref, current)
-    live = runner.sessions(ref.project)
-    if live and ref.name in live:
-        raise SessionConflictError(f"{describe(runner, ref.name)} already exists", session=ref.name)
+    recorded = ref.backend(decided)
+    for backend in (runner, *([recorded] if recorded and recorded.name != runner.name else [])):
+        live = backend.sessions(ref.project)
+        if not live or ref.name not in live:
+            continue
+        if not _exited(backend, ref):
+            raise SessionConflictError(
+                f"{describe(backend, ref.name)} already exists and still runs a process; "
+                f"see 'looprunner status {ref.name}'",
+                session=ref.name,
+            )
+        # its engine is gone (a dead pane kept by remain-on-exit): it holds nothing
+        backend.stop(ref.name, ref.project)
     return decided
+
+
+def _exited(backend: Backend | None, ref: SessionRef) -> bool:
+    """Tell whether the backend keeps the session although its engine has exited."""
+    if not isinstance(backend, SessionExits):
+        return False
+    try:
+        exited = backend.exited(ref.project)
+    except LooprunnerError:
+        return False
+    return exited is not None and ref.name in exited
 
 
 def _unchanged_since(ref: SessionRef, current: SessionStatus) -> RunState:

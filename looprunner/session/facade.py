@@ -21,6 +21,7 @@ from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
+from looprunner.session.worktree_methods import WorktreeMethods
 from looprunner.store.logs import size
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 # (``status``, ``list``) is the common case and needs none of them.
 
 
-class Session:
+class Session(WorktreeMethods):
     """One named session in a project.
 
     Parameters
@@ -129,8 +130,12 @@ class Session:
         background: bool = False,
         env: Mapping[str, str] | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
+        worktree: bool | None = None,
     ) -> Session:
         """Start a session running ``pipeline`` and return it.
+
+        ``worktree=True``: its agents work in a git worktree of their own (None: as the
+        pipeline says); see :mod:`looprunner.session.worktrees`.
 
         With a backend that runs the engine elsewhere (``tmux``, a plugin's) this returns
         once the engine holds the lock and has recorded ``running``; with ``inline`` it
@@ -141,8 +146,8 @@ class Session:
         ------
         SessionConflictError
             The session is running, or has a run directory and ``force`` is not set.
-        ConfigError, ProviderError
-            The pipeline cannot run here; nothing was written.
+        ConfigError, ProviderError, WorktreeRefusedError
+            The pipeline (or its worktree) cannot be run here; nothing was written.
         """
         from looprunner.session import launch
 
@@ -159,6 +164,7 @@ class Session:
             env=env,
             engine_factory=session._make_engine,
             background=background,
+            worktree=worktree,
         )
         return session
 

@@ -42,10 +42,12 @@ from looprunner.protocols import (
     StageValidating,
     describe,
 )
+from looprunner.session import worktrees
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.atomic import current_umask, write_atomic
+from looprunner.store.worktree import write_worktree
 
 #: how long ``start`` waits for the engine to hold the lock and record ``running``
 START_TIMEOUT = 60.0
@@ -123,18 +125,32 @@ def start(
     env: Mapping[str, str] | None,
     engine_factory: EngineFactory,
     background: bool,
+    worktree: bool | None = None,
 ) -> None:
-    """Start ``pipeline`` as a new run of the session on ``runner``."""
+    """Start ``pipeline`` as a new run of the session on ``runner``.
+
+    ``worktree`` runs its agents in a git worktree of their own (None: as the pipeline
+    says, see :mod:`looprunner.session.worktrees`).
+    """
     check(ref, pipeline)
+    wanted = pipeline.wants_worktree if worktree is None else worktree
+    if wanted != pipeline.wants_worktree:  # pipeline.yaml says what ran (restart reads it)
+        pipeline = worktrees.asking(pipeline, wanted)
+    planned = worktrees.plan(ref.project, ref.name) if wanted else None
     lock = take_lock(ref, "started")
     try:
+        if planned is not None and (force or not ref.paths.run_dir.exists()):
+            worktrees.refuse_dirty(planned)  # before the old run is moved: nothing changes
         refuse_or_move_aside(ref, runner, force=force)
     except BaseException:
         # a refused start leaves nothing behind: not even the lock file it made
         lock.release(remove=True)
         raise
     try:
+        made = worktrees.make(planned) if planned is not None else None
         ref.paths.run_dir.mkdir(parents=True)
+        if made is not None:
+            write_worktree(ref.paths.run_dir, made)
         # secrets typed into --context never reach the disk either (the agents then
         # see [redacted:NAME] where the value was: they have the variable itself)
         redact = Redactor(os.environ if env is None else env).text
@@ -153,6 +169,8 @@ def start(
             lock.release(remove=True)  # failed before the launch: nobody else knows of it
         if not ref.paths.state_file.exists():  # the engine never ran: undo the start
             shutil.rmtree(ref.paths.run_dir, ignore_errors=True)
+            if planned is not None:
+                worktrees.undo(planned)
         raise
 
 
@@ -323,7 +341,11 @@ def spawn(
             return
         try:
             fifo = handoff.create(ref.paths.run_dir)
-            runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            try:
+                runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
+            except BaseException:
+                handoff.discard(fifo)  # a refused launch leaves nothing behind
+                raise
             handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
             if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
                 runner.stop(ref.name, ref.project)
@@ -340,6 +362,8 @@ def spawn(
 
 def withdraw(ref: SessionRef, token: str) -> None:
     """Remove a launch's record from the lock file, if the lock is free and it is there."""
+    if not ref.paths.lock_file.exists():
+        return  # nothing to withdraw; acquiring would create an empty lock file
     lock = lockmod.SessionLock(ref.paths.lock_file)
     try:
         if not lock.acquire(timeout=0):

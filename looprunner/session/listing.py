@@ -13,7 +13,7 @@ from typing import Any
 from looprunner import convert
 from looprunner.errors import LooprunnerError, SessionNotFoundError
 from looprunner.models import RunState, SessionStatus
-from looprunner.names import ProjectPaths, is_valid_session_name
+from looprunner.names import ProjectPaths, is_valid_session_name, session_from_tmux_name
 from looprunner.session import observe
 from looprunner.session.ref import Plugins, SessionRef, run_dir_problem
 from looprunner.store import lock as lockmod
@@ -81,6 +81,9 @@ def not_found(name: str, project: str | Path) -> SessionNotFoundError:
         problem = None
     if problem is not None:  # what stands in its place, rather than "sessions here: NAME"
         hint = f" ({problem})"
+    short = session_from_tmux_name(name)
+    if short is not None and short in existing:  # the name `tmux ls` shows was typed
+        hint = f" (that is the tmux session of session {short!r}: give {short!r} instead)"
     return SessionNotFoundError(f"no session named {name!r}{hint}", session=name)
 
 

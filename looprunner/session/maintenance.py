@@ -11,7 +11,9 @@ file holds the record of a launch whose launcher still waits for its engine. Hol
 makes two cleanups, or a cleanup and a start, take turns. Each backend is asked about
 its own sessions only (tmux touches only sessions it marked as this project's), and a
 backend session younger than the engine's lock timeout is not called orphaned, since its
-engine may be starting (for a backend that can tell ages, :class:`SessionAges`). An
+engine may be starting (for a backend that can tell ages, :class:`SessionAges`) —
+unless the backend says the session's engine has exited (:class:`SessionExits`): then
+one pass repairs the backend session, the state and the lock together. An
 ``unsafe_file`` is removed without the lock: the lock file may be the unsafe one.
 """
 
@@ -40,7 +42,7 @@ from looprunner.models import (
 from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
-from looprunner.protocols import Backend, SessionAges, describe
+from looprunner.protocols import Backend, SessionAges, SessionExits, describe
 from looprunner.session.facade import Session
 from looprunner.session.launch import orphan_grace
 from looprunner.session.listing import names_on_disk, recorded_backends
@@ -84,6 +86,16 @@ def _backends(paths: ProjectPaths, plugins: Plugins, names: list[str]) -> list[B
     return found
 
 
+def _exited(backend: Backend, project: Path) -> set[str]:
+    """Return the backend's sessions whose engine has exited (empty if it cannot tell)."""
+    if not isinstance(backend, SessionExits):
+        return set()
+    try:
+        return backend.exited(project) or set()
+    except LooprunnerError:
+        return set()
+
+
 def _live(backend: Backend, project: Path) -> dict[str, float | None] | None:
     """Each live session of ``backend`` with its creation time (None if it cannot tell)."""
     try:
@@ -103,9 +115,12 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
     on_disk = names_on_disk(paths)
     names: set[str] = set(on_disk)
     live_by_backend: dict[str, dict[str, float | None] | None] = {}
+    exited_by_backend: dict[str, set[str]] = {}
     for backend in _backends(paths, plugins, on_disk):
         live = live_by_backend[backend.name] = _live(backend, paths.project)
         names.update(live or ())
+        if live:
+            exited_by_backend[backend.name] = _exited(backend, paths.project)
     reachable = all(live is not None for live in live_by_backend.values())
     problems: list[Problem] = []
     now = time.time()
@@ -126,7 +141,9 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
                 continue
             created = live[name]
             old = created is None or now - created >= orphan_grace()
-            if old or (state is not None and state.status.finished):
+            # an exited session (a dead pane kept by remain-on-exit) has no engine to wait for
+            exited = name in exited_by_backend.get(backend_name, set())
+            if old or exited or (state is not None and state.status.finished):
                 problems.append(
                     Problem(
                         "orphaned_tmux",

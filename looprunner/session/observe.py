@@ -322,7 +322,8 @@ def queue_remaining(ref: SessionRef) -> int | None:
             completed=state.iteration_completed,
             cap=node.cap,
             history=(),
-            project=ref.project,
+            # a queue is asked where the agents work: the session's worktree, if it has one
+            project=Path(state.worktree.workdir) if state.worktree else ref.project,
             session=ref.name,
         )
         return len(termination.remaining(progress))

@@ -274,7 +274,7 @@ def error_line(result: Any, *, as_json: bool) -> tuple[str, str]:
     if as_json:
         assert result.stderr == ""
         answer = json.loads(result.stdout)
-        assert set(answer) == {"error"}
+        assert set(answer) <= {"error", "next"}  # next: the way out, where there is one
         assert set(answer["error"]) == {"type", "message"}
         assert isinstance(answer["error"]["type"], str) and answer["error"]["type"]
         return answer["error"]["type"], answer["error"]["message"]

@@ -60,6 +60,14 @@ class BadStageCase(NamedTuple):
 
 BAD_STAGES = [
     BadStageCase(
+        "worktree-a-word",
+        "name: w\nworktree: sometimes\n",
+        2,
+        11,
+        "worktree",
+        "worktree: expected true or false, got 'sometimes'",
+    ),
+    BadStageCase(
         "iterations-word",
         "name: w\ntermination:\n  type: fixed\n  iterations: five\n",
         4,
@@ -430,7 +438,8 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
         "options:\n"
         "  depth: 2\n"
         "  paths: [src, tests]\n"
-        "  rubric: {style: strict}\n",
+        "  rubric: {style: strict}\n"
+        "worktree: true\n",
     )
     assert stage.name == "polish"
     assert stage.description == "Polish it"
@@ -452,6 +461,7 @@ def test_every_stage_key_is_read(tmp_path: Path) -> None:
     # plain containers, not ruamel's: a stage type and the run directory get plain data
     assert type(stage.options["paths"]) is list
     assert type(stage.options["rubric"]) is dict
+    assert stage.worktree is True
 
 
 def test_a_stage_without_type_or_options_has_the_defaults(tmp_path: Path) -> None:

@@ -322,6 +322,13 @@ BAD_PIPELINES = [
         "expected true or false",
     ),
     BadPipelineCase(
+        "worktree-a-word",
+        "worktree: always\n" + NODE,
+        1,
+        "worktree",
+        "expected true or false",
+    ),
+    BadPipelineCase(
         "inputs-from-parallel-without-block",
         NODE + "    inputs:\n      from_parallel: x\n",
         5,
@@ -441,3 +448,15 @@ def test_build_pipeline_resolves_a_stage_loop_with_overrides(tmp_path: Path) -> 
     assert pipeline.inputs == (str(extra.resolve()),)
     with pytest.raises(UsageError, match="no such file"):
         build_pipeline(tmp_path, stage="work", pipeline=None, inputs=(tmp_path / "nope",))
+
+
+def test_worktree_in_a_pipeline_or_in_one_of_its_stages_asks_for_one(tmp_path: Path) -> None:
+    path = setup_project(tmp_path, "worktree: true\n" + NODE)
+    asked = load_pipeline(path, project=tmp_path)
+    assert (asked.worktree, asked.wants_worktree) == (True, True)
+    plain = load_pipeline(setup_project(tmp_path, NODE), project=tmp_path)
+    assert (plain.worktree, plain.wants_worktree) == (False, False)
+    stage_yaml = tmp_path / ".looprunner" / "stages" / "work" / "stage.yaml"
+    stage_yaml.write_text(stage_yaml.read_text() + "worktree: true\n", encoding="utf-8")
+    by_stage = load_pipeline(path.with_name("p.yaml"), project=tmp_path)
+    assert (by_stage.worktree, by_stage.wants_worktree) == (False, True)
