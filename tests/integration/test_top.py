@@ -140,12 +140,29 @@ class Pane:
         self.tmux("send-keys", "-t", "view", *keys)
 
     def exit_status(self) -> int:
-        status = wait_until(
-            lambda: self.tmux("display-message", "-p", "-t", "view", "#{pane_dead_status}").strip(),
-            timeout=90,
-            what="the program to exit",
-        )
-        return int(status)
+        """The program's exit status, once it has exited.
+
+        From tmux's ``pane_dead_status``, or, while tmux has not reaped it yet (seen on a
+        loaded machine), from the exit code Linux keeps for a zombie in /proc/PID/stat.
+        """
+        pid = self.tmux("display-message", "-p", "-t", "view", "#{pane_pid}").strip()
+
+        def ended() -> str:
+            dead = self.tmux("display-message", "-p", "-t", "view", "#{pane_dead_status}")
+            if dead.strip():
+                return dead.strip()
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                return ""
+            fields = stat.rsplit(")", 1)[1].split()
+            zombie = fields[0] == "Z"
+            return str(os.waitstatus_to_exitcode(int(fields[-1]))) if zombie else ""
+
+        try:
+            return int(wait_until(ended, timeout=90, what="the program to exit"))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the pane shows:\n{self.screen()}") from None
 
     def close(self) -> None:
         self.tmux("kill-server")
