@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         Event,
         Health,
         Pipeline,
+        RemovalReport,
+        RunInfo,
         RunState,
         RunStatus,
         SessionStatus,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from looprunner.plugins.hookspecs import hookimpl
     from looprunner.session import Session
     from looprunner.session.maintenance import CleanupReport, cleanup
+    from looprunner.session.removal import prune
 
 __all__ = [
     "BackendError",
@@ -50,6 +53,8 @@ __all__ = [
     "Pipeline",
     "PluginError",
     "ProviderError",
+    "RemovalReport",
+    "RunInfo",
     "RunState",
     "RunStatus",
     "Session",
@@ -64,6 +69,7 @@ __all__ = [
     "build_pipeline",
     "cleanup",
     "hookimpl",
+    "prune",
 ]
 
 _HOMES = {
@@ -72,11 +78,14 @@ _HOMES = {
     "build_pipeline": "looprunner.definitions.build",
     "cleanup": "looprunner.session.maintenance",
     "CleanupReport": "looprunner.models",
+    "prune": "looprunner.session.removal",
     **dict.fromkeys(
         (
             "Event",
             "Health",
             "Pipeline",
+            "RemovalReport",
+            "RunInfo",
             "RunState",
             "RunStatus",
             "SessionStatus",

@@ -23,6 +23,11 @@ STATE_DIR_ENV = "LOOPRUNNER_STATE_DIR"
 DEFAULT_STATE_DIR = ".claude"
 
 _SESSION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+#: what ``start --force`` appends to a session's name when it moves its run aside: the
+#: UTC time, and ``-N`` when several runs were moved aside within one second
+_KEPT_SUFFIX = re.compile(
+    r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})(?:-[1-9][0-9]{0,5})?"
+)
 
 
 def validate_session_name(name: str) -> str:
@@ -54,6 +59,44 @@ def is_valid_session_name(name: str) -> bool:
         and len(name) <= MAX_SESSION_NAME
         and _SESSION_NAME.fullmatch(name) is not None
     )
+
+
+def split_kept_run(name: str) -> tuple[str, str] | None:
+    """Return (session, kept_at) if ``name`` is an earlier run's full name, else None.
+
+    An earlier run kept aside by ``start --force`` is named ``SESSION.YYYYMMDDTHHMMSS``
+    (``-N`` appended when two were moved aside in one second). Both parts are checked
+    strictly (a session name, then the time stamp), so a name that passes can never
+    reach outside the project's run folder. ``kept_at`` is the ISO-8601 UTC time.
+    """
+    if not isinstance(name, str):
+        return None
+    session, dot, suffix = name.partition(".")
+    if not dot or not is_valid_session_name(session):
+        return None
+    match = _KEPT_SUFFIX.fullmatch(suffix)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = match.groups()
+    return session, f"{year}-{month}-{day}T{hour}:{minute}:{second}Z"
+
+
+def validate_run_name(name: str) -> str:
+    """Return ``name`` if it names a session or an earlier run of one, else raise.
+
+    Raises
+    ------
+    InvalidSessionNameError
+        The session-name rules' message, or, for a name with a dot, what an earlier
+        run's name looks like.
+    """
+    if isinstance(name, str) and "." in name and split_kept_run(name) is None:
+        raise InvalidSessionNameError(
+            f"invalid session name {name[:60]!r}: use lower-case letters, digits and single "
+            "hyphens (e.g. 'billing-refactor'), or an earlier run's full name as "
+            "'looprunner runs' lists it (e.g. 'auth.20261129T163736')"
+        )
+    return name if split_kept_run(name) is not None else validate_session_name(name)
 
 
 def validate_node_id(node_id: str, *, where: str = "id") -> str:
@@ -115,6 +158,16 @@ class ProjectPaths:
         """Return the paths of session ``name`` (validated first)."""
         validate_session_name(name)
         return SessionPaths(project=self.project, name=name, root=self.root)
+
+    def kept(self, name: str) -> KeptRunPaths:
+        """Return the paths of the earlier run ``name`` (``SESSION.YYYYMMDDTHHMMSS``)."""
+        split = split_kept_run(name)
+        if split is None:
+            validate_run_name(name)  # raises, saying what such a name looks like
+            raise InvalidSessionNameError(f"{name!r} is not the name of an earlier run")
+        return KeptRunPaths(
+            project=self.project, name=name, root=self.root, session=split[0], kept_at=split[1]
+        )
 
 
 @attrs.frozen
@@ -197,6 +250,24 @@ class SessionPaths:
             folder=self.block_dir(index, node_id) / name,
             workdir=self.workdir,
         )
+
+
+@attrs.frozen
+class KeptRunPaths(SessionPaths):
+    """An earlier run of ``session``, moved aside by ``start --force`` as ``name``.
+
+    Its run folder is ``pipeline-runs/NAME``; it has no lock and no backend session of
+    its own (the lock path it names never exists), and its files keep the names the
+    session gave them.
+    """
+
+    session: str
+    kept_at: str
+
+    @property
+    def progress_file(self) -> Path:
+        """The progress file, named after the session that wrote it."""
+        return self.run_dir / f"progress-{self.session}.md"
 
 
 @attrs.frozen

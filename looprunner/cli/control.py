@@ -31,6 +31,7 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
     before = session.status()
     if before.health is Health.NOT_FOUND:
         raise not_found(name, ctx.project)
+    session.refuse_kept("killed")  # an earlier run is bad input, finished or not
     if before.finished:  # said before asking: there is nothing to confirm
         raise SessionError(
             f"session {name!r} is not running (it is {before.health.value})", session=name

@@ -236,6 +236,8 @@ def status(ctx: Context, name: str) -> int:
     actions = NEXT_ACTIONS.get(result.health, ())
     if state is None and result.fault is not None:  # its run folder was deleted
         actions = ("start {n} ...", "cleanup --fix")
+    if session.kept:  # an earlier run kept aside: looked at or removed, never resumed
+        actions = ("tail {n}", "rm {n}")
     if actions:
         click.echo(
             "  next: "

@@ -347,6 +347,7 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
             if not ctx.json:
                 click.echo(f"{exc.message}: running in this process instead.")
             session = Session.start(name, pipeline, project, backend=FOREGROUND_BACKEND, force=True)
+    trim_demo_runs(ctx, project, name)
     status = wait_for(session, None, show=not ctx.json)
     if ctx.json:
         emit_json({"project": str(project), **as_dict(status)})
@@ -363,6 +364,31 @@ def demo(ctx: Context, directory: Path | None, name: str, pace: float, foregroun
             click.echo(f"  {style(f'looprunner --project {project} {cmd}', 'cyan')}")
         click.echo(f"  {style(f'cat {project}/TODO.md {session.paths.progress_file}', 'cyan')}")
     return 0 if status.health is Health.COMPLETE else 1
+
+
+#: how many earlier runs of the demo session ``demo`` keeps beside the current one
+DEMO_RUNS_KEPT = 3
+
+
+def trim_demo_runs(ctx: Context, project: Path, name: str) -> None:
+    """Remove the demo's own earlier runs but the newest few, so reruns do not pile up.
+
+    Only earlier runs of the demo stage are touched: a session of that name that ran
+    anything else is the user's, and kept.
+    """
+    from looprunner.session.removal import prune
+
+    report = prune(
+        project,
+        session=name,
+        keep=DEMO_RUNS_KEPT,
+        where=lambda run: run.kept and run.state is not None and run.state.pipeline == "demo",
+    )
+    if report.removed and not ctx.json:
+        click.echo(
+            f"Removed {len(report.removed)} older demo run(s); the newest {DEMO_RUNS_KEPT} "
+            f"are kept (looprunner --project {project} runs)."
+        )
 
 
 @click.command(hidden=True)

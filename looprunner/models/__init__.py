@@ -25,6 +25,7 @@ from looprunner.models.iteration import (
 )
 from looprunner.models.pipeline import Node, NodeInputs, ParallelInput, Pipeline, Stage
 from looprunner.models.results import IterationResult, StageResult
+from looprunner.models.runs import RemovalReport, RunInfo
 from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
 from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
 from looprunner.models.termination import JudgeSpec, Termination
@@ -61,9 +62,11 @@ __all__ = [
     "Pipeline",
     "Problem",
     "ProblemKind",
+    "RemovalReport",
     "Resources",
     "Retry",
     "RunError",
+    "RunInfo",
     "RunState",
     "RunStatus",
     "SessionStatus",

@@ -17,10 +17,11 @@ import pluggy
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
 from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
-from looprunner.names import ProjectPaths, SessionPaths
+from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
+from looprunner.session.runs_methods import RunsMethods
 from looprunner.session.worktree_methods import WorktreeMethods
 from looprunner.store.logs import size
 
@@ -34,13 +35,15 @@ if TYPE_CHECKING:
 # (``status``, ``list``) is the common case and needs none of them.
 
 
-class Session(WorktreeMethods):
+class Session(WorktreeMethods, RunsMethods):
     """One named session in a project.
 
     Parameters
     ----------
     name:
-        The session name (validated: lower-case letters, digits, single hyphens).
+        The session name (validated: lower-case letters, digits, single hyphens), or an
+        earlier run's full name (``auth.20261129T163736``, see :meth:`runs`): that one
+        can be looked at and removed, not started, resumed, restarted or killed.
     project:
         The project folder; state lives in its ``.claude/`` (or ``LOOPRUNNER_STATE_DIR``).
     plugin_manager:
@@ -92,6 +95,15 @@ class Session(WorktreeMethods):
     def registries(self) -> Registries:
         """The stage types, providers, terminations and backends this session can use."""
         return self._ref.plugins.registries
+
+    @property
+    def kept(self) -> bool:
+        """True when this names an earlier run kept aside, not a session."""
+        return self._ref.kept is not None
+
+    def refuse_kept(self, verb: str) -> None:
+        """Raise :class:`UsageError` if this names an earlier run: it can only be looked at."""
+        self._ref.refuse_kept(verb)
 
     @property
     def in_process(self) -> bool:
@@ -151,7 +163,7 @@ class Session(WorktreeMethods):
         """
         from looprunner.session import launch
 
-        session = cls(name, project, plugin_manager=plugin_manager)
+        session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
         if isinstance(pipeline, Stage):
             pipeline = Pipeline.loop(pipeline)
         runner = session._runner(backend)
@@ -310,6 +322,7 @@ class Session(WorktreeMethods):
         SessionError
             If the session's backend has no live session to attach to, or cannot attach.
         """
+        self._ref.refuse_kept("attached to")
         current = self.status()
         backend = self._ref.backend(current.state)
         if not current.resources.tmux or not isinstance(backend, Attachable):
@@ -340,6 +353,7 @@ class Session(WorktreeMethods):
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("killed")
         return control.kill(self._ref, in_process=self._in_process, grace=grace)
 
     def resume(
@@ -364,6 +378,7 @@ class Session(WorktreeMethods):
         """
         from looprunner.session import control
 
+        self._ref.refuse_kept("resumed")
         chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
         runner = self._runner(chosen)
         control.resume(
@@ -372,6 +387,30 @@ class Session(WorktreeMethods):
             env=env,
             engine_factory=self._make_engine,
             background=background,
+        )
+        return self
+
+    def restart(
+        self,
+        *,
+        backend: str | Backend | None = None,
+        background: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Start this finished (or crashed) session again with the pipeline it ran.
+
+        Its recorded ``pipeline.yaml``, on its recorded backend unless another is given;
+        the old run moved aside as ``start(force=True)`` does. Raises
+        :class:`SessionConflictError` if it is live, :class:`SessionError` if its run
+        recorded no ``pipeline.yaml``.
+        """
+        from looprunner.session import restart
+
+        self._ref.refuse_kept("restarted")
+        chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
+        runner = self._runner(chosen)
+        restart.restart(
+            self._ref, runner, env=env, engine_factory=self._make_engine, background=background
         )
         return self
 

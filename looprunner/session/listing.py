@@ -13,7 +13,12 @@ from typing import Any
 from looprunner import convert
 from looprunner.errors import LooprunnerError, SessionNotFoundError
 from looprunner.models import RunState, SessionStatus
-from looprunner.names import ProjectPaths, is_valid_session_name, session_from_tmux_name
+from looprunner.names import (
+    ProjectPaths,
+    is_valid_session_name,
+    session_from_tmux_name,
+    split_kept_run,
+)
 from looprunner.session import observe
 from looprunner.session.ref import Plugins, SessionRef, run_dir_problem
 from looprunner.store import lock as lockmod
@@ -72,7 +77,18 @@ def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
 
 
 def not_found(name: str, project: str | Path) -> SessionNotFoundError:
-    """Build the not-found error, naming the sessions that do exist."""
+    """Build the not-found error, naming the sessions (or earlier runs) that do exist."""
+    kept = split_kept_run(name)
+    if kept is not None:
+        runs = ProjectPaths.of(project).runs
+        entries = runs.iterdir() if runs.is_dir() else iter(())
+        others = sorted(p.name for p in entries if (split_kept_run(p.name) or ("",))[0] == kept[0])
+        hint = (
+            f"; earlier runs of {kept[0]!r}: {', '.join(others)}"
+            if others
+            else f"; session {kept[0]!r} has no earlier runs kept (see 'looprunner runs')"
+        )
+        return SessionNotFoundError(f"no earlier run named {name!r}{hint}", session=name)
     existing = [s.session for s in statuses(project, Plugins())]
     hint = f"; sessions here: {', '.join(existing)}" if existing else "; there are no sessions here"
     try:
@@ -93,6 +109,9 @@ def as_dict(status: SessionStatus) -> dict[str, Any]:
         dict(convert.unstructure(status.state)) if status.state else {"session": status.session}
     )
     data["health"] = status.health.value
+    kept = split_kept_run(status.session)
+    if kept is not None:  # an earlier run: its state names the session it was a run of
+        data["run"], data["kept_at"] = status.session, kept[1]
     data["resources"] = {
         "lock": status.resources.lock,
         "state": status.resources.state,

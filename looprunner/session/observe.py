@@ -78,6 +78,8 @@ def status(
     the caller left it (``kill`` reports the session as it left it, not as a command
     that took the lock since found it).
     """
+    if ref.kept is not None:
+        return kept_status(ref, recorded)
     view = holders.look(ref.paths.lock_file) if view is None else view
     probe = view.probe
     held = view.ours  # a stranger's lock on the file is no engine of this session
@@ -142,6 +144,36 @@ def status(
         lock=lock_info,
         detail=detail,
         fault=fault,
+    )
+
+
+def kept_status(ref: SessionRef, recorded: Recorded | None = None) -> SessionStatus:
+    """Return the status of an earlier run kept aside, from its state alone.
+
+    Its engine was gone before ``start --force`` moved it aside, and it has no lock or
+    backend session of its own: neither is asked. A run that never recorded an ending
+    is ``crashed``, for good (only its session can be resumed).
+    """
+    kept = ref.kept
+    assert kept is not None
+    state, unreadable = read_recorded(ref) if recorded is None else recorded
+    note = f"an earlier run of session {kept.session!r}, moved aside at {kept.kept_at}"
+    detail: str | None
+    if state is None and not ref.paths.run_dir.is_dir():
+        health, detail = Health.NOT_FOUND, None
+    elif state is None:
+        missing = "state.json cannot be read" if unreadable else "it has no state.json"
+        health, detail = Health.UNKNOWN, f"{note}; {missing}"
+    else:
+        health, why = derive_health(state=state, lock_held=False, tmux_present=False)
+        detail = f"{note}; {why}" if why else note
+    return SessionStatus(
+        session=ref.name,
+        health=health,
+        resources=Resources(lock=False, state=state is not None or unreadable, tmux=False),
+        state=state,
+        detail=detail,
+        branches=branch_progress(ref.paths, state),
     )
 
 

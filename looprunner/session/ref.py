@@ -18,9 +18,15 @@ from pathlib import Path
 import pluggy
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
-from looprunner.errors import LooprunnerError, SessionConflictError
+from looprunner.errors import InvalidSessionNameError, LooprunnerError, SessionConflictError
 from looprunner.models import RunState
-from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
+from looprunner.names import (
+    KeptRunPaths,
+    ProjectPaths,
+    SessionPaths,
+    split_kept_run,
+    validate_run_name,
+)
 from looprunner.plugins.manager import make_plugin_manager
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, TerminationStrategy
@@ -102,13 +108,37 @@ def _builtin_registries() -> Registries:
 
 
 class SessionRef:
-    """A session's validated name, its project's paths, and the plugins to use."""
+    """A session's validated name, its project's paths, and the plugins to use.
+
+    The name may also be an earlier run's full name (``auth.20261129T163736``): such a
+    reference can be looked at, never started, resumed or stopped (``kept`` says which).
+    """
 
     def __init__(self, name: str, project: str | Path, plugins: Plugins) -> None:
-        self.name = validate_session_name(name)
+        self.name = validate_run_name(name)
         self.project_paths = ProjectPaths.of(project)
-        self.paths: SessionPaths = self.project_paths.session(self.name)
+        self.paths: SessionPaths = (
+            self.project_paths.kept(name)
+            if split_kept_run(name) is not None
+            else self.project_paths.session(name)
+        )
         self.plugins = plugins
+
+    @property
+    def kept(self) -> KeptRunPaths | None:
+        """The earlier run's paths when this names one, else None."""
+        return self.paths if isinstance(self.paths, KeptRunPaths) else None
+
+    def refuse_kept(self, verb: str) -> None:
+        """Refuse (exit 2) to ``verb`` an earlier run: only a session can be."""
+        kept = self.kept
+        if kept is not None:
+            raise InvalidSessionNameError(
+                f"{self.name!r} is an earlier run of session {kept.session!r}, kept aside: "
+                f"it cannot be {verb} (look at it with status, tail or monitor; remove it "
+                "with rm)",
+                session=self.name,
+            )
 
     @property
     def project(self) -> Path:

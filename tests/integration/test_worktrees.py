@@ -330,3 +330,26 @@ def test_a_pipeline_built_in_python_runs_in_a_worktree_when_it_says_so(
     assert status is not None
     assert (status.branch, status.ahead, status.present) == ("looprunner/wt", 1, True)
     assert (project / ".looprunner" / "worktrees" / "wt" / "agent-1.json").is_file()
+
+
+def test_rm_keeps_a_worktree_with_uncommitted_changes_and_removes_a_clean_one(
+    project: Path, agent: Path, cli: Cli
+) -> None:
+    never_fail(project)
+    write_work_stage(project, agent, iterations=1)
+    init_repo(project)
+    for name in ("dirty", "clean"):
+        assert cli("start", name, "--stage", "work", "--worktree", "--foreground").returncode == 0
+    trees = project / ".looprunner" / "worktrees"
+    (trees / "dirty" / "notes.txt").write_text("work nobody committed\n")
+
+    removed = cli("--json", "rm", "dirty", "clean", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    lines = json.loads(removed.stdout)["worktrees"]
+    assert any("kept worktree" in line and "uncommitted" in line for line in lines), lines
+    assert any(line.startswith("removed worktree") for line in lines), lines
+    # the run folders are gone; the dirty worktree and its file stay, the clean one not
+    assert cli("status", "dirty").returncode == 4
+    assert (trees / "dirty" / "notes.txt").read_text() == "work nobody committed\n"
+    assert not (trees / "clean").exists()
+    assert git(project, "log", "--format=%s", "-1", "looprunner/clean") == "iteration 1"
