@@ -436,24 +436,10 @@ class Session(WorktreeMethods, RunsMethods):
 
         Each backend the project's sessions use is asked once. The list shows itself as
         a table in Jupyter and in a REPL, with the columns of ``looprunner list``.
-
-        Parameters
-        ----------
-        health
-            Only these healths: ``"running,failed"``, or a list of names or ``Health``.
-        stage
-            Only sessions whose current stage has this node id or stage name.
-        since
-            Only sessions started since then: ``"2h"``, ``"1d"``, an ISO-8601 date or
-            time (local time without an offset), a ``datetime`` or a ``timedelta``.
-        sort
-            ``"name"`` (the default), ``"age"`` (most recently started first) or
-            ``"cost"`` (most expensive first, unknown cost last).
-
-        Raises
-        ------
-        UsageError
-            If a filter or order is not one of those, naming the bad value.
+        ``health`` (``"running,failed"`` or a list), ``stage``, ``since`` (``"2h"``, a
+        date, a ``datetime`` or ``timedelta``) and ``sort`` (``name``, ``age``, ``cost``)
+        are ``list``'s options (see :func:`looprunner.session.selection.select`); a bad
+        value raises ``UsageError`` naming it, before any session is looked at.
         """
         from looprunner.session.selection import select
         from looprunner.views.display import SessionList
