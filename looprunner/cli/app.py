@@ -73,6 +73,7 @@ COMMANDS = {
     "restart": "runs:restart",
     "skill": "skill:skill",
     "mcp": "mcp_server:mcp",
+    "top": "top:top",
 }
 
 

@@ -15,6 +15,7 @@ from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, parse_ts, style, table
 from looprunner.models import Health, SessionStatus, Spent, WorktreeStatus
 from looprunner.session import Session, not_found
+from looprunner.views import display
 from looprunner.views.display import branch_lines, cost_text
 
 NEXT_ACTIONS = {
@@ -30,34 +31,9 @@ LONG_RUNNING_ENV = "LOOPRUNNER_LONG_RUNNING_HOURS"
 
 
 def _row(status: SessionStatus) -> list[str]:
-    state = status.state
-    if state is None:
-        return [status.session, "-", "-", "-", health(status.health.value), "-", "-"]
-    current = state.current
-    kind = "stage" if state.type == "loop" else "pipeline"
-    stage = (
-        current.id
-        if state.type == "loop"
-        else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
-    )
-    if status.branches and not status.finished:  # a parallel block: each provider's place
-        stage += (
-            " ["
-            + ", ".join(
-                f"{b.name} {b.stage} {b.iteration}/{b.max_iterations}" for b in status.branches
-            )
-            + "]"
-        )
-    iteration = f"{state.iteration}/{current.max_iterations}"
-    return [
-        status.session,
-        kind,
-        stage,
-        iteration,
-        health(status.health.value),
-        age(state.started_at),
-        cost_text(state.cost_usd, state.usage),
-    ]
+    """Return the cells of ``list``: the notebook table's, with the health coloured."""
+    cells = display.row(status)
+    return [health(cells[c]) if c == "HEALTH" else cells[c] for c in display.COLUMNS]
 
 
 @click.command("list")
@@ -68,10 +44,39 @@ def _row(status: SessionStatus) -> list[str]:
     metavar="HOURS",
     help=f"Warn about sessions running longer than this (default 2, or ${LONG_RUNNING_ENV}).",
 )
+@click.option(
+    "--health",
+    "health_filter",
+    default=None,
+    metavar="HEALTH[,HEALTH...]",
+    help="Only sessions of these healths (running, failed, ...; comma-separated).",
+)
+@click.option(
+    "--stage", default=None, metavar="NAME", help="Only sessions whose current stage is NAME."
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Only sessions started since WHEN: a duration back from now (30m, 2h, 1d) or a date.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["age", "cost", "name"]),
+    default=None,
+    help="Order: name (default), age (newest first) or cost (highest first).",
+)
 @pass_ctx
-def list_sessions(ctx: Context, long_running: float | None) -> int:
-    """List every session in the project."""
-    statuses = Session.list(ctx.project)
+def list_sessions(
+    ctx: Context,
+    long_running: float | None,
+    health_filter: str | None,
+    stage: str | None,
+    since: str | None,
+    sort: str | None,
+) -> int:
+    """List every session in the project (filtered and sorted on request)."""
+    statuses = Session.list(ctx.project, health=health_filter, stage=stage, since=since, sort=sort)
     if long_running is None:
         try:
             long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
@@ -79,6 +84,9 @@ def list_sessions(ctx: Context, long_running: float | None) -> int:
             long_running = 2.0
     if ctx.json:
         emit_json([session_answer(s) for s in statuses])
+        return 0
+    if not statuses and (health_filter or stage or since):
+        click.echo(f"No sessions in {ctx.project} match.")
         return 0
     if not statuses:
         click.echo(f"No sessions in {ctx.project}.")
@@ -89,7 +97,7 @@ def list_sessions(ctx: Context, long_running: float | None) -> int:
         return 0
     click.echo(
         table(
-            ["NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE", "COST"],
+            list(display.COLUMNS),
             [_row(s) for s in statuses],
         )
     )

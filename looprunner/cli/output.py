@@ -6,10 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import click
+
+# re-exported: every command formats times the way the notebook table does
+from looprunner.views.clock import age as age
+from looprunner.views.clock import parse_ts as parse_ts
 
 HEALTH_COLOURS = {
     "running": "cyan",
@@ -62,31 +65,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    """Parse a timestamp written by looprunner."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def age(value: str | None, *, until: str | None = None) -> str:
-    """How long ago ``value`` was (or how long until ``until``), as ``3m``, ``2h5m``."""
-    start = parse_ts(value)
-    if start is None:
-        return "-"
-    end = parse_ts(until) or datetime.now(UTC)
-    seconds = max(0, int((end - start).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s" if minutes < 10 else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    return f"{hours // 24}d{hours % 24}h"

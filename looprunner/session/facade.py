@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from looprunner.engine.loop import Engine
     from looprunner.plugins.registry import Registries
+    from looprunner.session.selection import HealthFilter, Since
     from looprunner.views.display import SessionList
 
 # The engine, launching, control and the views load on first use: looking at a session
@@ -422,13 +423,27 @@ class Session(WorktreeMethods, RunsMethods):
 
     @classmethod
     def list(
-        cls, project: str | Path = ".", *, plugin_manager: pluggy.PluginManager | None = None
+        cls,
+        project: str | Path = ".",
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        health: HealthFilter = None,
+        stage: str | None = None,
+        since: Since = None,
+        sort: str | None = None,
     ) -> SessionList:
         """Return the status of every session in the project, by name.
 
         Each backend the project's sessions use is asked once. The list shows itself as
-        a table in Jupyter and in a REPL.
+        a table in Jupyter and in a REPL, with the columns of ``looprunner list``.
+        ``health`` (``"running,failed"`` or a list), ``stage``, ``since`` (``"2h"``, a
+        date, a ``datetime`` or ``timedelta``) and ``sort`` (``name``, ``age``, ``cost``)
+        are ``list``'s options (see :func:`looprunner.session.selection.select`); a bad
+        value raises ``UsageError`` naming it, before any session is looked at.
         """
+        from looprunner.session.selection import select
         from looprunner.views.display import SessionList
 
-        return SessionList(listing.statuses(project, Plugins(plugin_manager)))
+        select([], health=health, since=since, sort=sort)  # refuse bad values before looking
+        found = listing.statuses(project, Plugins(plugin_manager))
+        return SessionList(select(found, health=health, stage=stage, since=since, sort=sort))

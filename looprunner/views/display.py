@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
 from looprunner.models import BranchProgress, Health, SessionStatus, TokenUsage
+from looprunner.views.clock import age
 
 
 class Watched(Protocol):
@@ -24,20 +25,30 @@ class Watched(Protocol):
         """Return the session's current status."""
 
 
-COLUMNS = ("session", "type", "stage", "iteration", "health", "started", "cost")
+#: the columns of a session table, the same for ``looprunner list``, the notebook and the REPL
+COLUMNS = ("NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE", "COST")
 
 
 def row(status: SessionStatus) -> dict[str, str]:
-    """Return the display fields of one status."""
+    """Return the cells of one session's row, by column (see :data:`COLUMNS`).
+
+    ``TYPE`` is ``stage`` for a loop and ``pipeline`` for a pipeline, whose ``STAGE`` adds
+    the node's position (and, in a running parallel block, where each provider is);
+    ``ITER`` is the iteration most recently started over the current stage's cap.
+    """
     state = status.state
     if state is None:
         return dict.fromkeys(COLUMNS, "-") | {
-            "session": status.session,
-            "health": status.health.value,
+            "NAME": status.session,
+            "HEALTH": status.health.value,
         }
     current = state.current
-    stage = f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
-    if status.branches:  # a parallel block: where each provider is
+    stage = (
+        current.id
+        if state.type == "loop"
+        else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    )
+    if status.branches and not status.finished:  # a parallel block: each provider's place
         stage += (
             " ["
             + ", ".join(
@@ -46,13 +57,13 @@ def row(status: SessionStatus) -> dict[str, str]:
             + "]"
         )
     return {
-        "session": status.session,
-        "type": state.type,
-        "stage": stage,
-        "iteration": f"{state.iteration_completed}/{current.max_iterations}",
-        "health": status.health.value,
-        "started": state.started_at,
-        "cost": cost_text(state.cost_usd, state.usage),
+        "NAME": status.session,
+        "TYPE": "stage" if state.type == "loop" else "pipeline",
+        "STAGE": stage,
+        "ITER": f"{state.iteration}/{current.max_iterations}",
+        "HEALTH": status.health.value,
+        "AGE": age(state.started_at),
+        "COST": cost_text(state.cost_usd, state.usage),
     }
 
 
@@ -102,7 +113,7 @@ def text_table(statuses: Iterable[SessionStatus]) -> str:
     """Render statuses as aligned text, for a REPL."""
     rows = [row(s) for s in statuses]
     widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in COLUMNS}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip()]
+    lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS).rstrip()]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip() for r in rows]
     return "\n".join(lines)
 

@@ -75,7 +75,7 @@ def test_status_and_lists_render_as_tables_in_jupyter_and_text(project):
     html = listed._repr_html_()
     assert html.count("<tr>") == 3 and "<td>one</td>" in html and "complete" in html
     text = str(listed).splitlines()
-    assert text[0].split()[:2] == ["SESSION", "TYPE"] and text[2].startswith("two")
+    assert text[0].split()[:2] == ["NAME", "TYPE"] and text[2].startswith("two")  # as `list`
     assert "<td>one</td>" in Session("one", project)._repr_html_()
     assert "one: complete" in str(Session("one", project))
 
