@@ -6,7 +6,8 @@ prove that a crash at any phase of an iteration loses nothing and repeats nothin
 Unset (always, outside tests) it costs one dictionary lookup per point.
 
 Points: ``before_agent``, ``agent_running``, ``after_agent``, ``state_written``,
-``stage_complete_saved``.
+``stage_complete_saved``, and ``ending_written`` (the session's ending in its state, not
+yet in its log; ITERATION is the last iteration started).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import attrs
 
 from looprunner import convert, procinfo
 from looprunner._version import __version__
+from looprunner.engine import faults
 from looprunner.engine.redact import Redactor, StreamRedactor
 from looprunner.models import Event, RunError, RunState, RunStatus, events
 from looprunner.names import SessionPaths
@@ -198,6 +199,7 @@ class Recorder:
             reason=reason,
             error=error,
             logged=self.logged,
+            between=lambda: faults.checkpoint("ending_written", self.current.iteration),
         )
         self.logged = self.written = convert.unstructure(self.state)
         return self.state

@@ -6,10 +6,19 @@ from typing import Literal
 
 import attrs
 
-ProblemKind = Literal["unsafe_file", "orphaned_tmux", "zombie_state", "stale_lock"]
+ProblemKind = Literal[
+    "unsafe_file", "orphaned_tmux", "zombie_state", "unlogged_ending", "stale_lock"
+]
 #: repair order: a symlink or special file in our place first (every other repair opens
-#: the lock file), then the backend's session, then the state, then the lock file
-KINDS: tuple[ProblemKind, ...] = ("unsafe_file", "orphaned_tmux", "zombie_state", "stale_lock")
+#: the lock file), then the backend's session, then the state, then the log, then the
+#: lock file
+KINDS: tuple[ProblemKind, ...] = (
+    "unsafe_file",
+    "orphaned_tmux",
+    "zombie_state",
+    "unlogged_ending",
+    "stale_lock",
+)
 
 
 @attrs.frozen

@@ -212,6 +212,7 @@ def on_cleanup(session: Session, problem: Problem) -> None:
     session:
         The session the problem belonged to.
     problem:
-        ``kind`` (``stale_lock``, ``orphaned_tmux``, ``zombie_state``, ``unsafe_file``),
+        ``kind`` (``stale_lock``, ``orphaned_tmux``, ``zombie_state``,
+        ``unlogged_ending``, ``unsafe_file``),
         ``detail`` and ``action`` (what was done).
     """

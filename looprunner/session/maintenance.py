@@ -50,7 +50,12 @@ from looprunner.session.ref import Plugins
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.diskfault import Marker, recorded_fault
-from looprunner.store.endings import record_ending
+from looprunner.store.endings import (
+    ENDING_EVENTS,
+    log_missing_ending,
+    record_ending,
+    unlogged_ending,
+)
 from looprunner.store.events import EventLog
 from looprunner.store.projection import read_projected
 from looprunner.store.safe import unsafe_reason
@@ -162,6 +167,16 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
             )
             problems.append(
                 Problem("zombie_state", name, f"state says {state.status.value} but {why}")
+            )
+        if unlogged_ending(state, EventLog(session.events_file, name)):
+            assert state is not None
+            kind = ENDING_EVENTS[state.status]
+            problems.append(
+                Problem(
+                    "unlogged_ending",
+                    name,
+                    f"state says {state.status.value} but the event log lacks its {kind}",
+                )
             )
         if probe.present and not any(p.path == str(session.lock_file) for p in unsafe):
             says = (
@@ -317,6 +332,14 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
                 problem,
                 fixed=True,
                 action=f"marked {marked}; {ended}resume with 'looprunner resume {problem.session}'",
+            )
+        if problem.kind == "unlogged_ending":
+            log = EventLog(session.events_file, problem.session)
+            if state is None or not unlogged_ending(state, log):
+                return attrs.evolve(problem, fixed=True, action="already resolved")
+            log_missing_ending(log, state)
+            return attrs.evolve(
+                problem, fixed=True, action=f"appended {ENDING_EVENTS[state.status]}"
             )
         return attrs.evolve(problem, fixed=True, action="removed the lock file")
     finally:

@@ -118,3 +118,32 @@ def test_a_state_written_by_an_older_version_is_taken_as_it_is(two_stage, cli):
         "".join(json.dumps({k: v for k, v in e.items() if k != "state"}) + "\n" for e in lines)
     )
     assert status_state(cli, "old")["iteration_completed"] == 7
+
+
+def test_an_ending_the_log_never_received_is_appended_by_one_cleanup(two_stage, cli):
+    """The engine dies between writing its ending to state.json and to the log."""
+    started = cli(
+        "start", "e", "--pipeline", "two", env={"LOOPRUNNER_CRASH_AT": "ending_written:3"}
+    )
+    assert started.returncode == 0, started.stderr
+    session = Session("e", two_stage)
+    wait_until(
+        lambda: session.status().health is Health.COMPLETE and not session.status().resources.tmux,
+        timeout=60,
+        what="the ending, and the engine gone",
+    )
+    assert "session_complete" not in [e.type for e in session.events()]
+
+    # the dead engine's lock file is left too: one pass repairs both
+    found = {p["kind"]: p for p in json.loads(cli("--json", "cleanup").stdout)["problems"]}
+    assert set(found) == {"unlogged_ending", "stale_lock"}
+    assert "lacks its session_complete" in found["unlogged_ending"]["detail"]
+    fixed = cli("--json", "cleanup", "--fix", "--yes")
+    assert fixed.returncode == 0, fixed.stderr
+    actions = {p["kind"]: p["action"] for p in json.loads(fixed.stdout)["problems"]}
+    assert actions["unlogged_ending"] == "appended session_complete"
+    last = list(session.events())[-1]
+    assert last.type == "session_complete" and last.data["recovered"] is True
+    assert last.data["reason"] == "all_stages_complete"
+    assert logged_state(session.paths.events_file) == read_state(session.paths.state_file)
+    assert json.loads(cli("--json", "cleanup").stdout)["problems"] == []
