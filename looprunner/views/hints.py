@@ -35,6 +35,14 @@ def _watch(name: str) -> list[Hint]:
     ]
 
 
+def _restart(name: str) -> Hint:
+    return hint(
+        "run it again from the start, the old run kept aside (ask the user first)",
+        "restart",
+        name,
+    )
+
+
 def for_health(name: str, health: Health) -> list[Hint]:
     """Return the actions worth taking on session ``name`` in this health."""
     if health is Health.RUNNING:
@@ -58,14 +66,16 @@ def for_health(name: str, health: Health) -> list[Hint]:
         return [
             hint("read the events that led to the failure", "tail", name, "--lines", "20"),
             hint("run the failed iteration again, keeping the completed ones", "resume", name),
+            _restart(name),
         ]
     if health is Health.KILLED:
         return [
             hint("continue from its last completed iteration", "resume", name),
             hint("read its latest events", "tail", name, "--lines", "20"),
+            _restart(name),
         ]
     if health is Health.COMPLETE:
-        return _watch(name)
+        return [*_watch(name), _restart(name)]
     if health is Health.ORPHANED:
         return [
             hint(

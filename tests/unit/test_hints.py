@@ -80,3 +80,10 @@ def test_errors_without_a_way_on_carry_no_hints():
     assert hints.for_error("conflict", command="kill", argv=["kill", "a"], session="a")[-1][
         "command"
     ] == ["looprunner", "--json", "kill", "a", "--yes"]
+
+
+@pytest.mark.parametrize("health", [Health.COMPLETE, Health.FAILED, Health.KILLED])
+def test_a_finished_session_offers_a_restart(health):
+    offered = [h["command"] for h in hints.for_health("s", health)]
+    assert ["looprunner", "--json", "restart", "s"] in offered
+    assert all(runs(command) for command in offered)
