@@ -94,9 +94,10 @@ def fold(
     for event in changes:
         if event.state is None or not in_stream(event, tags):
             continue
-        if state is None:
-            state = {}
-        state = apply_patch(state, event.state)
+        try:
+            state = apply_patch(state or {}, event.state)
+        except (ValueError, TypeError, AttributeError):  # a change that fits no state here
+            return base
         seq = event.seq
     if state is None or seq is None:
         return base

@@ -158,3 +158,17 @@ def test_every_state_field_is_covered() -> None:
         "backend",
         "stages",
     }
+
+
+def test_a_change_that_fits_no_state_rebuilds_nothing() -> None:
+    """A damaged or foreign log never breaks reading: the state stands as it is."""
+    from looprunner.store.projection import fold
+
+    state = RunState("s", "loop", "p", RunStatus.RUNNING, "a", "b", "t", (), seq=1)
+    stray = Event(
+        ts="t", seq=2, type="x", session="s", state={"stages": {"3": {"status": "complete"}}}
+    )
+    odd = Event(ts="t", seq=3, type="x", session="s", state={"stages": {"a": 1}})
+    assert fold(state, [stray]) == state
+    assert fold(state, [odd]) == state
+    assert fold(None, [stray]) is None
