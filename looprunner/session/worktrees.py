@@ -296,6 +296,9 @@ def remove(project: Path, run_dir: Path) -> WorktreeRemoval | None:
 
     if not path.is_dir():
         return kept("it is gone already")
+    if not _same(path.parent, project / WORKTREES):
+        # a record edited to point elsewhere: looprunner removes only worktrees it made
+        return kept(f"it is not in {project / WORKTREES}, where looprunner makes worktrees")
     runs = ProjectPaths.of(project).runs
     for other in sorted(runs.iterdir()) if runs.is_dir() else ():
         if _same(other, run_dir) or not other.is_dir():

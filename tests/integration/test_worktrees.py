@@ -353,3 +353,23 @@ def test_rm_keeps_a_worktree_with_uncommitted_changes_and_removes_a_clean_one(
     assert (trees / "dirty" / "notes.txt").read_text() == "work nobody committed\n"
     assert not (trees / "clean").exists()
     assert git(project, "log", "--format=%s", "-1", "looprunner/clean") == "iteration 1"
+
+
+def test_a_record_pointing_outside_the_worktrees_folder_is_never_removed(
+    project: Path, agent: Path, cli: Cli, tmp_path: Path
+) -> None:
+    from looprunner.session import worktrees
+
+    never_fail(project)
+    write_work_stage(project, agent, iterations=1)
+    init_repo(project)
+    assert cli("start", "wt", "--stage", "work", "--worktree", "--foreground").returncode == 0
+    elsewhere = tmp_path / "someone-elses-checkout"
+    git(project, "worktree", "add", "-q", "-b", "theirs", str(elsewhere))
+    run_dir = Session("wt", project).paths.run_dir
+    record = json.loads((run_dir / "worktree.json").read_text())
+    (run_dir / "worktree.json").write_text(json.dumps({**record, "path": str(elsewhere)}))
+    kept = worktrees.remove(project, run_dir)
+    assert kept is not None and not kept.removed
+    assert "where looprunner makes worktrees" in (kept.kept_because or "")
+    assert elsewhere.is_dir()
