@@ -119,7 +119,10 @@ def fake_model_env(
     """Return the variables that point both CLIs at ``server``, configured under ``home``.
 
     ``home`` holds each program's own configuration (``CLAUDE_CONFIG_DIR``,
-    ``CODEX_HOME``), so a test never reads or changes the user's. ``retries`` bounds
+    ``CODEX_HOME``), so a test never reads or changes the user's, and is the agents'
+    ``HOME``: the login shells both CLIs run their tools in then read no profile of the
+    user's (a ``pyenv init`` there runs ``pyenv rehash``, whose lock, left behind by a
+    shell an iteration's end killed, stalls every later shell). ``retries`` bounds
     how often each CLI tries a failed model request again on its own before it gives up
     (``CLAUDE_CODE_MAX_RETRIES``; Codex's ``request_max_retries`` and
     ``stream_max_retries``), so a test of a persistent 429 takes seconds, not minutes.
@@ -139,6 +142,7 @@ def fake_model_env(
         "DISABLE_TELEMETRY": "1",
         "OPENAI_API_KEY": "sk-fake-for-tests",
         "CODEX_HOME": str(codex_home),
+        "HOME": str(home),
     }
     if retries is not None:
         env["CLAUDE_CODE_MAX_RETRIES"] = str(retries)
