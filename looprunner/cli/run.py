@@ -396,6 +396,7 @@ def trim_demo_runs(ctx: Context, project: Path, name: str) -> None:
 @click.option("--backend", required=True)
 @click.option("--resume", is_flag=True)
 @click.option("--env-fifo", type=click.Path(path_type=Path))
+@click.option("--env-file", type=click.Path(path_type=Path))
 @click.option("--launch-token", default=None)
 @pass_ctx
 def engine(
@@ -404,6 +405,7 @@ def engine(
     backend: str,
     resume: bool,
     env_fifo: Path | None,
+    env_file: Path | None,
     launch_token: str | None,
 ) -> int:
     """Run the engine of session NAME in this process (how backends start it)."""
@@ -417,5 +419,6 @@ def engine(
         backend=backend,
         resume=resume,
         env_fifo=env_fifo,
+        env_file=env_file,
         launch_token=launch_token,
     )

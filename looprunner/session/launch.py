@@ -41,6 +41,7 @@ from looprunner.protocols import (
     SessionAges,
     StageValidating,
     describe,
+    handoff_of,
 )
 from looprunner.session import worktrees
 from looprunner.session.ref import SessionRef
@@ -340,14 +341,16 @@ def spawn(
                 time.sleep(0.01)  # the engine takes the lock and records its state
             return
         try:
-            fifo = handoff.create(ref.paths.run_dir)
-            try:
-                runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
-            except BaseException:
-                handoff.discard(fifo)  # a refused launch leaves nothing behind
-                raise
+            transport = handoff_of(runner)
             handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
-            if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
+            path = handoff.prepare(transport, ref.paths.run_dir, handed)
+            flag = handoff.FLAGS[transport]
+            try:
+                runner.launch(attrs.evolve(spec, argv=(*spec.argv, flag, str(path))))
+            except BaseException:
+                handoff.discard(path)  # a refused launch leaves nothing behind
+                raise
+            if not handoff.deliver(transport, path, handed, timeout=START_TIMEOUT):
                 runner.stop(ref.name, ref.project)
                 raise BackendError(
                     f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"

@@ -7,9 +7,12 @@ engine's own, in the project, as with tmux.
 
 The job's entrypoint is a shell string (Ray runs it with ``sh -c``): it is built with
 :func:`shlex.join` from argv alone, so nothing in it is interpreted. The environment
-goes to the engine through looprunner's FIFO in the run directory, never through the
-job: the job's ``runtime_env`` carries ``PYTHONPATH`` only (so the node imports the same
-plugins), and its metadata names the project and session, nothing more.
+goes to the engine through looprunner's handoff *file* (``handoff = "file"``): the
+engine may run on any node, and a FIFO reaches no other kernel. The file is 0600, in
+the run directory on the shared storage, and the engine removes it first thing; never
+is the environment put in the job: its ``runtime_env`` carries ``PYTHONPATH`` only (so
+the node imports the same plugins), and its metadata names the project and session,
+nothing more.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class RayBackend:
     """Runs each engine as a Ray job on the cluster ``RAY_ADDRESS`` names."""
 
     name: ClassVar[str] = "ray"
+    #: engines run on whichever node Ray picks: the environment goes through a file
+    handoff: ClassVar[str] = "file"
 
     # ------------------------------------------------------------------ launch
 
