@@ -11,6 +11,7 @@ will not without a deprecation.
 
 from __future__ import annotations
 
+from looprunner.backend_settings import BackendOption, Configurable
 from looprunner.errors import (
     AgentFailed,
     BackendError,
@@ -84,11 +85,13 @@ __all__ = [
     "AuthExplaining",
     "Backend",
     "BackendError",
+    "BackendOption",
     "BackendUnreachableError",
     "Branch",
     "BranchResult",
     "Check",
     "ConfigError",
+    "Configurable",
     "Decision",
     "Diagnosing",
     "Event",

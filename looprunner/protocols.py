@@ -232,6 +232,9 @@ class LaunchSpec:
     env: Mapping[str, str]
     resume: bool = False
     launch_token: str | None = None
+    #: the backend's options for this launch (see :mod:`looprunner.backend_settings`);
+    #: the backend was configured with them already
+    options: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @runtime_checkable

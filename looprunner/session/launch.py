@@ -43,7 +43,7 @@ from looprunner.protocols import (
     describe,
     handoff_of,
 )
-from looprunner.session import worktrees
+from looprunner.session import backend_options, worktrees
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
@@ -323,6 +323,8 @@ def spawn(
     previous = ref.read_state()
     resume = resumes is not None
     token = holders.new_launch(lock, resumes=resumes)
+    # later commands about this session ask the backend set as this launch sets it
+    backend_options.record(ref.paths.run_dir, ref.launch_options)
     spec = LaunchSpec(
         session=ref.name,
         project=ref.project,
@@ -330,6 +332,7 @@ def spawn(
         env=environment,
         resume=resume,
         launch_token=token,
+        options=dict(ref.launch_options),
     )
     try:
         if isinstance(runner, InProcess):
