@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from looprunner.backend_settings import BackendOption, options_of
 from looprunner.errors import UsageError
@@ -71,8 +72,23 @@ def resolve(
         ]
         value = next((v for v in layers if v), None)
         if value is not None:
+            _refuse_credential(backend, name, value)
             chosen[name] = value
     return chosen
+
+
+def _refuse_credential(backend: Backend, name: str, value: str) -> None:
+    """Refuse a URL with a password: options are recorded in plain text."""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return
+    if password:
+        raise UsageError(
+            f"backend {backend.name!r} option {name!r}: the value holds a password, and "
+            "options are recorded with the session in plain text; give the credential "
+            "to the backend another way"
+        )
 
 
 def recorded(run_dir: Path) -> dict[str, str]:

@@ -125,6 +125,8 @@ def test_the_project_config_sets_an_option_and_the_environment_overrides_it(
     assert backend_options.resolve(backend, project, given, env) == given
     recorded = {"socket": "recorded"}
     assert backend_options.resolve(backend, project, None, env, recorded) == recorded
+    with pytest.raises(UsageError, match="holds a password"):
+        backend_options.resolve(backend, project, {"socket": "http://me:s3cret@head:8265"}, {})
 
 
 def test_an_unknown_option_is_refused_naming_it_and_nothing_is_written(project, make_stage, cli):
