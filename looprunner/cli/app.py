@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from looprunner.cli.context import Context
-from looprunner.cli.quick import show_warnings
+from looprunner.cli.output import show_warnings
 from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 

@@ -37,6 +37,17 @@ def echo(text: str = "", *, err: bool = False) -> None:
     print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
 
+def show_warnings() -> None:
+    """Print library warnings (a deprecated pipeline key, ...) as one line on stderr."""
+    import warnings
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        echo(f"looprunner: warning: {message}", err=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", DeprecationWarning)
+
+
 def unstyle(text: str) -> str:
     """Remove colour codes from ``text``."""
     return _ANSI_CODE.sub("", text)

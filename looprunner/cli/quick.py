@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from looprunner.cli.output import echo
+from looprunner.cli.output import echo, show_warnings
 
 #: the options each command served here takes, each with a value (``--opt V``, ``--opt=V``)
 OPTIONS = {
@@ -29,16 +28,6 @@ OPTIONS = {
 COMPLETING = "_LOOPRUNNER_COMPLETE"
 #: the values ``list --sort`` accepts (as :data:`looprunner.cli.inspect.SORTS`)
 SORTS = ("age", "cost", "name")
-
-
-def show_warnings() -> None:
-    """Print library warnings (a deprecated pipeline key, ...) as one line on stderr."""
-
-    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
-        echo(f"looprunner: warning: {message}", err=True)
-
-    warnings.showwarning = show
-    warnings.simplefilter("default", DeprecationWarning)
 
 
 class Parsed:

@@ -166,8 +166,7 @@ class Session(WorktreeMethods, RunsMethods):
         from looprunner.session import launch
 
         session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
-        if isinstance(pipeline, Stage):
-            pipeline = Pipeline.loop(pipeline)
+        pipeline = Pipeline.loop(pipeline) if isinstance(pipeline, Stage) else pipeline
         runner = session._runner(backend)
         refuse_bad_run_dir(session._ref)
         launch.start(
