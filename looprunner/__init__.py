@@ -7,9 +7,13 @@ Heavy modules load on first use, so ``import looprunner`` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+#: ``typing.TYPE_CHECKING`` without importing typing, which costs more than the rest of
+#: ``import looprunner`` (type checkers treat any name TYPE_CHECKING as true)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from looprunner.definitions.build import build_pipeline
     from looprunner.errors import (
         BackendError,

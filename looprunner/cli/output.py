@@ -32,9 +32,9 @@ _ANSI_COLOURS = {"red": 31, "green": 32, "yellow": 33, "magenta": 35, "cyan": 36
 _ANSI_CODE = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
-    """Print one line on stdout (or stderr) at once, as ``click.echo`` does."""
-    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print ``text`` (and a newline) on stdout or stderr at once, as ``click.echo`` does."""
+    print(text, end="\n" if nl else "", file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def show_warnings() -> None:
