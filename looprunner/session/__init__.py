@@ -8,7 +8,6 @@ The names here load on first use: a command that looks at one session through
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +23,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'looprunner.session' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"looprunner.session.{home}"), name)
+    # __import__, not importlib.import_module: ``python -X importtime`` lists only the former
+    value = getattr(__import__(f"{__name__}.{home}", fromlist=[name]), name)
     globals()[name] = value
     return value
 
