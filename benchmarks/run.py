@@ -31,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from looprunner import Pipeline, Session, Stage  # noqa: E402
+from looprunner import Health, Pipeline, Session, Stage  # noqa: E402
 from looprunner.names import ProjectPaths  # noqa: E402
 from looprunner.store.events import read_events  # noqa: E402
 
@@ -247,7 +247,7 @@ class Bench:
             provider="mock",
             prompt="x",
             termination={"type": "fixed", "iterations": 1},
-            mock_delay=60,
+            mock_delay=600,  # running until killed below, however slow the machine
         )
         live_sessions = [Session.start(f"live-{i}", slow, project) for i in range(live)]
         shim = self.root / "shim"
@@ -304,7 +304,8 @@ class Bench:
             interpreter_ms=ms(median(bare)),
         )
         for session in live_sessions:
-            session.kill()
+            if session.status().health is Health.RUNNING:
+                session.kill()
 
     def installed_env(self) -> dict[str, str]:
         """The environment of a command run as an installed package runs: from bytecode.
