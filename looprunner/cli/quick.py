@@ -2,12 +2,13 @@
 
 ``looprunner status NAME`` is typed often and answered in a few milliseconds of work;
 importing click and every command's options costs more than that work. This module
-parses the few options of ``status``, ``list`` and ``--version`` by hand and prints
-through :mod:`looprunner.cli.looking`, the code the click commands print through. Any
-word it does not know (``--help``, a misspelt option, a missing argument, ``--``) sends
+parses the few options of ``status``, ``list``, ``tail``, ``wait`` and ``--version`` by
+hand and prints through :mod:`looprunner.cli.looking` and
+:mod:`looprunner.cli.following`, the code the click commands print through. Any word it
+does not read (``--help``, a misspelt option, ``-n5``, a missing argument, ``--``) sends
 the whole command line to click unchanged, so click still gives every usage error and
 all help; an error the command raises is reported by :func:`looprunner.cli.app.refused`,
-as the full command line reports it.
+as the full command line reports it. Shell completion is click's too.
 """
 
 from __future__ import annotations
