@@ -46,6 +46,8 @@ def fail(
     sys.exit(code)
 
 
+#: the commands that take backend options (see looprunner.cli.backend_flags)
+LAUNCHING = ("start", "resume", "restart")
 #: command name -> "module:function"; a command's module is imported only when it runs,
 #: so ``looprunner status`` does not pay for importing every other command
 COMMANDS = {
@@ -114,6 +116,10 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(f"looprunner.cli.{module}"), attribute)
         assert isinstance(command, click.Command)
+        if cmd_name in LAUNCHING:  # each installed backend's own flags (--ray-address)
+            from looprunner.cli import backend_flags
+
+            backend_flags.extend(command)
         return command
 
 

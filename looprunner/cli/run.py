@@ -19,6 +19,7 @@ from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli import legacy_env
 from looprunner.cli.answers import session_answer
+from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.following import show_wait, wait_for
 from looprunner.cli.operate import complete_session
@@ -165,6 +166,7 @@ def resolve_definition(
 @click.option("--force", is_flag=True, help="Move a finished or crashed run aside and start again.")
 @click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
 @click.option("--backend", default=None, help="Backend to run the engine in (default tmux).")
+@backend_option_flag
 @pass_ctx
 def start(
     ctx: Context,
@@ -182,6 +184,7 @@ def start(
     force: bool,
     foreground: bool,
     backend: str | None,
+    backend_option: tuple[str, ...],
 ) -> int:
     """Start session NAME running a stage loop or a pipeline."""
     from looprunner.names import validate_session_name
@@ -199,9 +202,16 @@ def start(
     if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
+    options = given(chosen, backend_option)
     with engine_output(ctx):
         session = Session.start(
-            name, resolved, ctx.project, backend=chosen, force=force, worktree=worktree or None
+            name,
+            resolved,
+            ctx.project,
+            backend=chosen,
+            force=force,
+            worktree=worktree or None,
+            backend_options=options,
         )
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
@@ -341,6 +351,7 @@ def trim_demo_runs(ctx: Context, project: Path, name: str) -> None:
 @click.option("--backend", required=True)
 @click.option("--resume", is_flag=True)
 @click.option("--env-fifo", type=click.Path(path_type=Path))
+@click.option("--env-file", type=click.Path(path_type=Path))
 @click.option("--launch-token", default=None)
 @pass_ctx
 def engine(
@@ -349,6 +360,7 @@ def engine(
     backend: str,
     resume: bool,
     env_fifo: Path | None,
+    env_file: Path | None,
     launch_token: str | None,
 ) -> int:
     """Run the engine of session NAME in this process (how backends start it)."""
@@ -362,5 +374,6 @@ def engine(
         backend=backend,
         resume=resume,
         env_fifo=env_fifo,
+        env_file=env_file,
         launch_token=launch_token,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,19 +43,30 @@ LiveSessions = MutableMapping[str, "set[str] | None"]
 
 
 def live_sessions(
-    plugins: Plugins, project: Path, backend_name: str | None, cache: LiveSessions
+    plugins: Plugins,
+    project: Path,
+    backend_name: str | None,
+    cache: LiveSessions,
+    options: Mapping[str, str] | None = None,
 ) -> set[str] | None:
-    """Ask the backend ``backend_name`` (the default if None) for its live sessions, once."""
+    """Ask the backend ``backend_name`` (the default if None) for its live sessions, once.
+
+    ``options`` are the backend options a session was launched with: a backend set
+    differently (another cluster) is another question.
+    """
     try:
-        backend = plugins.backend(backend_name) if backend_name else plugins.default_backend()
+        backend = (
+            plugins.backend(backend_name, options) if backend_name else plugins.default_backend()
+        )
     except LooprunnerError:
         return None  # not installed any more: its sessions cannot be known
-    if backend.name not in cache:
+    key = backend.name + (json.dumps(sorted(options.items())) if options else "")
+    if key not in cache:
         try:
-            cache[backend.name] = backend.sessions(project)
+            cache[key] = backend.sessions(project)
         except LooprunnerError:
-            cache[backend.name] = None  # unreachable: cannot know
-    return cache[backend.name]
+            cache[key] = None  # unreachable: cannot know
+    return cache[key]
 
 
 #: a state file as read: the state (None if absent or unreadable), and whether unreadable
@@ -98,7 +109,13 @@ def status(
     )
     if not isinstance(backend_name, str):
         backend_name = None
-    live = live_sessions(ref.plugins, ref.project, backend_name, {} if cache is None else cache)
+    live = live_sessions(
+        ref.plugins,
+        ref.project,
+        backend_name,
+        {} if cache is None else cache,
+        ref.backend_options() if backend_name else None,
+    )
     present = None if live is None else ref.name in live
     engine_alive = (
         not held
