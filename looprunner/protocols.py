@@ -10,24 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from looprunner import handoff
 from looprunner.errors import PluginError
-from looprunner.models import (
-    AgentCommand,
-    AgentReport,
-    AgentStatus,
-    Check,
-    Event,
-    Invocation,
-    IterationContext,
-    SessionStatus,
-    Stage,
-    Termination,
-)
+
+if TYPE_CHECKING:  # annotations only: a backend or termination needs no model built
+    from looprunner.models import (
+        AgentCommand,
+        AgentReport,
+        AgentStatus,
+        Check,
+        Event,
+        Invocation,
+        IterationContext,
+        SessionStatus,
+        Stage,
+        Termination,
+    )
 
 # ---------------------------------------------------------------------- stage types
 

@@ -21,11 +21,12 @@ from looprunner.cli import legacy_env
 from looprunner.cli.answers import session_answer
 from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
+from looprunner.cli.following import show_wait, wait_for
 from looprunner.cli.operate import complete_session
-from looprunner.cli.output import age, emit_json, health, style
+from looprunner.cli.output import emit_json, health, style
 from looprunner.errors import UsageError
-from looprunner.models import Health, Pipeline, SessionStatus
-from looprunner.session import Session, as_dict, not_found
+from looprunner.models import Health, Pipeline
+from looprunner.session import Session, as_dict
 from looprunner.views import hints
 
 
@@ -232,51 +233,6 @@ def start(
     return 0
 
 
-def _progress(status: SessionStatus) -> tuple[str, str]:
-    """Return the progress line's news (health, stage, iteration) and its age suffix."""
-    state = status.state
-    if state is None:
-        return f"{status.session}: {status.health.value}", ""
-    current = state.current
-    news = (
-        f"{status.session}: {status.health.value} · stage {current.id} "
-        f"{state.current_stage + 1}/{len(state.stages)} · iteration "
-        f"{state.iteration_completed}/{current.max_iterations} done"
-    )
-    return news, f" · {age(state.started_at)}"
-
-
-def wait_for(
-    session: Session, timeout: float | None, *, show: bool, quiet: bool = False
-) -> SessionStatus:
-    """Wait for a session, showing its progress.
-
-    On a terminal one line is redrawn in place; elsewhere (a CI log, a pipe) a line is
-    printed only when the health, stage or completed iterations change, so an hour's
-    wait is a few lines, not thousands. ``quiet`` prints nothing while waiting.
-    """
-    live = show and not quiet and sys.stderr.isatty()
-    last = ""
-
-    def on_progress(status: SessionStatus) -> None:
-        nonlocal last
-        news, aged = _progress(status)
-        if live:
-            line = news + aged
-            if line != last:
-                click.echo(f"\r\033[K{line}", nl=False, err=True)
-                last = line
-        elif show and not quiet and news != last:
-            click.echo(news + aged, err=True)
-            last = news
-
-    try:
-        return session.wait(timeout, on_progress=on_progress)
-    finally:
-        if live and last:
-            click.echo("", err=True)
-
-
 @click.command()
 @click.argument("name", shell_complete=complete_session)
 @click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
@@ -284,18 +240,7 @@ def wait_for(
 @pass_ctx
 def wait(ctx: Context, name: str, timeout: float | None, quiet: bool) -> int:
     """Block until session NAME finishes; exit 0 if it completed."""
-    session = Session(name, ctx.project)
-    if session.status().health is Health.NOT_FOUND:
-        raise not_found(name, ctx.project)
-    status = wait_for(session, timeout, show=not ctx.json, quiet=quiet)
-    if ctx.json:
-        emit_json(as_dict(status))
-    else:
-        click.echo(
-            f"{name}: {health(status.health.value)}"
-            + (f" — {status.state.error.message}" if status.state and status.state.error else "")
-        )
-    return 0 if status.health is Health.COMPLETE else 1
+    return show_wait(ctx.project, ctx.json, name, timeout, quiet)
 
 
 @click.command()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
-from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
+from looprunner.models import Event, Health, SessionStatus
 from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from looprunner.engine.loop import Engine
+    from looprunner.models import Pipeline, Stage
     from looprunner.plugins.registry import Registries
     from looprunner.session.selection import HealthFilter, Since
     from looprunner.views.display import SessionList
@@ -165,11 +166,11 @@ class Session(RelaunchMethods, WorktreeMethods, RunsMethods):
         ConfigError, ProviderError, WorktreeRefusedError
             The pipeline (or its worktree) cannot be run here; nothing was written.
         """
+        from looprunner.models import Pipeline, Stage
         from looprunner.session import launch
 
         session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
-        if isinstance(pipeline, Stage):
-            pipeline = Pipeline.loop(pipeline)
+        pipeline = Pipeline.loop(pipeline) if isinstance(pipeline, Stage) else pipeline
         runner = session._runner(backend, backend_options, env=env)
         refuse_bad_run_dir(session._ref)
         launch.start(

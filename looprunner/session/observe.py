@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from looprunner import procinfo
 from looprunner.errors import LooprunnerError, SessionNotFoundError, SessionTimeoutError
@@ -21,11 +22,9 @@ from looprunner.models import (
     Event,
     Health,
     LockInfo,
-    Pipeline,
     Resources,
     RunState,
     SessionStatus,
-    Termination,
 )
 from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
@@ -35,6 +34,9 @@ from looprunner.store.diskfault import ended_by_fault
 from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, rotated, size
 from looprunner.store.projection import read_projected
+
+if TYPE_CHECKING:
+    from looprunner.models import Pipeline, Termination
 
 #: what a listing learned of each backend: its live sessions (None: it cannot tell)
 LiveSessions = MutableMapping[str, "set[str] | None"]
@@ -393,6 +395,8 @@ def _current_termination(ref: SessionRef, index: int) -> tuple[Termination, int]
     the YAML reader or the converter (``status`` reads it every time). A file written by
     hand or by an older version is read whole.
     """
+    from looprunner.models import Termination  # a spec class only ``status`` builds
+
     try:
         data = json.loads(ref.paths.pipeline_file.read_text(encoding="utf-8"))
         nodes = data["nodes"]
