@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
@@ -103,7 +102,7 @@ def _create_temp(path: Path, mode: int | None) -> tuple[int, Path]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(_TEMP_ATTEMPTS):
-        tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.urandom(6).hex()}"
         try:
             fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
         except FileExistsError:
