@@ -1,34 +1,32 @@
 """Fixtures of the looprunner-ray tests: one real local Ray head for the whole test run.
 
-The head (``ray start --head --block``) listens on loopback only, with the dashboard
-(which serves the Jobs API) on a free port, a pinned CPU count and a short temp folder
-of its own (Ray's socket paths must stay under 108 characters). It runs in a process
-group of its own, which is ended at the end of the run: nothing of anyone else's Ray is
-touched. Every test marked ``ray`` is skipped, with the reason, where ``ray`` is not
-installed (``pip install -e plugins/looprunner-ray``).
+The head (:mod:`looprunner_ray.local`) serves the Jobs API on 127.0.0.1, with a pinned
+CPU count and a short temp folder of its own, in a process group of its own that is
+ended at the end of the run: nothing of anyone else's Ray is touched. Every test that
+needs it is marked ``ray`` and ``xdist_group("ray")``: under ``pytest -n auto`` (which
+distributes with ``--dist loadgroup``, see pyproject.toml) they all run in one worker,
+so one head serves the whole run. A test that needs a second node gets a worker node
+joined to that head for its own duration (``ray_worker``). Every test marked ``ray`` is
+skipped, with the reason, where ``ray`` is not installed
+(``pip install -e plugins/looprunner-ray``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-#: how long the head may take to come up on a busy machine (seconds)
-HEAD_TIMEOUT = 240.0
-_DASHBOARD = re.compile(r"http://127\.0\.0\.1:(\d+)")
+if TYPE_CHECKING:
+    from looprunner_ray.local import LocalCluster, LocalNode
+
+#: CPUs of the head; a worker node gets more, so an engine that reserves them lands there
+HEAD_CPUS = 2
+WORKER_CPUS = 3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,104 +34,40 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ray: needs Ray; starts (or shares) a local Ray head")
 
 
-def _free_port() -> str:
-    """A port nobody listens on now (Ray's agents default to fixed ones, 52365 and more)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
-def _ray_program() -> str | None:
-    beside = Path(sys.executable).with_name("ray")
-    return str(beside) if beside.exists() else shutil.which("ray")
+def _have_ray_command() -> bool:
+    return Path(sys.executable).with_name("ray").exists() or shutil.which("ray") is not None
 
 
 @pytest.fixture(scope="session")
-def ray_head() -> Iterator[str]:
-    """Start a local Ray head for the test run; yield its Jobs API address."""
+def ray_cluster() -> Iterator[LocalCluster]:
+    """Start the local Ray head for the test run; stop it (and any worker) at the end."""
     pytest.importorskip("ray.job_submission", reason="ray[default] is not installed")
-    program = _ray_program()
-    if program is None:
+    if not _have_ray_command():
         pytest.skip("the ray command is not installed")
-    temp = tempfile.mkdtemp(prefix="lrray-")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    head = subprocess.Popen(
-        [
-            program, "start", "--head", "--block", "--port", "0",
-            "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-            "--dashboard-port", "0", "--include-dashboard", "true", "--num-cpus", "2",
-            "--temp-dir", temp, "--disable-usage-stats",
-            # fixed by default: another Ray on this machine must not be in the way
-            "--dashboard-agent-listen-port", _free_port(),
-            "--dashboard-agent-grpc-port", _free_port(),
-            "--runtime-env-agent-port", _free_port(),
-            "--metrics-export-port", _free_port(),
-            "--ray-client-server-port", _free_port(),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    found = threading.Event()
-    seen: list[str] = []
+    from looprunner_ray import local
 
-    def read() -> None:
-        assert head.stdout is not None
-        for line in head.stdout:  # keeps draining, so the head never blocks on a full pipe
-            seen.append(line)
-            if not found.is_set() and _DASHBOARD.search(line):
-                found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    cluster = local.start(num_cpus=HEAD_CPUS)
     try:
-        if not found.wait(HEAD_TIMEOUT):
-            raise RuntimeError("the Ray head did not start:\n" + "".join(seen[-20:]))
-        match = next(m for m in map(_DASHBOARD.search, seen) if m)
-        address = f"http://127.0.0.1:{match.group(1)}"
-        _wait_for_jobs_api(address)
-        yield address
+        yield cluster
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)  # --block stops what it started
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(head.pid, signal.SIGKILL)
-            head.wait(10)
-        reader.join(10)
-        assert head.stdout is not None
-        head.stdout.close()
-        shutil.rmtree(temp, ignore_errors=True)
+        cluster.stop()
 
 
-def _wait_for_jobs_api(address: str) -> None:
-    """Poll until the head runs jobs: a trivial job is accepted and ends.
+@pytest.fixture(scope="session")
+def ray_head(ray_cluster: LocalCluster) -> str:
+    """The shared head's Jobs API address."""
+    return ray_cluster.address
 
-    The dashboard answers before the node's job agent is ready ("No available agent to
-    submit job"), so only a job that ran proves the head can take the tests' jobs.
-    """
-    from ray.job_submission import JobSubmissionClient
 
-    deadline = time.monotonic() + HEAD_TIMEOUT
-    submitted = None
-    while submitted is None:
-        try:
-            submitted = JobSubmissionClient(address).submit_job(entrypoint="true")
-        except Exception:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
-    client = JobSubmissionClient(address)
-    while str(client.get_job_status(submitted).value) in ("PENDING", "RUNNING"):
-        if time.monotonic() >= deadline:
-            raise RuntimeError("the Ray head accepted a job but never ran it")
-        time.sleep(0.2)
+@pytest.fixture
+def ray_worker(ray_cluster: LocalCluster) -> Iterator[LocalNode]:
+    """A second node (``WORKER_CPUS`` CPUs, more than the head has) for one test."""
+    node = ray_cluster.add_worker(num_cpus=WORKER_CPUS)
+    try:
+        yield node
+    finally:
+        node.stop()
+        ray_cluster.workers.remove(node)
 
 
 @pytest.fixture
@@ -142,6 +76,12 @@ def ray_env(ray_head: str, lr_project: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RAY_ADDRESS", ray_head)
     monkeypatch.setenv("LOOPRUNNER_KILL_GRACE", "3")
     monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("LOOPRUNNER_STATE_DIR", "LOOPRUNNER_MOCK_FIXTURES", "LOOPRUNNER_MOCK_DELAY"):
+    for name in (
+        "LOOPRUNNER_STATE_DIR",
+        "LOOPRUNNER_MOCK_FIXTURES",
+        "LOOPRUNNER_MOCK_DELAY",
+        "LOOPRUNNER_RAY_NUM_CPUS",
+        "LOOPRUNNER_RAY_MEMORY",
+    ):
         monkeypatch.delenv(name, raising=False)
     return ray_head
