@@ -190,31 +190,53 @@ class LocalNode:
 class LocalCluster:
     """A head (with the Jobs API) and any workers added, all on 127.0.0.1."""
 
-    def __init__(self, num_cpus: int, timeout: float = START_TIMEOUT) -> None:
+    def __init__(self, num_cpus: int | None, timeout: float = START_TIMEOUT) -> None:
         self.temp = Path(tempfile.mkdtemp(prefix="lrray-"))
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         self.env.pop("RAY_ADDRESS", None)
         self.workers: list[LocalNode] = []
-        self.head = LocalNode(
-            [
-                ray_program(), "start", "--head", "--block", "--port", "0",
-                "--dashboard-host", "127.0.0.1", "--dashboard-port", "0",
-                "--include-dashboard", "true", "--temp-dir", str(self.temp),
-                "--ray-client-server-port", _free_port(), *self._node_options(num_cpus),
-            ],
-            self.env,
-        )  # fmt: skip
+        self.head: LocalNode | None = None
+        #: the Jobs API address, what ``RAY_ADDRESS`` names
+        self.address = ""
+        #: the head's GCS, which workers join (Ray names it by the machine's address)
+        self.gcs = ""
+        if num_cpus is None:  # see joined()
+            return
+        deadline = time.monotonic() + timeout
         try:
-            port = self.head.wait_for(_DASHBOARD, timeout).group(1)
-            gcs = self.head.wait_for(_GCS, timeout)
-            #: the head's GCS, which workers join (Ray names it by the machine's address)
-            self.gcs = f"{gcs.group(1)}:{gcs.group(2)}"
-            #: the Jobs API address, what ``RAY_ADDRESS`` names
+            while True:  # ray start gives up after 30 s on a loaded machine: start again
+                self.head = LocalNode(
+                    [
+                        ray_program(), "start", "--head", "--block", "--port", "0",
+                        "--dashboard-host", "127.0.0.1", "--dashboard-port", "0",
+                        "--include-dashboard", "true", "--temp-dir", str(self.temp),
+                        "--ray-client-server-port", _free_port(),
+                        *self._node_options(num_cpus),
+                    ],
+                    self.env,
+                )  # fmt: skip
+                try:
+                    left = max(1.0, deadline - time.monotonic())
+                    port = self.head.wait_for(_DASHBOARD, left).group(1)
+                    gcs = self.head.wait_for(_GCS, left)
+                    break
+                except RuntimeError:
+                    self.head.stop()
+                    if time.monotonic() >= deadline:
+                        raise
             self.address = f"http://127.0.0.1:{port}"
-            self._wait_for_jobs(timeout)
+            self.gcs = f"{gcs.group(1)}:{gcs.group(2)}"
+            self._wait_for_jobs(max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
+
+    @classmethod
+    def joined(cls, address: str, gcs: str) -> LocalCluster:
+        """Return a handle on a head another process started: it adds and stops workers only."""
+        made = cls(None)
+        made.address, made.gcs = address, gcs
+        return made
 
     @staticmethod
     def _node_options(num_cpus: int) -> list[str]:
@@ -286,8 +308,10 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop every node (workers first), then remove the temp folder."""
-        for node in [*reversed(self.workers), self.head]:
+        for node in reversed(self.workers):
             node.stop()
+        if self.head is not None:
+            self.head.stop()
         shutil.rmtree(self.temp, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:

@@ -1,20 +1,27 @@
 """Fixtures of the looprunner-ray tests: one real local Ray head for the whole test run.
 
 The head (:mod:`looprunner_ray.local`) serves the Jobs API on 127.0.0.1, with a pinned
-CPU count and a short temp folder of its own, in a process group of its own that is
-ended at the end of the run: nothing of anyone else's Ray is touched. Every test that
-needs it is marked ``ray`` and ``xdist_group("ray")``: under ``pytest -n auto`` (which
-distributes with ``--dist loadgroup``, see pyproject.toml) they all run in one worker,
-so one head serves the whole run. A test that needs a second node gets a worker node
-joined to that head for its own duration (``ray_worker``). Every test marked ``ray`` is
-skipped, with the reason, where ``ray`` is not installed
-(``pip install -e plugins/looprunner-ray``).
+CPU count and a short temp folder of its own, in a process group of its own: nothing of
+anyone else's Ray is touched. Under ``pytest -n auto`` every worker process uses the
+same head: the first worker that needs it starts it and writes its address into the
+run's shared temp folder, under a file lock; the others read it there. Every worker
+notes in that folder that it runs (from ``pytest_configure`` to ``pytest_unconfigure``),
+and the worker that started the head stops it only when no other worker runs any more,
+so one head serves the whole run and none outlives it (Linux also ends it if that
+worker is killed). A test that needs a second node gets a worker node joined to the head
+for its own duration (``ray_worker``). Every test marked ``ray`` is skipped, with the
+reason, where ``ray`` is not installed (``pip install -e plugins/looprunner-ray``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +34,58 @@ if TYPE_CHECKING:
 #: CPUs of the head; a worker node gets more, so an engine that reserves them lands there
 HEAD_CPUS = 2
 WORKER_CPUS = 3
+#: how long the worker that started the head waits for the others to finish (seconds)
+OTHERS_TIMEOUT = 3600.0
+
+
+def _shared_folder(config: pytest.Config) -> Path | None:
+    """The folder every xdist worker of this run sees (None: not under xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    basetemp = config.option.basetemp
+    if not worker or not basetemp:
+        return None
+    return Path(basetemp).parent / "ray-shared"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker (looprunner runs pytest with --strict-markers)."""
+    """Register the marker (strict markers); note in the shared folder that this worker runs."""
     config.addinivalue_line("markers", "ray: needs Ray; starts (or shares) a local Ray head")
+    shared = _shared_folder(config)
+    if shared is not None:
+        (shared / "running").mkdir(parents=True, exist_ok=True)
+        (shared / "running" / str(os.getpid())).touch()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Note that this worker runs no more."""
+    shared = _shared_folder(config)
+    if shared is not None:
+        (shared / "running" / str(os.getpid())).unlink(missing_ok=True)
+
+
+def _others_running(shared: Path) -> list[int]:
+    found = []
+    for entry in (shared / "running").iterdir():
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # a worker that was killed: it runs no more
+            entry.unlink(missing_ok=True)
+            continue
+        found.append(pid)
+    return found
+
+
+@contextlib.contextmanager
+def _locked(shared: Path) -> Iterator[None]:
+    with (shared / "head.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _have_ray_command() -> bool:
@@ -39,17 +93,37 @@ def _have_ray_command() -> bool:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[LocalCluster]:
-    """Start the local Ray head for the test run; stop it (and any worker) at the end."""
+def ray_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
+    """Start (or find) the run's local Ray head; the worker that started it stops it."""
     pytest.importorskip("ray.job_submission", reason="ray[default] is not installed")
     if not _have_ray_command():
         pytest.skip("the ray command is not installed")
     from looprunner_ray import local
 
-    cluster = local.start(num_cpus=HEAD_CPUS)
+    shared = _shared_folder(pytestconfig)
+    if shared is None:  # one process: this run's head is ours alone
+        with local.start(num_cpus=HEAD_CPUS) as cluster:
+            yield cluster
+        return
+    record = shared / "head.json"
+    with _locked(shared):
+        if record.exists():
+            known = json.loads(record.read_text())
+            cluster, owner = local.LocalCluster.joined(known["address"], known["gcs"]), False
+        else:
+            cluster, owner = local.start(num_cpus=HEAD_CPUS), True
+            temp = record.with_name(".head.json.tmp")
+            temp.write_text(json.dumps({"address": cluster.address, "gcs": cluster.gcs}))
+            temp.replace(record)
     try:
         yield cluster
     finally:
+        if owner:  # the others may still run tests on it: wait until none runs any more
+            deadline = time.monotonic() + OTHERS_TIMEOUT
+            while _others_running(shared) and time.monotonic() < deadline:
+                time.sleep(1.0)
+            with _locked(shared):
+                record.unlink(missing_ok=True)
         cluster.stop()
 
 

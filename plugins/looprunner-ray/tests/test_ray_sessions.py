@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 pytestmark = [
     pytest.mark.ray,
     pytest.mark.slow,
-    pytest.mark.xdist_group("ray"),  # one worker, one head for the run
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 job_submission = pytest.importorskip("ray.job_submission", reason="ray[default] is not installed")
