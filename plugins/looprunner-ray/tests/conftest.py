@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 #: CPUs of the head; a worker node gets more, so an engine that reserves them lands there
 HEAD_CPUS = 2
 WORKER_CPUS = 3
+#: a worker node may take minutes to join on a loaded machine (Ray retries are ours)
+WORKER_TIMEOUT = 480.0
 #: how long the worker that started the head waits for the others to finish (seconds)
 OTHERS_TIMEOUT = 3600.0
 
@@ -136,7 +138,7 @@ def ray_head(ray_cluster: LocalCluster) -> str:
 @pytest.fixture
 def ray_worker(ray_cluster: LocalCluster) -> Iterator[LocalNode]:
     """A second node (``WORKER_CPUS`` CPUs, more than the head has) for one test."""
-    node = ray_cluster.add_worker(num_cpus=WORKER_CPUS)
+    node = ray_cluster.add_worker(num_cpus=WORKER_CPUS, timeout=WORKER_TIMEOUT)
     try:
         yield node
     finally:
