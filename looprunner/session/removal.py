@@ -11,7 +11,6 @@ A run folder that is a symbolic link loses the link, never its target.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
 import time
@@ -28,18 +27,17 @@ from looprunner.session.ref import Plugins, SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
 from looprunner.store.projection import read_projected
+from looprunner.views.clock import duration_seconds
 
 #: the healths ``prune --health`` accepts (a session itself only when finished)
 PRUNE_HEALTHS = ("complete", "failed", "killed", "crashed")
 _FINISHED = (Health.COMPLETE, Health.FAILED, Health.KILLED)
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 Confirm = Callable[[tuple[RunInfo, ...]], bool]
 
 
 def parse_duration(value: str | float | timedelta | None) -> float | None:
-    """Return a duration in seconds: ``30m``, ``12h``, ``7d``, ``2w`` (or a number of seconds).
+    """Return a duration in seconds: ``30m``, ``12h``, ``7d``, ``1h30m`` (or a number of seconds).
 
     Raises
     ------
@@ -52,13 +50,13 @@ def parse_duration(value: str | float | timedelta | None) -> float | None:
         return value.total_seconds()
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
+    seconds = duration_seconds(value) if isinstance(value, str) else None
+    if seconds is None:
         raise UsageError(
             f"invalid duration {value!r}: use a number and a unit, s, m, h, d or w "
-            "(e.g. 30m, 12h, 7d)"
+            "(e.g. 30m, 12h, 7d, 1h30m)"
         )
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    return seconds
 
 
 def parse_healths(value: str | Iterable[str] | None) -> frozenset[str]:

@@ -6,21 +6,17 @@ accepts and refuses exactly what ``looprunner list`` does, with the same message
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from looprunner.errors import UsageError
 from looprunner.models import Health, SessionStatus
-from looprunner.views.clock import parse_ts
+from looprunner.views.clock import duration_seconds, parse_ts
 
 #: how ``sort=`` may order a listing; ``name`` is the default
 SORTS = ("age", "cost", "name")
 #: the healths a filter may name (``not_found`` is never listed)
 LISTED = tuple(h.value for h in Health if h is not Health.NOT_FOUND)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(?:(\d+)([smhdw]))+?")
-_WHOLE_DURATION = re.compile(r"(?:\d+[smhdw])+")
 
 HealthFilter = str | Iterable[str | Health] | None
 Since = str | datetime | timedelta | None
@@ -51,12 +47,9 @@ def parse_health(value: HealthFilter) -> frozenset[Health] | None:
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """Read ``90s``, ``30m``, ``2h``, ``1d``, ``1w`` or ``1h30m``; None if it is not one."""
-    compact = text.strip().lower()
-    if not _WHOLE_DURATION.fullmatch(compact):
-        return None
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
-    return timedelta(seconds=seconds)
+    """Read ``90s``, ``30m``, ``1.5h``, ``1d``, ``1w`` or ``1h30m``; None if it is not one."""
+    seconds = duration_seconds(text)
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def parse_since(value: Since, *, now: datetime | None = None) -> datetime | None:

@@ -1,12 +1,30 @@
-"""Timestamps as people read them: ``3m``, ``2h05m``, ``4d2h``.
+"""Timestamps and durations as people read and type them: ``3m``, ``2h05m``, ``4d2h``.
 
 Shared by the command line and the notebook table, so ``list`` and ``Session.list``
-print the same ages.
+print the same ages, and ``list --since`` and ``prune --older-than`` read the same
+durations.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
+_WHOLE_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+")
+
+
+def duration_seconds(text: str) -> float | None:
+    """Read ``90s``, ``30m``, ``1.5h``, ``7d``, ``2w`` or ``1h30m`` (any case); None if not one.
+
+    One grammar for every option that takes a duration, so what ``list --since``
+    accepts, ``prune --older-than`` accepts too.
+    """
+    compact = "".join(text.split()).lower()
+    if not _WHOLE_DURATION.fullmatch(compact):
+        return None
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(compact))
 
 
 def parse_ts(value: str | None) -> datetime | None:

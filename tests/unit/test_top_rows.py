@@ -12,6 +12,7 @@ from looprunner import convert
 from looprunner.errors import UsageError
 from looprunner.models import Event, Health, Resources, SessionStatus
 from looprunner.names import ProjectPaths
+from looprunner.session import removal
 from looprunner.session.selection import parse_duration, parse_health, parse_since
 from looprunner.views.top import last_decision, rate, top_rows
 
@@ -36,9 +37,12 @@ DURATIONS = [
     Duration("days", "1d", 86400),
     Duration("weeks", "1w", 604800),
     Duration("combined", "1h30m", 5400),
+    Duration("fraction", "1.5h", 5400),
+    Duration("spaced", "1h 30m", 5400),
     Duration("upper case", "2H", 7200),
     Duration("no unit", "2", None),
     Duration("trailing number", "2h30", None),
+    Duration("bare fraction", ".5h", None),
     Duration("word", "yesterday", None),
 ]
 
@@ -114,3 +118,13 @@ def test_a_row_reads_the_end_of_a_long_event_log_not_all_of_it(tmp_path: Path) -
     read = _rchar() - before
     assert row.decision == "stop" and row.events_per_minute == 34  # 17 iterations a minute
     assert read < size / 20, f"read {read} bytes of a {size}-byte log"
+
+
+@pytest.mark.parametrize("case", DURATIONS, ids=[c.test_id for c in DURATIONS])
+def test_prune_reads_the_durations_list_reads(case: Duration) -> None:
+    """``prune --older-than`` takes every duration ``list --since`` takes, and no other."""
+    if case.seconds is None:
+        with pytest.raises(UsageError, match="invalid duration"):
+            removal.parse_duration(case.text)
+    else:
+        assert removal.parse_duration(case.text) == case.seconds
