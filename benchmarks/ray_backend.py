@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     cluster = local.start(num_cpus=CPUS)
     try:
-        cluster.add_worker(num_cpus=CPUS)
+        cluster.add_worker(num_cpus=CPUS, timeout=600)  # minutes on a loaded machine
         print(f"two-node Ray cluster up in {time.monotonic() - t0:.0f} s (load {load()})")
         os.environ["RAY_ADDRESS"] = cluster.address
         for backend in ("tmux", "ray"):

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("starting a Ray head and a worker node on this machine (a minute or so)...")
         with local.start(num_cpus=args.cpus) as cluster:
-            cluster.add_worker(num_cpus=args.cpus)
+            cluster.add_worker(num_cpus=args.cpus, timeout=600)  # minutes on a loaded machine
             os.environ["RAY_ADDRESS"] = cluster.address
             return run(project, args.sessions)
 
