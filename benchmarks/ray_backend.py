@@ -123,11 +123,12 @@ class RayBench(Bench):
             if p.stderr:
                 p.stderr.close()
         failures = sorted({err.strip()[:160] for code, err in outcomes if code != 0})
-        statuses = [Session(f"c{i}", project).wait(timeout=900) for i in range(count)]
+        started = [i for i in range(count) if outcomes[i][0] == 0]
+        statuses = [Session(f"c{i}", project).wait(timeout=900) for i in started]
         wall = time.monotonic() - t0
         complete = sum(1 for s in statuses if s.health.value == "complete")
         lost = 0
-        for i in range(count):
+        for i in started:
             events = read_events(Session(f"c{i}", project).paths.events_file)
             gapless = [e.seq for e in events] == list(range(1, len(events) + 1))
             done = [e.iteration for e in events if e.type == "iteration_complete"]
@@ -141,7 +142,8 @@ class RayBench(Bench):
             complete,
             "of",
             f"{count} of {count}",
-            start_failures=failures,
+            start_failures=count - len(started),
+            failure_messages=failures,
             sessions_with_lost_events=lost,
             wall_s=round(wall, 1),
             **detail,
