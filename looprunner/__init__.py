@@ -6,10 +6,12 @@ Heavy modules load on first use, so ``import looprunner`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+#: ``typing.TYPE_CHECKING`` without importing typing, which costs more than the rest of
+#: ``import looprunner`` (type checkers treat any name TYPE_CHECKING as true)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from looprunner.definitions.build import build_pipeline
     from looprunner.errors import (
         BackendError,
@@ -126,8 +128,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'looprunner' has no attribute {name!r}")
     if name in _LOADABLE:
         # Stage.load / Pipeline.load read files through the loader this installs
-        importlib.import_module("looprunner.definitions")
-    value = getattr(importlib.import_module(home), name)
+        __import__("looprunner.definitions")
+    # __import__, not importlib.import_module: ``python -X importtime`` lists only the former
+    value = getattr(__import__(home, fromlist=[name]), name)
     globals()[name] = value
     return value
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 
 from looprunner.errors import ConfigError, InvalidSessionNameError
-from looprunner.models.pipeline import NODE_ID
+from looprunner.models.ids import NODE_ID
 
 MAX_SESSION_NAME = 48
 TMUX_PREFIX = "pipeline-"

@@ -11,6 +11,7 @@ will not without a deprecation.
 
 from __future__ import annotations
 
+from looprunner.backend_settings import BackendOption, Configurable
 from looprunner.errors import (
     AgentFailed,
     BackendError,
@@ -57,6 +58,7 @@ from looprunner.protocols import (
     Backend,
     Diagnosing,
     FailureClassifying,
+    HandsOver,
     LaunchChecking,
     LaunchSpec,
     MachineChecking,
@@ -83,16 +85,19 @@ __all__ = [
     "AuthExplaining",
     "Backend",
     "BackendError",
+    "BackendOption",
     "BackendUnreachableError",
     "Branch",
     "BranchResult",
     "Check",
     "ConfigError",
+    "Configurable",
     "Decision",
     "Diagnosing",
     "Event",
     "FailureClassifying",
     "FolderRegistry",
+    "HandsOver",
     "Health",
     "Invocation",
     "IterationContext",

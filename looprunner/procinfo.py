@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from pathlib import Path
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -29,6 +28,8 @@ def boot_id() -> str | None:
 @functools.cache
 def hostname() -> str:
     """Return this machine's host name."""
+    import socket  # only a lock's writer and a pid check of another host's lock need it
+
     return socket.gethostname()
 
 

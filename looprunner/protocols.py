@@ -10,22 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from looprunner.models import (
-    AgentCommand,
-    AgentReport,
-    AgentStatus,
-    Check,
-    Event,
-    Invocation,
-    IterationContext,
-    SessionStatus,
-    Stage,
-    Termination,
-)
+from looprunner import handoff
+from looprunner.errors import PluginError
+
+if TYPE_CHECKING:  # annotations only: a backend or termination needs no model built
+    from looprunner.models import (
+        AgentCommand,
+        AgentReport,
+        AgentStatus,
+        Check,
+        Event,
+        Invocation,
+        IterationContext,
+        SessionStatus,
+        Stage,
+        Termination,
+    )
 
 # ---------------------------------------------------------------------- stage types
 
@@ -214,8 +218,9 @@ class LaunchSpec:
     """How to start an engine: its argv, environment, and working folder.
 
     For a backend that runs the engine in another process, ``argv`` ends with
-    ``--env-fifo PATH``: the launcher hands the caller's environment to the engine through
-    that FIFO, so the backend runs ``argv`` as given.
+    ``--env-fifo PATH`` (or ``--env-file PATH``, see :class:`HandsOver`): the launcher
+    hands the caller's environment to the engine through that FIFO or file, so the
+    backend runs ``argv`` as given.
 
     ``launch_token`` is the token of the launch record the launcher wrote into the
     session's lock file (``argv`` carries it as ``--launch-token``): the engine runs
@@ -229,6 +234,9 @@ class LaunchSpec:
     env: Mapping[str, str]
     resume: bool = False
     launch_token: str | None = None
+    #: the backend's options for this launch (see :mod:`looprunner.backend_settings`);
+    #: the backend was configured with them already
+    options: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @runtime_checkable
@@ -312,6 +320,33 @@ def describe(backend: Backend, session: str) -> str:
     if isinstance(backend, Describing):
         return backend.describe(session)
     return f"{backend.name} session of {session!r}"
+
+
+@runtime_checkable
+class HandsOver(Protocol):
+    """A backend that says how the launcher's environment reaches its engines.
+
+    ``"fifo"`` (what a backend without this attribute gets): a FIFO in the run
+    directory, which works only when the engine runs on the launcher's machine.
+    ``"file"``: the engine may run on another machine that shares the project folder;
+    the environment goes through a 0600 file there that the engine removes first thing
+    (see :mod:`looprunner.handoff`).
+    """
+
+    handoff: ClassVar[str]
+
+
+def handoff_of(backend: Backend) -> str:
+    """Return the environment transport ``backend`` asks for (``fifo`` unless it says)."""
+    if not isinstance(backend, HandsOver):
+        return handoff.FIFO
+    chosen = backend.handoff
+    if chosen not in handoff.TRANSPORTS:
+        raise PluginError(
+            f"backend {backend.name!r}: handoff {chosen!r} is not one of "
+            f"{', '.join(handoff.TRANSPORTS)}"
+        )
+    return chosen
 
 
 @runtime_checkable

@@ -218,6 +218,13 @@ def write_stage(folder: Path, text: str = "provider: mock\n") -> Path:
 @pytest.mark.parametrize("case", YAML_CASES, ids=[c.test_id for c in YAML_CASES])
 def test_yaml_examples_are_valid_definitions(case, tmp_path):
     data = YAML(typ="safe").load(case.text)
+    if isinstance(data, dict) and "backends" in data:  # a project's .looprunner/config.yaml
+        from looprunner.convert.project_config import CONFIG_FILE, read_project_config
+
+        (tmp_path / CONFIG_FILE).parent.mkdir(parents=True)
+        (tmp_path / CONFIG_FILE).write_text(case.text, encoding="utf-8")
+        assert read_project_config(tmp_path).backends
+        return
     if isinstance(data, dict) and ("nodes" in data or "stages" in data):
         # a pipeline file: give it the stages it names, then resolve it
         nodes = list(data.get("nodes") or data.get("stages"))

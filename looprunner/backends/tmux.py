@@ -26,10 +26,10 @@ import attrs
 if TYPE_CHECKING:
     import libtmux
 
+    from looprunner.models import Check
+
 from looprunner.errors import BackendError, BackendUnreachableError
-from looprunner.models import Check
 from looprunner.names import session_from_tmux_name, tmux_session_name
-from looprunner.programs import program_check
 from looprunner.protocols import LaunchSpec
 
 SOCKET_ENV = "LOOPRUNNER_TMUX_SOCKET"
@@ -277,6 +277,8 @@ class TmuxBackend:
 
     def diagnose(self, env: Mapping[str, str]) -> Check:
         """Say whether tmux is installed, its version, and which server sessions use."""
+        from looprunner.programs import program_check  # ``doctor`` only
+
         check = program_check(
             kind="backend",
             name=self.name,

@@ -7,11 +7,26 @@ session decides exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import subprocess
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from looprunner.errors import ConfigError, LooprunnerError
-from looprunner.models import Decision, Termination
+from looprunner.models import Termination
 from looprunner.protocols import StageProgress
+
+if TYPE_CHECKING:
+    from looprunner.models import AgentStatus
+
+
+def _said_stop(status: AgentStatus) -> bool:
+    """Whether an iteration's agent said stop.
+
+    The agent models load here, when deciding: ``status`` finds a session's termination
+    class (to ask it for its queue) without deciding anything.
+    """
+    from looprunner.models import Decision
+
+    return status.decision is Decision.STOP
+
 
 DEFAULT_CONSENSUS = 2
 
@@ -32,7 +47,7 @@ class FixedTermination:
 
     def decide(self, progress: StageProgress) -> str | None:
         """Stop when the last iteration said ``stop``."""
-        if progress.history and progress.history[-1].decision is Decision.STOP:
+        if progress.history and _said_stop(progress.history[-1]):
             return "agent_stop"
         return None
 
@@ -61,7 +76,7 @@ class JudgmentTermination:
             return None
         streak = 0
         for status in reversed(progress.history):
-            if status.decision is not Decision.STOP:
+            if not _said_stop(status):
                 break
             streak += 1
         return "consensus" if streak >= self.consensus else None
@@ -121,6 +136,6 @@ class QueueTermination:
 
     def decide(self, progress: StageProgress) -> str | None:
         """Stop when the queue is empty (or the agent said stop)."""
-        if progress.history and progress.history[-1].decision is Decision.STOP:
+        if progress.history and _said_stop(progress.history[-1]):
             return "agent_stop"
         return None if self.remaining(progress) else "queue_empty"

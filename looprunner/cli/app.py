@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from looprunner.cli.context import Context
+from looprunner.cli.output import show_warnings
 from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 
@@ -45,6 +46,8 @@ def fail(
     sys.exit(code)
 
 
+#: the commands that take backend options (see looprunner.cli.backend_flags)
+LAUNCHING = ("start", "resume", "restart")
 #: command name -> "module:function"; a command's module is imported only when it runs,
 #: so ``looprunner status`` does not pay for importing every other command
 COMMANDS = {
@@ -113,6 +116,10 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(f"looprunner.cli.{module}"), attribute)
         assert isinstance(command, click.Command)
+        if cmd_name in LAUNCHING:  # each installed backend's own flags (--ray-address)
+            from looprunner.cli import backend_flags
+
+            backend_flags.extend(command)
         return command
 
 
@@ -144,17 +151,6 @@ def cli(click_ctx: click.Context, project: Path, as_json: bool) -> None:
             front.run(click_ctx, click_ctx.obj)
         else:
             click.echo(click_ctx.get_help())
-
-
-def _show_warnings() -> None:
-    """Print library warnings (a deprecated pipeline key, ...) as one line on stderr."""
-    import warnings
-
-    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
-        click.echo(f"looprunner: warning: {message}", err=True)
-
-    warnings.showwarning = show
-    warnings.simplefilter("default", DeprecationWarning)
 
 
 def global_options_first(args: list[str]) -> list[str]:
@@ -211,13 +207,9 @@ def _error_hints(exc: LooprunnerError, args: list[str]) -> list[dict[str, object
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; never shows a traceback for an expected error."""
     args = global_options_first(list(argv if argv is not None else sys.argv[1:]))
-    as_json = "--json" in args
-    fallback = Context(project=Path.cwd(), json=as_json)
-    _show_warnings()
+    show_warnings()
     try:
         result: Any = cli.main(args=args, prog_name="looprunner", standalone_mode=False)
-    except LooprunnerError as exc:
-        fail(fallback, exc.type, exc.message, exc.exit_code, _error_hints(exc, args))
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             click.echo("looprunner: interrupted", err=True)
@@ -226,27 +218,42 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except click.ClickException as exc:
         fail(
-            fallback,
+            Context(project=Path.cwd(), json="--json" in args),
             "usage",
             exc.format_message(),
             EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code,
         )
+    except Exception as exc:
+        refused(exc, args)
     except KeyboardInterrupt:
         click.echo("looprunner: interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:
-        if os.environ.get("LOOPRUNNER_DEBUG"):
-            raise
-        from looprunner.store.diskfault import DISK_FULL, fault_type
-
-        kind = fault_type(exc)
-        if kind is not None and isinstance(exc, OSError):  # a full or read-only disk
-            reason = "no space left on device" if kind == DISK_FULL else "read-only file system"
-            fail(fallback, kind, f"{reason}: cannot write {exc.filename or 'a file'}", 1)
-        fail(
-            fallback,
-            "internal",
-            f"internal error: {type(exc).__name__}: {exc} (set LOOPRUNNER_DEBUG=1 for a traceback)",
-            1,
-        )
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def refused(exc: BaseException, args: list[str]) -> NoReturn:
+    """Report an error a command raised (``args`` after global_options_first), and exit.
+
+    The thin entry (:mod:`looprunner.cli.quick`) reports its errors here too, so an
+    error reads the same whichever way the command was reached.
+    """
+    fallback = Context(project=Path.cwd(), json="--json" in args)
+    if isinstance(exc, LooprunnerError):
+        fail(fallback, exc.type, exc.message, exc.exit_code, _error_hints(exc, args))
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("looprunner: interrupted", err=True)
+        sys.exit(130)
+    if os.environ.get("LOOPRUNNER_DEBUG"):
+        raise exc
+    from looprunner.store.diskfault import DISK_FULL, fault_type
+
+    kind = fault_type(exc)
+    if kind is not None and isinstance(exc, OSError):  # a full or read-only disk
+        reason = "no space left on device" if kind == DISK_FULL else "read-only file system"
+        fail(fallback, kind, f"{reason}: cannot write {exc.filename or 'a file'}", 1)
+    fail(
+        fallback,
+        "internal",
+        f"internal error: {type(exc).__name__}: {exc} (set LOOPRUNNER_DEBUG=1 for a traceback)",
+        1,
+    )

@@ -9,6 +9,7 @@ import click
 
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli.answers import cleanup_answer, session_answer
+from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import emit_json, health
@@ -58,8 +59,11 @@ def kill(ctx: Context, name: str, yes: bool) -> int:
 @click.option(
     "--foreground", is_flag=True, help="Resume in this process (inline backend) and wait."
 )
+@backend_option_flag
 @pass_ctx
-def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> int:
+def resume(
+    ctx: Context, name: str, backend: str | None, foreground: bool, backend_option: tuple[str, ...]
+) -> int:
     """Continue crashed, failed or killed session NAME from its last completed iteration."""
     session = Session(name, ctx.project)
     before = session.status()
@@ -69,8 +73,10 @@ def resume(ctx: Context, name: str, backend: str | None, foreground: bool) -> in
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     from looprunner.cli.run import engine_output
 
+    chosen = FOREGROUND_BACKEND if foreground else backend
+    options = given(chosen, backend_option)
     with engine_output(ctx):
-        session.resume(backend=FOREGROUND_BACKEND if foreground else backend)
+        session.resume(backend=chosen, backend_options=options)
     foreground = session.in_process
     after = session.status()
     if ctx.json:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from looprunner.cli.context import Context, pass_ctx
+from looprunner.cli.following import show_tail
 from looprunner.cli.output import age, emit_json, health, style
 from looprunner.errors import SessionError
-from looprunner.models import Event, Health, SessionStatus
+from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
 
 
@@ -91,31 +91,6 @@ def attach(ctx: Context, name: str) -> int:
     return 1  # pragma: no cover - execvp does not return
 
 
-def describe(event: Event) -> str:
-    """One readable line for an event."""
-    data = event.data
-    # an event of a parallel block's provider names it: "claude/refine"
-    where = f"{data['provider']}/{event.stage}" if data.get("block") else event.stage
-    parts = [
-        event.ts[11:19],
-        f"{where or '-':<16}",
-        f"{event.iteration or '':>3}",
-        f"{event.type:<19}",
-    ]
-    detail = ""
-    if event.type == "iteration_complete":
-        detail = f"{data.get('decision', '?')}: {data.get('summary') or data.get('reason') or ''}"
-    elif event.type in ("iteration_failed", "session_failed"):
-        detail = f"{data.get('type')}: {data.get('message')}"
-    elif event.type in ("stage_complete", "session_complete"):
-        detail = str(data.get("reason") or "")
-    elif event.type == "session_start":
-        detail = f"{data.get('type', '')} {data.get('pipeline', '')} on {data.get('backend', '')}"
-    elif data:
-        detail = ", ".join(f"{k}={v}" for k, v in data.items() if v is not None)
-    return " ".join(parts) + (f" {detail}" if detail else "")
-
-
 @click.command()
 @click.argument("name", shell_complete=complete_session)
 @click.option("--follow", "-f", is_flag=True, help="Wait for new events until the session ends.")
@@ -123,29 +98,4 @@ def describe(event: Event) -> str:
 @pass_ctx
 def tail(ctx: Context, name: str, follow: bool, lines: int | None) -> int:
     """Show session NAME's event log (raw JSON lines with --json)."""
-    session, _ = _existing(ctx, name)
-    start = session.event_log_position()  # follow from here: the backlog covers the rest
-    if lines is not None:
-        backlog = list(session.events(last=lines)) if lines > 0 else []
-    else:
-        backlog = list(session.events())
-    from looprunner.store.records import event_to_dict
-
-    def show(event: Event) -> None:
-        if ctx.json:
-            click.echo(json.dumps(event_to_dict(event), separators=(",", ":")))
-        else:
-            click.echo(describe(event))
-
-    for event in backlog:
-        show(event)
-    if follow:
-        seen = max((e.seq for e in session.events(last=1)), default=0)
-        try:
-            for event in session.tail(follow=True, offset=start):
-                if event.seq > seen:
-                    seen = event.seq
-                    show(event)
-        except KeyboardInterrupt:
-            return 130  # stopped following with Ctrl-C: the session runs on
-    return 0
+    return show_tail(ctx.project, ctx.json, name, follow, lines)

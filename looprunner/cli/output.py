@@ -1,14 +1,18 @@
-"""Rendering for the command line: aligned tables, colour only on a terminal, JSON."""
+"""Rendering for the command line: aligned tables, colour only on a terminal, JSON.
+
+No click here: the commands that only look (:mod:`looprunner.cli.quick`) print through
+this module without importing the command-line framework. The escape codes are click's
+own (``click.style``), so a command prints the same whichever way it was reached.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
-
-import click
 
 # re-exported: every command formats times the way the notebook table does
 from looprunner.views.clock import age as age
@@ -24,6 +28,29 @@ HEALTH_COLOURS = {
     "unknown": "magenta",
     "not_found": "white",
 }
+_ANSI_COLOURS = {"red": 31, "green": 32, "yellow": 33, "magenta": 35, "cyan": 36, "white": 37}
+_ANSI_CODE = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print ``text`` (and a newline) on stdout or stderr at once, as ``click.echo`` does."""
+    print(text, end="\n" if nl else "", file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def show_warnings() -> None:
+    """Print library warnings (a deprecated pipeline key, ...) as one line on stderr."""
+    import warnings
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        echo(f"looprunner: warning: {message}", err=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", DeprecationWarning)
+
+
+def unstyle(text: str) -> str:
+    """Remove colour codes from ``text``."""
+    return _ANSI_CODE.sub("", text)
 
 
 def use_colour(stream: TextIO | None = None) -> bool:
@@ -36,7 +63,8 @@ def style(text: str, colour: str | None = None, *, bold: bool = False) -> str:
     """Colour ``text`` when colour is on."""
     if not use_colour():
         return text
-    return click.style(text, fg=colour, bold=bold)
+    code = f"\033[{_ANSI_COLOURS[colour]}m" if colour else ""
+    return f"{code}\033[{1 if bold else 22}m{text}\033[0m"
 
 
 def health(value: str) -> str:
@@ -46,7 +74,7 @@ def health(value: str) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns; widths ignore colour codes."""
-    plain = [[click.unstyle(cell) for cell in row] for row in rows]
+    plain = [[unstyle(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for plain_row in plain:
         for i, cell in enumerate(plain_row):
@@ -64,4 +92,4 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    echo(json.dumps(data, indent=2, default=str))

@@ -19,12 +19,14 @@ from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli import legacy_env
 from looprunner.cli.answers import session_answer
+from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
+from looprunner.cli.following import show_wait, wait_for
 from looprunner.cli.operate import complete_session
-from looprunner.cli.output import age, emit_json, health, style
+from looprunner.cli.output import emit_json, health, style
 from looprunner.errors import UsageError
-from looprunner.models import Health, Pipeline, SessionStatus
-from looprunner.session import Session, as_dict, not_found
+from looprunner.models import Health, Pipeline
+from looprunner.session import Session, as_dict
 from looprunner.views import hints
 
 
@@ -164,6 +166,7 @@ def resolve_definition(
 @click.option("--force", is_flag=True, help="Move a finished or crashed run aside and start again.")
 @click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
 @click.option("--backend", default=None, help="Backend to run the engine in (default tmux).")
+@backend_option_flag
 @pass_ctx
 def start(
     ctx: Context,
@@ -181,6 +184,7 @@ def start(
     force: bool,
     foreground: bool,
     backend: str | None,
+    backend_option: tuple[str, ...],
 ) -> int:
     """Start session NAME running a stage loop or a pipeline."""
     from looprunner.names import validate_session_name
@@ -198,9 +202,16 @@ def start(
     if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     chosen = FOREGROUND_BACKEND if foreground else (backend or DEFAULT_BACKEND)
+    options = given(chosen, backend_option)
     with engine_output(ctx):
         session = Session.start(
-            name, resolved, ctx.project, backend=chosen, force=force, worktree=worktree or None
+            name,
+            resolved,
+            ctx.project,
+            backend=chosen,
+            force=force,
+            worktree=worktree or None,
+            backend_options=options,
         )
     foreground = session.in_process  # an in-process engine ran to its end before returning
     status = session.status()
@@ -222,51 +233,6 @@ def start(
     return 0
 
 
-def _progress(status: SessionStatus) -> tuple[str, str]:
-    """Return the progress line's news (health, stage, iteration) and its age suffix."""
-    state = status.state
-    if state is None:
-        return f"{status.session}: {status.health.value}", ""
-    current = state.current
-    news = (
-        f"{status.session}: {status.health.value} · stage {current.id} "
-        f"{state.current_stage + 1}/{len(state.stages)} · iteration "
-        f"{state.iteration_completed}/{current.max_iterations} done"
-    )
-    return news, f" · {age(state.started_at)}"
-
-
-def wait_for(
-    session: Session, timeout: float | None, *, show: bool, quiet: bool = False
-) -> SessionStatus:
-    """Wait for a session, showing its progress.
-
-    On a terminal one line is redrawn in place; elsewhere (a CI log, a pipe) a line is
-    printed only when the health, stage or completed iterations change, so an hour's
-    wait is a few lines, not thousands. ``quiet`` prints nothing while waiting.
-    """
-    live = show and not quiet and sys.stderr.isatty()
-    last = ""
-
-    def on_progress(status: SessionStatus) -> None:
-        nonlocal last
-        news, aged = _progress(status)
-        if live:
-            line = news + aged
-            if line != last:
-                click.echo(f"\r\033[K{line}", nl=False, err=True)
-                last = line
-        elif show and not quiet and news != last:
-            click.echo(news + aged, err=True)
-            last = news
-
-    try:
-        return session.wait(timeout, on_progress=on_progress)
-    finally:
-        if live and last:
-            click.echo("", err=True)
-
-
 @click.command()
 @click.argument("name", shell_complete=complete_session)
 @click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
@@ -274,18 +240,7 @@ def wait_for(
 @pass_ctx
 def wait(ctx: Context, name: str, timeout: float | None, quiet: bool) -> int:
     """Block until session NAME finishes; exit 0 if it completed."""
-    session = Session(name, ctx.project)
-    if session.status().health is Health.NOT_FOUND:
-        raise not_found(name, ctx.project)
-    status = wait_for(session, timeout, show=not ctx.json, quiet=quiet)
-    if ctx.json:
-        emit_json(as_dict(status))
-    else:
-        click.echo(
-            f"{name}: {health(status.health.value)}"
-            + (f" — {status.state.error.message}" if status.state and status.state.error else "")
-        )
-    return 0 if status.health is Health.COMPLETE else 1
+    return show_wait(ctx.project, ctx.json, name, timeout, quiet)
 
 
 @click.command()
@@ -396,6 +351,7 @@ def trim_demo_runs(ctx: Context, project: Path, name: str) -> None:
 @click.option("--backend", required=True)
 @click.option("--resume", is_flag=True)
 @click.option("--env-fifo", type=click.Path(path_type=Path))
+@click.option("--env-file", type=click.Path(path_type=Path))
 @click.option("--launch-token", default=None)
 @pass_ctx
 def engine(
@@ -404,6 +360,7 @@ def engine(
     backend: str,
     resume: bool,
     env_fifo: Path | None,
+    env_file: Path | None,
     launch_token: str | None,
 ) -> int:
     """Run the engine of session NAME in this process (how backends start it)."""
@@ -417,5 +374,6 @@ def engine(
         backend=backend,
         resume=resume,
         env_fifo=env_fifo,
+        env_file=env_file,
         launch_token=launch_token,
     )

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from looprunner.builtin.defaults import FOREGROUND_BACKEND
+from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
 from looprunner.cli.output import age, emit_json, health, style, table
@@ -187,16 +188,21 @@ def prune(
 @click.argument("name", shell_complete=complete_session)
 @click.option("--backend", default=None, help="Backend to run in (default: the one it ran in).")
 @click.option("--foreground", is_flag=True, help="Run in this process (inline backend) and wait.")
+@backend_option_flag
 @pass_ctx
-def restart(ctx: Context, name: str, backend: str | None, foreground: bool) -> int:
+def restart(
+    ctx: Context, name: str, backend: str | None, foreground: bool, backend_option: tuple[str, ...]
+) -> int:
     """Start finished session NAME again with what it ran; its old run is kept aside."""
     if foreground and backend not in (None, FOREGROUND_BACKEND):
         raise UsageError("--foreground runs the engine in this process; it cannot use --backend")
     from looprunner.cli.run import engine_output, next_steps
 
     session = Session(name, ctx.project)
+    chosen = FOREGROUND_BACKEND if foreground else backend
+    options = given(chosen, backend_option)
     with engine_output(ctx):
-        session.restart(backend=FOREGROUND_BACKEND if foreground else backend)
+        session.restart(backend=chosen, backend_options=options)
     earlier = Session.runs(ctx.project, session.name)
     kept = earlier[-1].name if earlier else None
     status = session.status()

@@ -14,7 +14,7 @@ from looprunner.convert.yaml import KeyPath, describe, dotted, expect_mapping, l
 from looprunner.errors import ConfigError, combine_problems
 from looprunner.models import Budget, Retry, Stage, Termination
 from looprunner.models.budget import check_budget, check_retry
-from looprunner.models.pipeline import NODE_ID
+from looprunner.models.ids import NODE_ID
 
 STAGE_KEYS = frozenset(
     {

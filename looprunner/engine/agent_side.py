@@ -6,6 +6,7 @@ marked and swept, its output and transcript kept, its report counted.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from looprunner.models import (
     Invocation,
     IterationPaths,
 )
-from looprunner.store.atomic import write_atomic
+from looprunner.store.atomic import write_atomic, write_new
 
 
 class AgentSide:
@@ -210,6 +211,14 @@ class AgentSide:
                 return  # the agent wrote the project file: it is copied afterwards
         else:
             target = output_file  # a further agent's output, where the type asked for it
-        if not target.exists() or target.stat().st_size == 0:
+        if not target.exists():
+            text = self.recorder.redactor.text(printed)
+            if text:
+                write_atomic(target, text)
+            else:  # nothing printed: an empty file is never torn and has nothing to lose
+                with contextlib.suppress(FileExistsError):  # what it left wrote one meanwhile
+                    write_new(target, "")
+            self.printed.add(target)
+        elif target.stat().st_size == 0:
             write_atomic(target, self.recorder.redactor.text(printed))
             self.printed.add(target)

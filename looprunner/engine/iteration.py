@@ -9,6 +9,7 @@ type decides only what the iteration does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import traceback
@@ -41,7 +42,7 @@ from looprunner.models import (
 )
 from looprunner.models.usage import combine
 from looprunner.protocols import StageType
-from looprunner.store.atomic import write_atomic
+from looprunner.store.atomic import write_atomic, write_new
 from looprunner.store.events import utc_now
 
 __all__ = [
@@ -115,12 +116,9 @@ def run_iteration(
         output_path=it_paths.output,
         from_parallel=plan.from_parallel,
     )
-    # not fsynced: if lost in a crash, the iteration re-runs and writes it again
-    write_atomic(
-        it_paths.context,
-        json.dumps(recorder.redactor.data(document), indent=2) + "\n",
-        durable=False,
-    )
+    # in the folder just made, read by the agent started after it: one plain write (a
+    # crash leaves the folder to the iteration's re-run, which removes it first)
+    write_new(it_paths.context, json.dumps(recorder.redactor.data(document), indent=2) + "\n")
     recorder.hook("on_iteration_start", stage=node, iteration=iteration, context=document)
     prompt = render(stage.prompt, values)
     # In memory only: the agent's start writes it with the agent's pid (one write, not
@@ -265,8 +263,10 @@ def _keep_output(it_paths: IterationPaths, run_output: Path, recorder: Recorder)
         # the stage writes its output into the project: keep a copy with the run
         text = it_paths.output.read_text(encoding="utf-8", errors="replace")
         write_atomic(run_output, recorder.redactor.text(text))
-    elif not run_output.exists():  # a type that ran no agent and wrote no output
-        write_atomic(run_output, "")
+    elif not run_output.exists():  # an agent (or a type) that wrote no output
+        # empty, so never torn, and not fsynced, like an output.md the agent writes itself
+        with contextlib.suppress(FileExistsError):  # something it left wrote it meanwhile
+            write_new(run_output, "")
 
 
 def verdict_data(status: AgentStatus) -> dict[str, str]:

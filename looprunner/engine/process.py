@@ -13,12 +13,10 @@ to.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import attrs
 
-from looprunner.engine import contain, proctree
+from looprunner.engine import contain, proctree, spawn
 from looprunner.models import AgentCommand
 
 DEFAULT_GRACE = 10.0
@@ -54,15 +52,6 @@ class ProcessResult:
     leftovers: int = 0
     #: stopped for printing nothing and changing no watched file for the idle timeout
     stalled: bool = False
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the agent if the engine dies (SIGKILL included)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -230,16 +219,7 @@ class AgentRunner:
         """Start the agent, watch it to its end, and sweep what it left."""
         with contain.spawn_lock:  # counted before a sibling's sweep can see it
             try:
-                proc = subprocess.Popen(
-                    list(command.argv),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    cwd=cwd,
-                    env=env,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                )
+                proc = spawn.start(command.argv, cwd=cwd, env=env)
             except OSError as exc:
                 return ProcessResult(
                     None, timed_out=False, stopped=False, duration=0.0, spawn_error=str(exc)

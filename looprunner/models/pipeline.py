@@ -7,7 +7,6 @@ modules they would import each other.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ import attrs
 
 from looprunner.errors import ConfigError, LooprunnerError
 from looprunner.models.budget import DEFAULT_TIMEOUT, Budget, Retry
+from looprunner.models.ids import NODE_ID
 from looprunner.models.loading import loader
 from looprunner.models.termination import Termination, as_termination
 
@@ -140,10 +140,6 @@ class NodeInputs:
     from_nodes: tuple[str, ...] = ()
     select: Literal["latest", "all"] = "latest"
     from_parallel: tuple[ParallelInput, ...] = ()
-
-
-#: a node id becomes part of a folder name: letters, digits, '-' and '_' only
-NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def _check_node_id(instance: object, attribute: object, value: str) -> None:

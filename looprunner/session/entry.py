@@ -1,8 +1,8 @@
 """The engine process's entry (``python -m looprunner engine``): receive, build, run.
 
 The engine is told its session by the command line and receives the caller's
-environment through a FIFO (never the backend's environment, which may be a tmux
-server's), then runs the session to its end with the installed plugins.
+environment through a FIFO or a file (never the backend's environment, which may be a
+tmux server's or a remote node's), then runs the session to its end with the installed plugins.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ def run_engine(
     backend: str,
     resume: bool,
     env_fifo: Path | None,
+    env_file: Path | None = None,
     launch_token: str | None = None,
 ) -> int:
     """Run the engine to its end; return 0 if the session completed, 3 on a conflict, else 1."""
     env: Mapping[str, str] | None = None
-    if env_fifo is not None:
-        received = handoff.receive(env_fifo, timeout=HANDOFF_TIMEOUT)
+    handed = (handoff.FILE, env_file) if env_file is not None else (handoff.FIFO, env_fifo)
+    if handed[1] is not None:
+        received = handoff.receive_any(handed[0], handed[1], timeout=HANDOFF_TIMEOUT)
         if received is None:
             # never run agents with the backend's environment instead of the caller's
             print("looprunner engine: the launcher handed over no environment; not starting")

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import SessionError
-from looprunner.models import Event, Health, Pipeline, SessionStatus, Stage
+from looprunner.models import Event, Health, SessionStatus
 from looprunner.names import ProjectPaths, SessionPaths, validate_session_name
 from looprunner.protocols import Attachable, Backend, InProcess, LaunchSpec, describe
 from looprunner.session import listing, observe
 from looprunner.session.ref import Plugins, SessionRef, refuse_bad_run_dir
+from looprunner.session.relaunch_methods import RelaunchMethods
 from looprunner.session.runs_methods import RunsMethods
 from looprunner.session.worktree_methods import WorktreeMethods
 from looprunner.store.logs import size
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from looprunner.engine.loop import Engine
+    from looprunner.models import Pipeline, Stage
     from looprunner.plugins.registry import Registries
     from looprunner.session.selection import HealthFilter, Since
     from looprunner.views.display import SessionList
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 # (``status``, ``list``) is the common case and needs none of them.
 
 
-class Session(WorktreeMethods, RunsMethods):
+class Session(RelaunchMethods, WorktreeMethods, RunsMethods):
     """One named session in a project.
 
     Parameters
@@ -143,11 +145,14 @@ class Session(WorktreeMethods, RunsMethods):
         env: Mapping[str, str] | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
         worktree: bool | None = None,
+        backend_options: Mapping[str, str] | None = None,
     ) -> Session:
         """Start a session running ``pipeline`` and return it.
 
         ``worktree=True``: its agents work in a git worktree of their own (None: as the
-        pipeline says); see :mod:`looprunner.session.worktrees`.
+        pipeline says); see :mod:`looprunner.session.worktrees`. ``backend_options``
+        sets the backend's own options (``{"address": ...}`` for ``ray``), see
+        :mod:`looprunner.session.backend_options`.
 
         With a backend that runs the engine elsewhere (``tmux``, a plugin's) this returns
         once the engine holds the lock and has recorded ``running``; with ``inline`` it
@@ -161,12 +166,12 @@ class Session(WorktreeMethods, RunsMethods):
         ConfigError, ProviderError, WorktreeRefusedError
             The pipeline (or its worktree) cannot be run here; nothing was written.
         """
+        from looprunner.models import Pipeline, Stage
         from looprunner.session import launch
 
         session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
-        if isinstance(pipeline, Stage):
-            pipeline = Pipeline.loop(pipeline)
-        runner = session._runner(backend)
+        pipeline = Pipeline.loop(pipeline) if isinstance(pipeline, Stage) else pipeline
+        runner = session._runner(backend, backend_options, env=env)
         refuse_bad_run_dir(session._ref)
         launch.start(
             session._ref,
@@ -188,17 +193,6 @@ class Session(WorktreeMethods, RunsMethods):
         from looprunner.session import launch
 
         launch.check(self._ref, pipeline)
-
-    def _runner(self, backend: str | Backend) -> Backend:
-        if isinstance(backend, str):
-            runner = self._ref.plugins.backend(backend)
-        else:
-            runner = backend
-            self._ref.plugins.adopt(runner)
-        if isinstance(runner, InProcess):
-            self._in_process = runner
-        self._launched_on = runner.name
-        return runner
 
     def _make_engine(self, spec: LaunchSpec) -> Engine:
         """Build the engine an in-process backend runs (hooks see this session)."""
@@ -355,64 +349,6 @@ class Session(WorktreeMethods, RunsMethods):
 
         self._ref.refuse_kept("killed")
         return control.kill(self._ref, in_process=self._in_process, grace=grace)
-
-    def resume(
-        self,
-        *,
-        backend: str | Backend | None = None,
-        background: bool = False,
-        env: Mapping[str, str] | None = None,
-    ) -> Session:
-        """Continue a crashed, failed or killed session from its last completed iteration.
-
-        Runs on the backend it recorded unless another is given. The interrupted
-        iteration's leftovers are cleared and it runs again; completed iterations are
-        never repeated.
-
-        Raises
-        ------
-        SessionConflictError
-            If the session is running, or a backend session without an engine is in the way.
-        SessionError
-            If the session already completed, or its health cannot be known.
-        """
-        from looprunner.session import control
-
-        self._ref.refuse_kept("resumed")
-        chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
-        runner = self._runner(chosen)
-        control.resume(
-            self._ref,
-            runner,
-            env=env,
-            engine_factory=self._make_engine,
-            background=background,
-        )
-        return self
-
-    def restart(
-        self,
-        *,
-        backend: str | Backend | None = None,
-        background: bool = False,
-        env: Mapping[str, str] | None = None,
-    ) -> Session:
-        """Start this finished (or crashed) session again with the pipeline it ran.
-
-        Its recorded ``pipeline.yaml``, on its recorded backend unless another is given;
-        the old run moved aside as ``start(force=True)`` does. Raises
-        :class:`SessionConflictError` if it is live, :class:`SessionError` if its run
-        recorded no ``pipeline.yaml``.
-        """
-        from looprunner.session import restart
-
-        self._ref.refuse_kept("restarted")
-        chosen = backend or self._ref.backend_name(self._ref.read_state()) or DEFAULT_BACKEND
-        runner = self._runner(chosen)
-        restart.restart(
-            self._ref, runner, env=env, engine_factory=self._make_engine, background=background
-        )
-        return self
 
     # ------------------------------------------------------------------ listing
 

@@ -41,8 +41,9 @@ from looprunner.protocols import (
     SessionAges,
     StageValidating,
     describe,
+    handoff_of,
 )
-from looprunner.session import worktrees
+from looprunner.session import backend_options, worktrees
 from looprunner.session.ref import SessionRef
 from looprunner.store import holders
 from looprunner.store import lock as lockmod
@@ -322,6 +323,8 @@ def spawn(
     previous = ref.read_state()
     resume = resumes is not None
     token = holders.new_launch(lock, resumes=resumes)
+    # later commands about this session ask the backend set as this launch sets it
+    backend_options.record(ref.paths.run_dir, ref.launch_options)
     spec = LaunchSpec(
         session=ref.name,
         project=ref.project,
@@ -329,6 +332,7 @@ def spawn(
         env=environment,
         resume=resume,
         launch_token=token,
+        options=dict(ref.launch_options),
     )
     try:
         if isinstance(runner, InProcess):
@@ -340,14 +344,16 @@ def spawn(
                 time.sleep(0.01)  # the engine takes the lock and records its state
             return
         try:
-            fifo = handoff.create(ref.paths.run_dir)
-            try:
-                runner.launch(attrs.evolve(spec, argv=(*spec.argv, "--env-fifo", str(fifo))))
-            except BaseException:
-                handoff.discard(fifo)  # a refused launch leaves nothing behind
-                raise
+            transport = handoff_of(runner)
             handed = {**environment, handoff.UMASK_KEY: f"{current_umask():o}"}
-            if not handoff.send(fifo, handed, timeout=START_TIMEOUT):
+            path = handoff.prepare(transport, ref.paths.run_dir, handed)
+            flag = handoff.FLAGS[transport]
+            try:
+                runner.launch(attrs.evolve(spec, argv=(*spec.argv, flag, str(path))))
+            except BaseException:
+                handoff.discard(path)  # a refused launch leaves nothing behind
+                raise
+            if not handoff.deliver(transport, path, handed, timeout=START_TIMEOUT):
                 runner.stop(ref.name, ref.project)
                 raise BackendError(
                     f"the engine of {ref.name!r} did not start: {ref.log_tail() or 'no output'}"

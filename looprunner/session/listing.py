@@ -1,7 +1,8 @@
 """Every session of a project: names on disk and live on backends, their statuses.
 
 A listing asks each backend once: the default one (where sessions start unless told
-otherwise) and every backend a session of the project recorded.
+otherwise) and every backend a session of the project recorded, set with the options
+that session's launch recorded (a backend set otherwise, another cluster, is asked too).
 """
 
 from __future__ import annotations
@@ -68,8 +69,14 @@ def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
     recorded = {name: observe.read_recorded(ref) for name, ref in refs.items()}
     states = {name: state for name, (state, _) in recorded.items()}
     cache: observe.LiveSessions = {}
-    for backend in [*sorted(recorded_backends(paths, sorted(refs), states)), ""]:
-        live = observe.live_sessions(plugins, paths.project, backend or None, cache)
+    asked: set[tuple[str, tuple[tuple[str, str], ...]]] = {("", ())}
+    for name, ref in refs.items():  # each backend as its sessions' launches set it
+        for backend in recorded_backends(paths, [name], states):
+            asked.add((backend, tuple(sorted(ref.backend_options().items()))))
+    for backend, options in sorted(asked):
+        live = observe.live_sessions(
+            plugins, paths.project, backend or None, cache, dict(options) or None
+        )
         for name in live or ():
             if name not in refs and is_valid_session_name(name):  # a backend's own word
                 refs[name] = SessionRef(name, paths.project, plugins)

@@ -19,6 +19,7 @@ one pass repairs the backend session, the state and the lock together. An
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,6 +44,7 @@ from looprunner.names import ProjectPaths, SessionPaths
 from looprunner.plugins.calls import call_lifecycle
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, SessionAges, SessionExits, describe
+from looprunner.session import backend_options
 from looprunner.session.facade import Session
 from looprunner.session.launch import orphan_grace
 from looprunner.session.listing import names_on_disk, recorded_backends
@@ -78,16 +80,24 @@ def _foreign_host(state: RunState | None) -> bool:
     return state is not None and state.host is not None and state.host != procinfo.hostname()
 
 
-def _backends(paths: ProjectPaths, plugins: Plugins, names: list[str]) -> list[Backend]:
-    """Return the default backend and every backend a session of the project recorded."""
-    found: list[Backend] = [plugins.default_backend()]
-    for name in sorted(recorded_backends(paths, names)):
-        try:
-            backend = plugins.backend(name)
-        except LooprunnerError:
-            continue  # not installed any more: nothing of it can be asked or repaired
-        if backend.name not in {b.name for b in found}:
-            found.append(backend)
+def _backends(paths: ProjectPaths, plugins: Plugins, names: list[str]) -> dict[str, Backend]:
+    """Return the default backend and every backend a session recorded, by a label each.
+
+    A backend set with other options (another cluster) is asked on its own: the label is
+    its name, plus its options when a session recorded some.
+    """
+    default = plugins.default_backend()
+    found: dict[str, Backend] = {default.name: default}
+    for name in names:
+        for backend_name in recorded_backends(paths, [name]):
+            options = backend_options.recorded(paths.session(name).run_dir)
+            label = backend_name + (json.dumps(sorted(options.items())) if options else "")
+            if label in found:
+                continue
+            try:
+                found[label] = plugins.backend(backend_name, options)
+            except LooprunnerError:
+                continue  # not installed any more: nothing of it can be asked or repaired
     return found
 
 
@@ -121,11 +131,12 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
     names: set[str] = set(on_disk)
     live_by_backend: dict[str, dict[str, float | None] | None] = {}
     exited_by_backend: dict[str, set[str]] = {}
-    for backend in _backends(paths, plugins, on_disk):
-        live = live_by_backend[backend.name] = _live(backend, paths.project)
+    backends = _backends(paths, plugins, on_disk)
+    for label, backend in backends.items():
+        live = live_by_backend[label] = _live(backend, paths.project)
         names.update(live or ())
         if live:
-            exited_by_backend[backend.name] = _exited(backend, paths.project)
+            exited_by_backend[label] = _exited(backend, paths.project)
     reachable = all(live is not None for live in live_by_backend.values())
     problems: list[Problem] = []
     now = time.time()
@@ -141,20 +152,20 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
         if _foreign_host(state):
             continue  # its engine ran on another machine: cannot be judged from here
         alive = state is not None and not state.status.finished and _engine_alive(state)
-        for backend_name, live in live_by_backend.items():
+        for label, live in live_by_backend.items():
             if live is None or name not in live or alive:
                 continue
             created = live[name]
             old = created is None or now - created >= orphan_grace()
             # an exited session (a dead pane kept by remain-on-exit) has no engine to wait for
-            exited = name in exited_by_backend.get(backend_name, set())
+            exited = name in exited_by_backend.get(label, set())
             if old or exited or (state is not None and state.status.finished):
                 problems.append(
                     Problem(
                         "orphaned_tmux",
                         name,
-                        f"{describe(plugins.backend(backend_name), name)} has no engine",
-                        backend=backend_name,
+                        f"{describe(backends[label], name)} has no engine",
+                        backend=backends[label].name,
                     )
                 )
         fault = recorded_fault(probe.metadata, state)
@@ -307,7 +318,10 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
             if state is not None and not state.status.finished and _engine_alive(state):
                 return attrs.evolve(problem, action="left alone: its engine is alive")
             try:
-                backend = plugins.backend(problem.backend or plugins.default_backend().name)
+                backend = plugins.backend(
+                    problem.backend or plugins.default_backend().name,
+                    backend_options.recorded(session.run_dir),
+                )
                 stopped = backend.stop(problem.session, paths.project)
             except LooprunnerError as exc:
                 return attrs.evolve(problem, action=f"not fixed: {exc.message}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from looprunner import procinfo
 from looprunner.errors import LooprunnerError, SessionNotFoundError, SessionTimeoutError
@@ -21,11 +22,9 @@ from looprunner.models import (
     Event,
     Health,
     LockInfo,
-    Pipeline,
     Resources,
     RunState,
     SessionStatus,
-    Termination,
 )
 from looprunner.names import SessionPaths
 from looprunner.protocols import OutputCapturing, QueueCounting, StageProgress
@@ -36,24 +35,38 @@ from looprunner.store.events import iter_events, last_events, parse_event_line
 from looprunner.store.logs import follow, last_lines, rotated, size
 from looprunner.store.projection import read_projected
 
+if TYPE_CHECKING:
+    from looprunner.models import Pipeline, Termination
+
 #: what a listing learned of each backend: its live sessions (None: it cannot tell)
 LiveSessions = MutableMapping[str, "set[str] | None"]
 
 
 def live_sessions(
-    plugins: Plugins, project: Path, backend_name: str | None, cache: LiveSessions
+    plugins: Plugins,
+    project: Path,
+    backend_name: str | None,
+    cache: LiveSessions,
+    options: Mapping[str, str] | None = None,
 ) -> set[str] | None:
-    """Ask the backend ``backend_name`` (the default if None) for its live sessions, once."""
+    """Ask the backend ``backend_name`` (the default if None) for its live sessions, once.
+
+    ``options`` are the backend options a session was launched with: a backend set
+    differently (another cluster) is another question.
+    """
     try:
-        backend = plugins.backend(backend_name) if backend_name else plugins.default_backend()
+        backend = (
+            plugins.backend(backend_name, options) if backend_name else plugins.default_backend()
+        )
     except LooprunnerError:
         return None  # not installed any more: its sessions cannot be known
-    if backend.name not in cache:
+    key = backend.name + (json.dumps(sorted(options.items())) if options else "")
+    if key not in cache:
         try:
-            cache[backend.name] = backend.sessions(project)
+            cache[key] = backend.sessions(project)
         except LooprunnerError:
-            cache[backend.name] = None  # unreachable: cannot know
-    return cache[backend.name]
+            cache[key] = None  # unreachable: cannot know
+    return cache[key]
 
 
 #: a state file as read: the state (None if absent or unreadable), and whether unreadable
@@ -96,7 +109,13 @@ def status(
     )
     if not isinstance(backend_name, str):
         backend_name = None
-    live = live_sessions(ref.plugins, ref.project, backend_name, {} if cache is None else cache)
+    live = live_sessions(
+        ref.plugins,
+        ref.project,
+        backend_name,
+        {} if cache is None else cache,
+        ref.backend_options() if backend_name else None,
+    )
     present = None if live is None else ref.name in live
     engine_alive = (
         not held
@@ -376,6 +395,8 @@ def _current_termination(ref: SessionRef, index: int) -> tuple[Termination, int]
     the YAML reader or the converter (``status`` reads it every time). A file written by
     hand or by an older version is read whole.
     """
+    from looprunner.models import Termination  # a spec class only ``status`` builds
+
     try:
         data = json.loads(ref.paths.pipeline_file.read_text(encoding="utf-8"))
         nodes = data["nodes"]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from looprunner.backend_settings import Configurable
 from looprunner.builtin.catalog import BuiltinRegistries
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import InvalidSessionNameError, LooprunnerError, SessionConflictError
@@ -29,6 +31,7 @@ from looprunner.names import (
 )
 from looprunner.plugins.registry import Registries
 from looprunner.protocols import Backend, TerminationStrategy
+from looprunner.session import backend_options
 from looprunner.store import lock as lockmod
 from looprunner.store.logs import last_lines, rotated
 from looprunner.store.projection import read_projected
@@ -43,7 +46,7 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
         self._pm = pm
         self._registries: Registries | None = None
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[tuple[str, tuple[tuple[str, str], ...]], Backend] = {}
 
     @classmethod
     def of(cls, registries: Registries) -> Plugins:
@@ -79,30 +82,34 @@ class Plugins:
         """The plugin manager (lifecycle hooks are called through it)."""
         return self.registries.pm
 
-    def backend(self, name: str) -> Backend:
-        """Return the backend registered as ``name`` (built once).
+    def backend(self, name: str, options: Mapping[str, str] | None = None) -> Backend:
+        """Return the backend registered as ``name``, set with ``options`` (built once each).
 
         Raises
         ------
         UsageError
             No backend of that name is registered (the message lists those that are).
         """
-        if name not in self._backends:
+        key = (name, tuple(sorted((options or {}).items())))
+        if key not in self._backends:
             builtin = self._builtin()
             if builtin is not None and name in builtin.backends:
                 cls = builtin.backends.get(name)
             else:
                 cls = self.registries.backends.get(name)
-            self._backends[name] = cls()
-        return self._backends[name]
+            made = cls()
+            if options and isinstance(made, Configurable):
+                made.configure(dict(options))
+            self._backends[key] = made
+        return self._backends[key]
 
     def default_backend(self) -> Backend:
         """Return the backend ``start`` uses unless told otherwise."""
         return self.backend(DEFAULT_BACKEND)
 
-    def adopt(self, backend: Backend) -> None:
+    def adopt(self, backend: Backend, options: Mapping[str, str] | None = None) -> None:
         """Use this backend object for its name (one the caller built itself)."""
-        self._backends[backend.name] = backend
+        self._backends[(backend.name, tuple(sorted((options or {}).items())))] = backend
 
 
 @functools.cache
@@ -127,6 +134,8 @@ class SessionRef:
             else self.project_paths.session(name)
         )
         self.plugins = plugins
+        #: the backend options of the launch being prepared (recorded by the launch)
+        self.launch_options: dict[str, str] = {}
 
     @property
     def kept(self) -> KeptRunPaths | None:
@@ -172,9 +181,15 @@ class SessionRef:
         """
         name = self.backend_name(state)
         try:
-            return self.plugins.backend(name) if name else self.plugins.default_backend()
+            if not name:
+                return self.plugins.default_backend()
+            return self.plugins.backend(name, self.backend_options())
         except LooprunnerError:
             return None
+
+    def backend_options(self) -> dict[str, str]:
+        """Return the backend options the session's last launch used (see backend_options)."""
+        return backend_options.recorded(self.paths.run_dir)
 
     def log_tail(self, lines: int = 5) -> str:
         """Return the last lines of engine.log on one line (for error messages).

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from looprunner.errors import SessionConflictError
-from looprunner.models import Health, Pipeline, WorktreeStatus
+from looprunner.models import Health, WorktreeStatus
 from looprunner.session import observe
 
 if TYPE_CHECKING:
+    from looprunner.models import Pipeline
     from looprunner.session.ref import SessionRef
     from looprunner.session.worktrees import WorktreePlan, WorktreeRemoval
 
@@ -36,11 +37,13 @@ class WorktreeMethods:
 
     def worktree(self) -> WorktreeStatus | None:
         """Return the session's worktree as it is now (commits ahead, changes), or None."""
-        from looprunner.session import worktrees
-
         state = self._ref.read_state()
         recorded = state.worktree if state is not None else None
-        return worktrees.look(self._ref.project, recorded) if recorded is not None else None
+        if recorded is None:
+            return None  # most sessions: git is not asked, its module not even loaded
+        from looprunner.session import worktrees
+
+        return worktrees.look(self._ref.project, recorded)
 
     def remove_worktree(self) -> WorktreeRemoval | None:
         """Remove the worktree of this session's finished run, unless it holds work.

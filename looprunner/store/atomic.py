@@ -1,22 +1,25 @@
 """Atomic file writes: readers see the old file or the new one, never a torn one.
 
 Files looprunner creates follow the process umask, as ``open()`` would make them
-(``0666 & ~umask``: 0600 under ``umask 077``). ``mkstemp`` always creates 0600, so the
-mode is computed from the umask and set on the temp file. The umask is read without
-changing it from ``/proc/self/status`` (its ``Umask:`` line, Linux 4.7+) on every write:
-``os.umask`` can only be read by setting it, which is process-wide and races with any
-thread creating a file at that instant. Where ``/proc`` does not say, it is read once,
-with ``os.umask``, when this module is imported (before the engine starts threads).
+(``0666 & ~umask``: 0600 under ``umask 077``): the temporary file is created 0666 and the
+kernel takes the umask off. :func:`current_umask` (for a launcher that hands the umask
+on) reads it without changing it from ``/proc/self/status`` (its ``Umask:`` line, Linux
+4.7+): ``os.umask`` can only be read by setting it, which is process-wide and races with
+any thread creating a file at that instant. Where ``/proc`` does not say, it is read
+once, with ``os.umask``, when this module is imported (before the engine starts threads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
+#: names tried for a temporary file before giving up (as many as ``tempfile`` tries)
+_TEMP_ATTEMPTS = 100
 _PROC_STATUS = Path("/proc/self/status")
 
 
@@ -71,10 +74,9 @@ def write_atomic(
     The file gets ``mode``, by default what the umask gives a new file (:func:`file_mode`).
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX + path.name + ".")
+    fd, tmp = _create_temp(path, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), file_mode() if mode is None else mode)
             handle.write(raw)
             handle.flush()
             if durable:
@@ -91,6 +93,53 @@ def write_atomic(
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _create_temp(path: Path, mode: int | None) -> tuple[int, Path]:
+    """Create the temporary file next to ``path``: a new name, never through a symlink.
+
+    Without ``mode`` it is created 0666 and the kernel takes the umask off, as ``open()``
+    does: nothing to read from ``/proc`` and no ``chmod`` per write.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        try:
+            fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if mode is not None:
+            try:
+                os.fchmod(fd, mode)
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
+
+
+def write_new(path: Path, data: str | bytes) -> None:
+    """Create ``path`` with ``data`` in one write: neither atomic nor fsynced.
+
+    For a file in a folder the engine has just made, that nothing reads before this
+    returns: an iteration's ``context.json``, read by the agent started after it. A crash
+    mid-write leaves a short file in a folder the iteration's re-run removes first; so
+    the file needs no temporary name and rename (two journal updates on ext4) of
+    :func:`write_atomic`. Never through a symlink, never over an existing file
+    (:class:`FileExistsError`); the mode is what the umask gives a new file.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o666)
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(folder: Path) -> None:

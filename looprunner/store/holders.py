@@ -17,7 +17,6 @@ session running.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -46,6 +45,8 @@ def new_launch(lock: lockmod.SessionLock, *, resumes: RunState | None) -> str:
     ``resumes`` is the state the launch decided on (None for a new run): the engine
     refuses to take over any other.
     """
+    import secrets  # a launch's token: commands that only look never make one
+
     token = secrets.token_hex(16)
     pid = os.getpid()
     # an ending a full disk left only here stays for the engine that resumes the run

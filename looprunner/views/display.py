@@ -7,7 +7,6 @@ nothing of IPython unless it is already running.
 
 from __future__ import annotations
 
-import html
 import importlib
 import sys
 import time
@@ -101,6 +100,8 @@ def branch_lines(branches: Iterable[BranchProgress]) -> list[str]:
 
 def html_table(statuses: Iterable[SessionStatus]) -> str:
     """Render statuses as an HTML table, for Jupyter."""
+    import html  # notebooks only: the command line never renders HTML
+
     head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(row(s)[c])}</td>" for c in COLUMNS) + "</tr>"
@@ -182,7 +183,9 @@ def watch(session: Watched, *, interval: float = 0.5, out: TextIO | None = None)
             if notebook:
                 ipd: Any = importlib.import_module("IPython.display")  # a kernel runs
 
-                view = ipd.HTML("<pre>" + html.escape(text) + "</pre>")
+                from html import escape
+
+                view = ipd.HTML("<pre>" + escape(text) + "</pre>")
                 if handle is None:
                     handle = ipd.display(view, display_id=True)
                 else:

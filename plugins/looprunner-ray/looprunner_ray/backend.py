@@ -7,9 +7,12 @@ engine's own, in the project, as with tmux.
 
 The job's entrypoint is a shell string (Ray runs it with ``sh -c``): it is built with
 :func:`shlex.join` from argv alone, so nothing in it is interpreted. The environment
-goes to the engine through looprunner's FIFO in the run directory, never through the
-job: the job's ``runtime_env`` carries ``PYTHONPATH`` only (so the node imports the same
-plugins), and its metadata names the project and session, nothing more.
+goes to the engine through looprunner's handoff *file* (``handoff = "file"``): the
+engine may run on any node, and a FIFO reaches no other kernel. The file is 0600, in
+the run directory on the shared storage, and the engine removes it first thing; never
+is the environment put in the job: its ``runtime_env`` carries ``PYTHONPATH`` only (so
+the node imports the same plugins), and its metadata names the project and session,
+nothing more.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, ClassVar
 
 from looprunner.plugin import (
     BackendError,
+    BackendOption,
     BackendUnreachableError,
     Check,
     LaunchSpec,
@@ -60,9 +64,9 @@ def _number(name: str, kind: type[float] | type[int]) -> float | int | None:
     return value
 
 
-def _tail(submission_id: str, lines: int = 5) -> str:
+def _tail(submission_id: str, where: str | None, lines: int = 5) -> str:
     try:
-        text = str(jobs.client().get_job_logs(submission_id))
+        text = str(jobs.client(where).get_job_logs(submission_id))
     except Exception:  # the logs are a courtesy in an error message
         return "no output"
     kept = [line for line in text.splitlines() if line.strip()][-lines:]
@@ -70,15 +74,32 @@ def _tail(submission_id: str, lines: int = 5) -> str:
 
 
 class RayBackend:
-    """Runs each engine as a Ray job on the cluster ``RAY_ADDRESS`` names."""
+    """Runs each engine as a Ray job on the cluster its option ``address`` names."""
 
     name: ClassVar[str] = "ray"
+    #: engines run on whichever node Ray picks: the environment goes through a file
+    handoff: ClassVar[str] = "file"
+    options: ClassVar[tuple[BackendOption, ...]] = (
+        BackendOption(
+            "address",
+            "--ray-address",
+            jobs.ADDRESS_ENV,
+            "The Ray cluster's Jobs API address, http://HEAD:8265.",
+        ),
+    )
+
+    def __init__(self) -> None:
+        self._address: str | None = None
+
+    def configure(self, options: Mapping[str, str]) -> None:
+        """Use the cluster at ``options["address"]`` for every call (else ``RAY_ADDRESS``)."""
+        self._address = options.get("address") or None
 
     # ------------------------------------------------------------------ launch
 
     def check_launch(self, session: str, project: Path) -> None:
         """Refuse a session that still has a live job (pending or running)."""
-        live = [job for job in jobs.list_ours(project, session) if jobs.is_live(job)]
+        live = [job for job in jobs.list_ours(project, session, self._address) if jobs.is_live(job)]
         if live:
             raise SessionConflictError(
                 f"ray: session {session!r} still has the job {live[-1].submission_id} "
@@ -91,7 +112,7 @@ class RayBackend:
         num_cpus = _number(NUM_CPUS_ENV, float)
         memory = _number(MEMORY_ENV, int)
         timeout = _number(LAUNCH_TIMEOUT_ENV, float) or DEFAULT_LAUNCH_TIMEOUT
-        previous = jobs.list_ours(spec.project, spec.session)
+        previous = jobs.list_ours(spec.project, spec.session, self._address)
         if any(jobs.is_live(job) for job in previous):
             raise SessionConflictError(
                 f"ray: session {spec.session!r} already has a live job", session=spec.session
@@ -156,7 +177,7 @@ class RayBackend:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                jobs.client().submit_job(**job)
+                jobs.client(self._address).submit_job(**job)
             except Exception as exc:
                 if AGENT_NOT_READY not in str(exc) or time.monotonic() >= deadline:
                     raise
@@ -175,12 +196,12 @@ class RayBackend:
                 raise BackendError(
                     f"ray: the job {submission_id} did not start within {timeout:g} s "
                     f"(is the cluster busy? {LAUNCH_TIMEOUT_ENV} sets the wait): "
-                    f"{_tail(submission_id)}"
+                    f"{_tail(submission_id, self._address)}"
                 )
             if now >= next_look:
                 next_look = now + 1.0
                 try:
-                    status = jobs.client().get_job_status(submission_id)
+                    status = jobs.client(self._address).get_job_status(submission_id)
                 except Exception:
                     status = None
                 if status is not None and str(getattr(status, "value", status)) not in (
@@ -190,7 +211,7 @@ class RayBackend:
                         return  # the engine ran (and ended) already
                     raise BackendError(
                         f"ray: the job {submission_id} ended before the engine ran: "
-                        f"{_tail(submission_id)}"
+                        f"{_tail(submission_id, self._address)}"
                     )
             time.sleep(0.05)
 
@@ -199,7 +220,7 @@ class RayBackend:
     def created(self, project: Path) -> dict[str, float] | None:
         """Return each session with a live job, and when that job began (epoch seconds)."""
         try:
-            found = jobs.list_ours(project)
+            found = jobs.list_ours(project, None, self._address)
         except BackendUnreachableError:
             return None
         ages: dict[str, float] = {}
@@ -221,10 +242,10 @@ class RayBackend:
     def capture(self, session: str, project: Path, lines: int) -> list[str] | None:
         """Return the last ``lines`` lines of the session's latest job log."""
         try:
-            job = jobs.latest(project, session)
+            job = jobs.latest(project, session, self._address)
             if job is None:
                 return None
-            text = str(jobs.client().get_job_logs(job.submission_id))
+            text = str(jobs.client(self._address).get_job_logs(job.submission_id))
         except Exception:
             return None
         out = text.splitlines()
@@ -234,11 +255,11 @@ class RayBackend:
 
     def attach_argv(self, session: str, project: Path) -> list[str]:
         """Return ``ray job logs --follow`` for the session's latest job."""
-        job = jobs.latest(project, session)
+        job = jobs.latest(project, session, self._address)
         if job is None:
             raise BackendError(f"ray: session {session!r} has no job to follow")
         ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-        where = jobs.address()
+        where = jobs.address(self._address)
         return [
             ray,
             "job",
@@ -252,10 +273,10 @@ class RayBackend:
         """Say whether the cluster answers, at which address, with which Ray."""
         import ray
 
-        where = env.get(jobs.ADDRESS_ENV) or "the local default"
+        where = self._address or env.get(jobs.ADDRESS_ENV) or "the local default"
         version = f"ray {ray.__version__}"
         try:
-            count = len(jobs.client().list_jobs())
+            count = len(jobs.client(self._address).list_jobs())
         except Exception as exc:
             return Check("backend", self.name, False, f"cannot reach {where}: {exc}", version)
         return Check("backend", self.name, True, f"cluster at {where}: {count} jobs", version)
@@ -264,13 +285,13 @@ class RayBackend:
 
     def _stop_job(self, submission_id: str) -> None:
         try:
-            jobs.client().stop_job(submission_id)
+            jobs.client(self._address).stop_job(submission_id)
         except Exception:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                status = jobs.client().get_job_status(submission_id)
+                status = jobs.client(self._address).get_job_status(submission_id)
             except Exception:
                 return
             if str(getattr(status, "value", status)) not in jobs.LIVE_STATES:
@@ -280,7 +301,9 @@ class RayBackend:
     def stop(self, session: str, project: Path) -> bool:
         """Stop the session's live jobs (only ours) and wait until they ended."""
         try:
-            live = [job for job in jobs.list_ours(project, session) if jobs.is_live(job)]
+            live = [
+                job for job in jobs.list_ours(project, session, self._address) if jobs.is_live(job)
+            ]
         except BackendUnreachableError:
             return False
         for job in live:

@@ -32,18 +32,22 @@ LIVE_STATES = frozenset({"PENDING", "RUNNING"})
 _clients: dict[str | None, JobSubmissionClient] = {}
 
 
-def address() -> str | None:
-    """Return the cluster address from ``RAY_ADDRESS`` (None: Ray looks for a local one)."""
-    return os.environ.get(ADDRESS_ENV) or None
+def address(given: str | None = None) -> str | None:
+    """Return the cluster address: ``given`` (the backend's option), else ``RAY_ADDRESS``.
+
+    None: Ray looks for a cluster started on this machine.
+    """
+    return given or os.environ.get(ADDRESS_ENV) or None
 
 
-def client() -> JobSubmissionClient:
+def client(given: str | None = None) -> JobSubmissionClient:
     """Return a Jobs API client of the cluster, or raise BackendUnreachableError.
 
+    ``given`` is the address the session was launched with (else ``RAY_ADDRESS``).
     Clients are kept per address for the life of the process: making one asks the
     cluster for its version, and ``start`` asks for the sessions every half second.
     """
-    where = address()
+    where = address(given)
     known = _clients.get(where)
     if known is not None:
         return known
@@ -87,14 +91,14 @@ def launch_number(job: Any, project: Path, session: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def list_ours(project: Path, session: str | None = None) -> list[Any]:
+def list_ours(project: Path, session: str | None = None, where: str | None = None) -> list[Any]:
     """Return the project's jobs (of ``session`` only, if given), oldest launch first."""
     try:
-        jobs: Iterable[Any] = client().list_jobs()
+        jobs: Iterable[Any] = client(where).list_jobs()
     except BackendUnreachableError:
         raise
     except Exception as exc:
-        _clients.pop(address(), None)  # a head that restarted needs a new client
+        _clients.pop(address(where), None)  # a head that restarted needs a new client
         raise BackendUnreachableError(f"ray: the cluster did not answer: {exc}") from exc
     found = [job for job in jobs if ours(job, project, session)]
     return sorted(
@@ -106,9 +110,9 @@ def list_ours(project: Path, session: str | None = None) -> list[Any]:
     )
 
 
-def latest(project: Path, session: str) -> Any | None:
+def latest(project: Path, session: str, where: str | None = None) -> Any | None:
     """Return the session's most recent job, or None if it never had one."""
-    jobs = list_ours(project, session)
+    jobs = list_ours(project, session, where)
     return jobs[-1] if jobs else None
 
 
