@@ -16,8 +16,8 @@ def group(name: str) -> list[str]:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (tmux tests use private sockets), in parallel."""
-    session.install("-e", ".", *group("test"))
+    """Run the whole test suite (tmux tests use private sockets, Ray tests one local head)."""
+    session.install("-e", ".", "-e", "plugins/looprunner-ray", *group("test"))
     session.run("pytest", "-n", "auto", *session.posargs)
 
 

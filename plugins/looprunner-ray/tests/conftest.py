@@ -1,139 +1,149 @@
 """Fixtures of the looprunner-ray tests: one real local Ray head for the whole test run.
 
-The head (``ray start --head --block``) listens on loopback only, with the dashboard
-(which serves the Jobs API) on a free port, a pinned CPU count and a short temp folder
-of its own (Ray's socket paths must stay under 108 characters). It runs in a process
-group of its own, which is ended at the end of the run: nothing of anyone else's Ray is
-touched. Every test marked ``ray`` is skipped, with the reason, where ``ray`` is not
-installed (``pip install -e plugins/looprunner-ray``).
+The head (:mod:`looprunner_ray.local`) serves the Jobs API on 127.0.0.1, with a pinned
+CPU count and a short temp folder of its own, in a process group of its own: nothing of
+anyone else's Ray is touched. Under ``pytest -n auto`` every worker process uses the
+same head: the first worker that needs it starts it and writes its address into the
+run's shared temp folder, under a file lock; the others read it there. Every worker
+notes in that folder that it runs (from ``pytest_configure`` to ``pytest_unconfigure``),
+and the worker that started the head stops it only when no other worker runs any more,
+so one head serves the whole run and none outlives it (Linux also ends it if that
+worker is killed). A test that needs a second node gets a worker node joined to the head
+for its own duration (``ray_worker``). Every test marked ``ray`` is skipped, with the
+reason, where ``ray`` is not installed (``pip install -e plugins/looprunner-ray``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-#: how long the head may take to come up on a busy machine (seconds)
-HEAD_TIMEOUT = 240.0
-_DASHBOARD = re.compile(r"http://127\.0\.0\.1:(\d+)")
+if TYPE_CHECKING:
+    from looprunner_ray.local import LocalCluster, LocalNode
+
+#: CPUs of the head; a worker node gets more, so an engine that reserves them lands there
+HEAD_CPUS = 2
+WORKER_CPUS = 3
+#: a worker node may take minutes to join on a loaded machine (Ray retries are ours)
+WORKER_TIMEOUT = 480.0
+#: how long the worker that started the head waits for the others to finish (seconds)
+OTHERS_TIMEOUT = 3600.0
+
+
+def _shared_folder(config: pytest.Config) -> Path | None:
+    """The folder every xdist worker of this run sees (None: not under xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    basetemp = config.option.basetemp
+    if not worker or not basetemp:
+        return None
+    return Path(basetemp).parent / "ray-shared"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker (looprunner runs pytest with --strict-markers)."""
+    """Register the marker (strict markers); note in the shared folder that this worker runs."""
     config.addinivalue_line("markers", "ray: needs Ray; starts (or shares) a local Ray head")
+    shared = _shared_folder(config)
+    if shared is not None:
+        (shared / "running").mkdir(parents=True, exist_ok=True)
+        (shared / "running" / str(os.getpid())).touch()
 
 
-def _free_port() -> str:
-    """A port nobody listens on now (Ray's agents default to fixed ones, 52365 and more)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Note that this worker runs no more."""
+    shared = _shared_folder(config)
+    if shared is not None:
+        (shared / "running" / str(os.getpid())).unlink(missing_ok=True)
 
 
-def _ray_program() -> str | None:
-    beside = Path(sys.executable).with_name("ray")
-    return str(beside) if beside.exists() else shutil.which("ray")
+def _others_running(shared: Path) -> list[int]:
+    found = []
+    for entry in (shared / "running").iterdir():
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # a worker that was killed: it runs no more
+            entry.unlink(missing_ok=True)
+            continue
+        found.append(pid)
+    return found
+
+
+@contextlib.contextmanager
+def _locked(shared: Path) -> Iterator[None]:
+    with (shared / "head.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _have_ray_command() -> bool:
+    return Path(sys.executable).with_name("ray").exists() or shutil.which("ray") is not None
 
 
 @pytest.fixture(scope="session")
-def ray_head() -> Iterator[str]:
-    """Start a local Ray head for the test run; yield its Jobs API address."""
+def ray_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
+    """Start (or find) the run's local Ray head; the worker that started it stops it."""
     pytest.importorskip("ray.job_submission", reason="ray[default] is not installed")
-    program = _ray_program()
-    if program is None:
+    if not _have_ray_command():
         pytest.skip("the ray command is not installed")
-    temp = tempfile.mkdtemp(prefix="lrray-")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    head = subprocess.Popen(
-        [
-            program, "start", "--head", "--block", "--port", "0",
-            "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-            "--dashboard-port", "0", "--include-dashboard", "true", "--num-cpus", "2",
-            "--temp-dir", temp, "--disable-usage-stats",
-            # fixed by default: another Ray on this machine must not be in the way
-            "--dashboard-agent-listen-port", _free_port(),
-            "--dashboard-agent-grpc-port", _free_port(),
-            "--runtime-env-agent-port", _free_port(),
-            "--metrics-export-port", _free_port(),
-            "--ray-client-server-port", _free_port(),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    found = threading.Event()
-    seen: list[str] = []
+    from looprunner_ray import local
 
-    def read() -> None:
-        assert head.stdout is not None
-        for line in head.stdout:  # keeps draining, so the head never blocks on a full pipe
-            seen.append(line)
-            if not found.is_set() and _DASHBOARD.search(line):
-                found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    shared = _shared_folder(pytestconfig)
+    if shared is None:  # one process: this run's head is ours alone
+        with local.start(num_cpus=HEAD_CPUS) as cluster:
+            yield cluster
+        return
+    record = shared / "head.json"
+    with _locked(shared):
+        if record.exists():
+            known = json.loads(record.read_text())
+            cluster, owner = local.LocalCluster.joined(known["address"], known["gcs"]), False
+        else:
+            cluster, owner = local.start(num_cpus=HEAD_CPUS), True
+            temp = record.with_name(".head.json.tmp")
+            temp.write_text(json.dumps({"address": cluster.address, "gcs": cluster.gcs}))
+            temp.replace(record)
     try:
-        if not found.wait(HEAD_TIMEOUT):
-            raise RuntimeError("the Ray head did not start:\n" + "".join(seen[-20:]))
-        match = next(m for m in map(_DASHBOARD.search, seen) if m)
-        address = f"http://127.0.0.1:{match.group(1)}"
-        _wait_for_jobs_api(address)
-        yield address
+        yield cluster
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)  # --block stops what it started
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(head.pid, signal.SIGKILL)
-            head.wait(10)
-        reader.join(10)
-        assert head.stdout is not None
-        head.stdout.close()
-        shutil.rmtree(temp, ignore_errors=True)
+        if owner:  # the others may still run tests on it: wait until none runs any more
+            deadline = time.monotonic() + OTHERS_TIMEOUT
+            while _others_running(shared) and time.monotonic() < deadline:
+                time.sleep(1.0)
+            with _locked(shared):
+                record.unlink(missing_ok=True)
+        cluster.stop()
 
 
-def _wait_for_jobs_api(address: str) -> None:
-    """Poll until the head runs jobs: a trivial job is accepted and ends.
+@pytest.fixture(scope="session")
+def ray_head(ray_cluster: LocalCluster) -> str:
+    """The shared head's Jobs API address."""
+    return ray_cluster.address
 
-    The dashboard answers before the node's job agent is ready ("No available agent to
-    submit job"), so only a job that ran proves the head can take the tests' jobs.
-    """
-    from ray.job_submission import JobSubmissionClient
 
-    deadline = time.monotonic() + HEAD_TIMEOUT
-    submitted = None
-    while submitted is None:
-        try:
-            submitted = JobSubmissionClient(address).submit_job(entrypoint="true")
-        except Exception:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
-    client = JobSubmissionClient(address)
-    while str(client.get_job_status(submitted).value) in ("PENDING", "RUNNING"):
-        if time.monotonic() >= deadline:
-            raise RuntimeError("the Ray head accepted a job but never ran it")
-        time.sleep(0.2)
+@pytest.fixture
+def ray_worker(ray_cluster: LocalCluster) -> Iterator[LocalNode]:
+    """A second node (``WORKER_CPUS`` CPUs, more than the head has) for one test."""
+    node = ray_cluster.add_worker(num_cpus=WORKER_CPUS, timeout=WORKER_TIMEOUT)
+    try:
+        yield node
+    finally:
+        node.stop()
+        ray_cluster.workers.remove(node)
 
 
 @pytest.fixture
@@ -142,6 +152,12 @@ def ray_env(ray_head: str, lr_project: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RAY_ADDRESS", ray_head)
     monkeypatch.setenv("LOOPRUNNER_KILL_GRACE", "3")
     monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("LOOPRUNNER_STATE_DIR", "LOOPRUNNER_MOCK_FIXTURES", "LOOPRUNNER_MOCK_DELAY"):
+    for name in (
+        "LOOPRUNNER_STATE_DIR",
+        "LOOPRUNNER_MOCK_FIXTURES",
+        "LOOPRUNNER_MOCK_DELAY",
+        "LOOPRUNNER_RAY_NUM_CPUS",
+        "LOOPRUNNER_RAY_MEMORY",
+    ):
         monkeypatch.delenv(name, raising=False)
     return ray_head

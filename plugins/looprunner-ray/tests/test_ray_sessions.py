@@ -12,10 +12,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from looprunner.testing import wait_until
+
+if TYPE_CHECKING:
+    from looprunner_ray.local import LocalNode
 
 pytestmark = [
     pytest.mark.ray,
@@ -49,19 +52,25 @@ def status_of(cli: Cli, name: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def processes_in(project: Path) -> list[str]:
-    """Processes on this machine whose command line or working folder is the project's."""
-    found = []
+def processes_in(project: Path) -> dict[int, str]:
+    """Processes on this machine that carry the project's mark, by pid.
+
+    The engine names the project on its command line and works in it; each agent gets
+    the project's paths in its environment (``LOOPRUNNER_CTX`` and the like).
+    """
+    found = {}
+    mark = str(project).encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            environ = (entry / "environ").read_bytes()
             cwd = str((entry / "cwd").readlink())
         except OSError:
             continue
-        if str(project) in cmdline or cwd == str(project):
-            found.append(f"{entry.name}: {cmdline.strip()}")
+        if mark in cmdline or mark in environ or cwd == str(project):
+            found[int(entry.name)] = cmdline.decode(errors="replace").strip()
     return found
 
 
@@ -110,6 +119,76 @@ def test_a_session_runs_as_a_ray_job_and_every_command_follows_it(
     wait_until(lambda: not processes_in(lr_project), timeout=60, what="no process of the job")
     (job,) = jobs_of(ray_env, lr_project)
     assert str(job.status.value) not in LIVE
+
+
+def events_of(project: Path) -> list[dict[str, Any]]:
+    """Every event of the project's one run, in order."""
+    (log,) = project.rglob("events.jsonl")
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_a_session_whose_node_is_lost_crashes_and_resume_completes_it(
+    ray_env: str,
+    lr_project: Path,
+    lr_cli: Cli,
+    lr_stage: Callable[..., Path],
+    lr_fake_agent: Callable[[dict[str, Any]], list[str]],
+    ray_worker: LocalNode,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # iteration 2's agent waits (bounded) until the node under it is gone
+    argv = lr_fake_agent({"2": {"sleep": 600, "decision": "continue"}})
+    script = Path(argv[-1])
+    calls = script.with_suffix(".calls.jsonl")
+    lr_stage(
+        "work",
+        provider="command",
+        termination={"type": "fixed", "iterations": 3},
+        extra=f"command: {json.dumps(argv)}\n",
+    )
+    # more CPUs than the head has: only the worker node can take the engine
+    monkeypatch.setenv("LOOPRUNNER_RAY_NUM_CPUS", "3")
+    started = lr_cli("start", "far", "--stage", "work", "--backend", "ray", timeout=START_TIMEOUT)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        wait_until(
+            lambda: calls.exists() and '"iteration": 2' in calls.read_text(),
+            timeout=120,
+            what="iteration 2's agent to run",
+        )
+        ours = processes_in(lr_project)
+        on_worker = ray_worker.pids()
+        assert ours and set(ours) <= on_worker, (ours, sorted(on_worker))  # engine + agent
+        ray_worker.lose()
+        assert not processes_in(lr_project)
+
+        wait_until(
+            lambda: status_of(lr_cli, "far")["health"] == "crashed",
+            timeout=120,
+            what="status to say crashed",
+        )
+        (lost,) = jobs_of(ray_env, lr_project)
+        assert str(lost.status.value) == "FAILED"
+
+        script.write_text(json.dumps({"default": {"decision": "continue"}}))
+        monkeypatch.delenv("LOOPRUNNER_RAY_NUM_CPUS")  # any node that exists: the head
+        resumed = lr_cli("resume", "far", timeout=START_TIMEOUT)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        wait_until(
+            lambda: status_of(lr_cli, "far")["health"] == "complete",
+            timeout=180,
+            what="the resumed session to complete",
+        )
+    finally:
+        lr_cli("kill", "far", "--yes", timeout=120)
+    events = events_of(lr_project)
+    completed = [event["iteration"] for event in events if event["type"] == "iteration_complete"]
+    assert completed == [1, 2, 3], completed  # none lost, none twice
+    folders = sorted(path.name for path in lr_project.rglob("iterations/*") if path.is_dir())
+    assert folders == ["001", "002", "003"], folders
+    ran = [json.loads(line)["iteration"] for line in calls.read_text().splitlines()]
+    assert ran == [1, 2, 2, 3], ran  # only the interrupted iteration ran again
+    assert sorted(job.submission_id[-2:] for job in jobs_of(ray_env, lr_project)) == ["-1", "-2"]
 
 
 def test_two_starts_of_one_name_make_exactly_one_job(
