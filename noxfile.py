@@ -18,7 +18,7 @@ def group(name: str) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (tmux tests use private sockets, Ray tests one local head)."""
     session.install("-e", ".", "-e", "plugins/looprunner-ray", *group("test"))
-    session.run("pytest", "-n", "auto", *session.posargs)
+    session.run("pytest", "-n", "auto", "-m", "slow or not slow", *session.posargs)
 
 
 @nox.session
@@ -76,4 +76,7 @@ def bench(session: nox.Session) -> None:
 def ray(session: nox.Session) -> None:
     """The Ray backend's tests against a real local Ray head (installs ray[default])."""
     session.install("-e", ".", "-e", "plugins/looprunner-ray", *group("test"))
-    session.run("pytest", "plugins/looprunner-ray/tests", "-p", "no:randomly", *session.posargs)
+    # the Ray sessions are marked slow, which a plain pytest leaves out
+    session.run(
+        "pytest", "plugins/looprunner-ray/tests", "-m", "slow or not slow", *session.posargs
+    )
