@@ -48,6 +48,15 @@ class Configurable(Protocol):
         """Use these option values (name -> value, only those set) from now on."""
 
 
+#: a backend's option values in a hashable, order-free form: one backend object per setting
+OptionsKey = tuple[tuple[str, str], ...]
+
+
+def options_key(options: Mapping[str, str] | None) -> OptionsKey:
+    """Return ``options`` as a key: equal settings give equal keys, in any order."""
+    return tuple(sorted((options or {}).items()))
+
+
 def options_of(backend: object) -> tuple[BackendOption, ...]:
     """Return the options a backend (or backend class) declares; none if it declares none."""
     declared = getattr(backend, "options", ())

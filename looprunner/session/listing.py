@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from looprunner.backend_settings import OptionsKey, options_key
 from looprunner.errors import LooprunnerError, SessionNotFoundError
 from looprunner.models import RunState, SessionStatus
 from looprunner.names import (
@@ -69,10 +70,10 @@ def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
     recorded = {name: observe.read_recorded(ref) for name, ref in refs.items()}
     states = {name: state for name, (state, _) in recorded.items()}
     cache: observe.LiveSessions = {}
-    asked: set[tuple[str, tuple[tuple[str, str], ...]]] = {("", ())}
+    asked: set[tuple[str, OptionsKey]] = {("", ())}
     for name, ref in refs.items():  # each backend as its sessions' launches set it
         for backend in recorded_backends(paths, [name], states):
-            asked.add((backend, tuple(sorted(ref.backend_options().items()))))
+            asked.add((backend, options_key(ref.backend_options())))
     for backend, options in sorted(asked):
         live = observe.live_sessions(
             plugins, paths.project, backend or None, cache, dict(options) or None

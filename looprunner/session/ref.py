@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from looprunner.backend_settings import Configurable
+from looprunner.backend_settings import Configurable, OptionsKey, options_key
 from looprunner.builtin.catalog import BuiltinRegistries
 from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
 from looprunner.errors import InvalidSessionNameError, LooprunnerError, SessionConflictError
@@ -46,7 +46,7 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
         self._pm = pm
         self._registries: Registries | None = None
-        self._backends: dict[tuple[str, tuple[tuple[str, str], ...]], Backend] = {}
+        self._backends: dict[tuple[str, OptionsKey], Backend] = {}
 
     @classmethod
     def of(cls, registries: Registries) -> Plugins:
@@ -90,7 +90,7 @@ class Plugins:
         UsageError
             No backend of that name is registered (the message lists those that are).
         """
-        key = (name, tuple(sorted((options or {}).items())))
+        key = (name, options_key(options))
         if key not in self._backends:
             builtin = self._builtin()
             if builtin is not None and name in builtin.backends:
@@ -109,7 +109,7 @@ class Plugins:
 
     def adopt(self, backend: Backend, options: Mapping[str, str] | None = None) -> None:
         """Use this backend object for its name (one the caller built itself)."""
-        self._backends[(backend.name, tuple(sorted((options or {}).items())))] = backend
+        self._backends[(backend.name, options_key(options))] = backend
 
 
 @functools.cache
