@@ -53,8 +53,15 @@ def through_click(project: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+#: a column is as wide as its widest age: 9s in one run and 10s in the next pad differently
+PADDING = re.compile(r" {2,}")
+
+
 def answer(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
-    return done.returncode, AGE.sub("AGE", done.stdout), AGE.sub("AGE", done.stderr)
+    def steady(text: str) -> str:
+        return PADDING.sub("  ", AGE.sub("AGE", text))
+
+    return done.returncode, steady(done.stdout), steady(done.stderr)
 
 
 @pytest.mark.tmux
