@@ -2,12 +2,14 @@
 
 For the plugin's tests, the worked example and the benchmarks: they need a real head
 with the Jobs API and, to show placement and node loss, a second node, without touching
-any Ray the user runs. Each node is a ``ray start --block`` in a process group of its
-own, with every port Ray would otherwise fix chosen free, under a short temp folder
-(Ray's socket paths must stay under 108 characters). The dashboard, which serves the
-Jobs API, listens on 127.0.0.1 only; Ray's own servers (GCS, raylet) bind every
-interface and name the node by the machine's address whatever one asks (Ray turns
-``127.0.0.1`` into it), so run this where the machine's ports are not exposed.
+any Ray the user runs. The head is a ``ray start --block``, each worker a ``python -m
+looprunner_ray.worker_node``, each in a process group of its own, with every port Ray
+would otherwise fix chosen free, under a short temp folder
+(Ray's socket paths must stay under 108 characters). Every server listens on 127.0.0.1
+only: the nodes run with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, under which Ray names a
+node 127.0.0.1 (otherwise it takes the machine's address whatever one asks), and as
+``ray start`` then refuses to add a node, workers are started by
+:mod:`looprunner_ray.worker_node`.
 ``stop`` ends what was started, and only that; ``lose`` ends a worker node the way a
 machine that dies does, every process of it at once, with no chance to say goodbye.
 
@@ -39,7 +41,11 @@ from typing import Any
 #: how long a node may take to come up on a busy machine (seconds)
 START_TIMEOUT = 240.0
 _DASHBOARD = re.compile(r"http://127\.0\.0\.1:(\d+)")
-_GCS = re.compile(r"--address='([\d.]+):(\d+)'")
+#: ``ray start``'s flags that Ray's node parameters name otherwise
+_WORKER_FLAGS = {"dashboard-agent-grpc-port": "metrics-agent-port"}
+#: Ray names a node by the machine's address unless told it is "one machine only": then
+#: 127.0.0.1, and its servers listen on loopback alone
+_LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def ray_program() -> str:
@@ -188,14 +194,15 @@ class LocalNode:
 
 
 class LocalCluster:
-    """A head (with the Jobs API) and any workers added, all on 127.0.0.1."""
+    """A head (with the Jobs API) and any workers added, all on 127.0.0.1 alone."""
 
     def __init__(self, num_cpus: int | None, timeout: float = START_TIMEOUT) -> None:
         self.temp = Path(tempfile.mkdtemp(prefix="lrray-"))
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **_LOOPBACK_ONLY}
         self.env.pop("RAY_ADDRESS", None)
         self.workers: list[LocalNode] = []
         self.head: LocalNode | None = None
+        self._head_pid = 0
         #: the Jobs API address, what ``RAY_ADDRESS`` names
         self.address = ""
         #: the head's GCS, which workers join (Ray names it by the machine's address)
@@ -205,9 +212,10 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         try:
             while True:  # ray start gives up after 30 s on a loaded machine: start again
+                gcs_port = _free_port()
                 self.head = LocalNode(
                     [
-                        ray_program(), "start", "--head", "--block", "--port", "0",
+                        ray_program(), "start", "--head", "--block", "--port", gcs_port,
                         "--dashboard-host", "127.0.0.1", "--dashboard-port", "0",
                         "--include-dashboard", "true", "--temp-dir", str(self.temp),
                         "--ray-client-server-port", _free_port(),
@@ -218,38 +226,59 @@ class LocalCluster:
                 try:
                     left = max(1.0, deadline - time.monotonic())
                     port = self.head.wait_for(_DASHBOARD, left).group(1)
-                    gcs = self.head.wait_for(_GCS, left)
                     break
                 except RuntimeError:
                     self.head.stop()
                     if time.monotonic() >= deadline:
                         raise
             self.address = f"http://127.0.0.1:{port}"
-            self.gcs = f"{gcs.group(1)}:{gcs.group(2)}"
+            self.gcs = f"127.0.0.1:{gcs_port}"
             self._wait_for_jobs(max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
 
     @classmethod
-    def joined(cls, address: str, gcs: str) -> LocalCluster:
+    def joined(cls, address: str, gcs: str, head_pid: int = 0) -> LocalCluster:
         """Return a handle on a head another process started: it adds and stops workers only."""
         made = cls(None)
-        made.address, made.gcs = address, gcs
+        made.address, made.gcs, made._head_pid = address, gcs, head_pid
         return made
 
+    @property
+    def head_pid(self) -> int:
+        """The pid of the head's ``ray start`` (0: not known), whoever started it."""
+        return self.head.process.pid if self.head is not None else self._head_pid
+
     @staticmethod
-    def _node_options(num_cpus: int) -> list[str]:
-        return [
-            "--num-cpus", str(num_cpus), "--disable-usage-stats",
+    def _node_settings(num_cpus: int) -> dict[str, str]:
+        """Return a node's settings, by ``ray start``'s flag names (without ``--``)."""
+        return {
+            "num-cpus": str(num_cpus),
             # the least Ray takes: looprunner's jobs put nothing in the object store
-            "--object-store-memory", str(100 * 1024 * 1024),
+            "object-store-memory": str(100 * 1024 * 1024),
             # fixed by default: another Ray on this machine must not be in the way
-            "--dashboard-agent-listen-port", _free_port(),
-            "--dashboard-agent-grpc-port", _free_port(),
-            "--runtime-env-agent-port", _free_port(),
-            "--metrics-export-port", _free_port(),
-        ]  # fmt: skip
+            "dashboard-agent-listen-port": _free_port(),
+            "dashboard-agent-grpc-port": _free_port(),
+            "runtime-env-agent-port": _free_port(),
+            "metrics-export-port": _free_port(),
+        }
+
+    @classmethod
+    def _node_options(cls, num_cpus: int) -> list[str]:
+        """Return ``ray start``'s flags for a node of ``num_cpus`` CPUs."""
+        flags = ["--disable-usage-stats"]
+        for name, value in cls._node_settings(num_cpus).items():
+            flags += ["--" + name, value]
+        return flags
+
+    @classmethod
+    def _worker_options(cls, num_cpus: int) -> list[str]:
+        """Return :mod:`looprunner_ray.worker_node`'s flags (Ray's own parameter names)."""
+        flags = []
+        for name, value in cls._node_settings(num_cpus).items():
+            flags += ["--" + _WORKER_FLAGS.get(name, name), value]
+        return flags
 
     def _wait_for_jobs(self, timeout: float) -> None:
         """Poll until the head runs jobs: a trivial job is accepted and ends.
@@ -278,7 +307,14 @@ class LocalCluster:
         """Return the cluster's live nodes (Ray's NodeState records)."""
         from ray.util.state import list_nodes
 
-        return list(list_nodes(address=self.address, filters=[("state", "=", "ALIVE")]))
+        # a node just lost cannot answer for itself: count the others rather than fail
+        return list(
+            list_nodes(
+                address=self.address,
+                filters=[("state", "=", "ALIVE")],
+                raise_on_missing_output=False,
+            )
+        )
 
     def add_worker(self, num_cpus: int, timeout: float = START_TIMEOUT) -> LocalNode:
         """Start a worker node joined to the head; return once the head counts it alive.
@@ -292,8 +328,8 @@ class LocalCluster:
         while True:
             node = LocalNode(
                 [
-                    ray_program(), "start", "--block", "--address", self.gcs,
-                    *self._node_options(num_cpus),
+                    sys.executable, "-m", "looprunner_ray.worker_node",
+                    "--address", self.gcs, *self._worker_options(num_cpus),
                 ],
                 self.env,
             )  # fmt: skip

@@ -111,11 +111,16 @@ def ray_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     with _locked(shared):
         if record.exists():
             known = json.loads(record.read_text())
-            cluster, owner = local.LocalCluster.joined(known["address"], known["gcs"]), False
+            joined = local.LocalCluster.joined(known["address"], known["gcs"], known["pid"])
+            cluster, owner = joined, False
         else:
             cluster, owner = local.start(num_cpus=HEAD_CPUS), True
             temp = record.with_name(".head.json.tmp")
-            temp.write_text(json.dumps({"address": cluster.address, "gcs": cluster.gcs}))
+            temp.write_text(
+                json.dumps(
+                    {"address": cluster.address, "gcs": cluster.gcs, "pid": cluster.head_pid}
+                )
+            )
             temp.replace(record)
     try:
         yield cluster
