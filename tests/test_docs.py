@@ -218,15 +218,15 @@ def write_stage(folder: Path, text: str = "provider: mock\n") -> Path:
 @pytest.mark.parametrize("case", YAML_CASES, ids=[c.test_id for c in YAML_CASES])
 def test_yaml_examples_are_valid_definitions(case, tmp_path):
     data = YAML(typ="safe").load(case.text)
-    if isinstance(data, dict) and "backends" in data:  # a project's .looprunner/config.yaml
+    is_pipeline = isinstance(data, dict) and ("nodes" in data or "stages" in data)
+    if isinstance(data, dict) and "backends" in data and not is_pipeline:  # config.yaml
         from looprunner.convert.project_config import CONFIG_FILE, read_project_config
 
         (tmp_path / CONFIG_FILE).parent.mkdir(parents=True)
         (tmp_path / CONFIG_FILE).write_text(case.text, encoding="utf-8")
         assert read_project_config(tmp_path).backends
         return
-    if isinstance(data, dict) and ("nodes" in data or "stages" in data):
-        # a pipeline file: give it the stages it names, then resolve it
+    if is_pipeline:  # a pipeline file: give it the stages it names, then resolve it
         nodes = list(data.get("nodes") or data.get("stages"))
         for node in nodes:  # a parallel block's stages need their folders too
             nodes += node.get("parallel", {}).get("stages", [])
@@ -238,6 +238,7 @@ def test_yaml_examples_are_valid_definitions(case, tmp_path):
         path.write_text(case.text, encoding="utf-8")
         pipeline = looprunner.Pipeline.load(path, project=tmp_path)
         assert pipeline.nodes
+        assert dict(pipeline.backends) == data.get("backends", {})
     else:
         load_stage_file(write_stage(tmp_path / "example", case.text), default_name="example")
 

@@ -44,26 +44,48 @@ def read_project_config(project: Path) -> ProjectConfig:
     doc = read_yaml(path)
     if doc is None:
         return ProjectConfig(path)
-
-    def error(message: str, *keys: str | int, key: bool = False) -> ConfigError:
-        line, column = locate(doc, keys, key=key)
-        return ConfigError(
-            message, path=path, line=line, column=column, field=".".join(map(str, keys)) or None
-        )
-
     if not isinstance(doc, Mapping):
-        raise error(f"expected a mapping (backends: ...), got {describe(doc)}")
+        raise _error(doc, path, f"expected a mapping (backends: ...), got {describe(doc)}")
     for key in doc:
         if key not in KNOWN_KEYS:
-            raise error(f"unknown setting {key!r} (known: {', '.join(KNOWN_KEYS)})", key, key=True)
+            raise _error(
+                doc,
+                path,
+                f"unknown setting {key!r} (known: {', '.join(KNOWN_KEYS)})",
+                key,
+                key=True,
+            )
+    backends, places = read_backend_settings(doc, path)
+    return ProjectConfig(path, backends, places)
+
+
+def _error(doc: Any, path: Path, message: str, *keys: str | int, key: bool = False) -> ConfigError:
+    line, column = locate(doc, keys, key=key)
+    return ConfigError(
+        message, path=path, line=line, column=column, field=".".join(map(str, keys)) or None
+    )
+
+
+def read_backend_settings(
+    doc: Mapping[str, Any], path: Path
+) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+    """Read the ``backends:`` key of a YAML document (the project's settings, a pipeline).
+
+    Return each backend's options as text, and the ``FILE:LINE`` each is written at; a
+    value that is not a mapping of mappings of text is a :class:`ConfigError` at its line.
+    """
     raw: Any = doc.get("backends") or {}
     if not isinstance(raw, Mapping):
-        raise error(f"expected a mapping of backend names, got {describe(raw)}", "backends")
+        raise _error(
+            doc, path, f"expected a mapping of backend names, got {describe(raw)}", "backends"
+        )
     backends: dict[str, dict[str, str]] = {}
     places: dict[tuple[str, str], str] = {}
     for name, options in raw.items():
         if not isinstance(options, Mapping):
-            raise error(
+            raise _error(
+                doc,
+                path,
                 f"expected a mapping of option names to values, got {describe(options)}",
                 "backends",
                 str(name),
@@ -71,7 +93,9 @@ def read_project_config(project: Path) -> ProjectConfig:
         backends[str(name)] = {}
         for option, value in options.items():
             if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise error(
+                raise _error(
+                    doc,
+                    path,
                     f"expected a text value, got {describe(value)}",
                     "backends",
                     str(name),
@@ -80,4 +104,4 @@ def read_project_config(project: Path) -> ProjectConfig:
             backends[str(name)][str(option)] = str(value)
             line, _ = locate(doc, ("backends", name, option), key=True)
             places[(str(name), str(option))] = f"{path}:{line}" if line else str(path)
-    return ProjectConfig(path, backends, places)
+    return backends, places

@@ -27,6 +27,7 @@ import attrs
 
 from looprunner import convert
 from looprunner.convert import legacy
+from looprunner.convert.project_config import read_backend_settings
 from looprunner.definitions.blocks import check_parallel_sources
 from looprunner.definitions.nodes import Defaults, FileSpot, NodeReader
 from looprunner.errors import ConfigError, LegacyPipelineWarning, combine_problems
@@ -47,6 +48,7 @@ class _PipelineFile:
     stages: Any = None  # the legacy name of nodes
     budget: Budget | None = None  # the whole session's
     worktree: bool | None = None  # the session runs in a git worktree of its own
+    backends: Any = None  # each backend's options: checked below, at their lines
 
 
 convert.refuse_unknown_keys(_PipelineFile)
@@ -213,6 +215,12 @@ class _Loader:
             except ConfigError as exc:
                 self.problems.append(exc)
         initial = self.initial_inputs(spec.inputs)
+        backends: dict[str, dict[str, str]] = {}
+        if spec.backends is not None and isinstance(spot.doc, Mapping):
+            try:
+                backends, _ = read_backend_settings(spot.doc, spot.path)
+            except ConfigError as exc:
+                self.problems.append(exc)
         if spec.budget is not None:
             try:
                 convert.check_limits(
@@ -222,7 +230,7 @@ class _Loader:
                 self.problems.append(exc)
         if self.problems:
             return None
-        return self.resolve(spec, initial)
+        return self.resolve(spec, initial, backends)
 
     def check_sources(self, node: Node, index: int, declared: list[str | None], key: str) -> None:
         """Record an ``inputs.from`` that names an unknown node, or one that runs later."""
@@ -244,7 +252,12 @@ class _Loader:
                     )
                 )
 
-    def resolve(self, spec: _PipelineFile, initial: tuple[str, ...]) -> Pipeline:
+    def resolve(
+        self,
+        spec: _PipelineFile,
+        initial: tuple[str, ...],
+        backends: Mapping[str, Mapping[str, str]],
+    ) -> Pipeline:
         """Build the pipeline from nodes that all loaded."""
         nodes = list(self.nodes)
         shared = spec.context or ""
@@ -270,6 +283,7 @@ class _Loader:
             source=self.spot.path.resolve(),
             budget=spec.budget or Budget(),
             worktree=bool(spec.worktree),
+            backends=backends,
         )
 
     def initial_inputs(self, value: Any) -> tuple[str, ...]:

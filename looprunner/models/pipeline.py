@@ -172,7 +172,10 @@ class Pipeline:
 
     Build one with :meth:`Pipeline.load` from a YAML file or name, or with
     :meth:`Pipeline.loop` from a single stage. ``worktree`` (``worktree: true`` in the
-    file) runs the session in a git worktree of its own.
+    file) runs the session in a git worktree of its own. ``backends`` holds the file's
+    settings of backends (``backends: {ray: {address: ...}}``), each backend's options
+    by name: a launch on that backend takes them unless its command or environment sets
+    them (see :mod:`looprunner.session.backend_options`).
     """
 
     name: str
@@ -185,6 +188,7 @@ class Pipeline:
     source: Path | None = None
     budget: Budget = attrs.field(factory=Budget)
     worktree: bool = False
+    backends: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not self.nodes:

@@ -4,7 +4,8 @@ A backend declares its options (:class:`~looprunner.protocols.BackendOption`: a 
 the flag ``start`` accepts, the environment variable that also sets it). For a launch
 the value of each comes from, first to last: the command (``--FLAG`` or
 ``--backend-option NAME=VALUE``, ``Session.start(backend_options=...)``), the
-environment variable, the project's ``.looprunner/config.yaml``. ``resume`` and
+environment variable, the pipeline file's ``backends:``, the project's
+``.looprunner/config.yaml``. ``resume`` and
 ``restart`` put what the session last ran with between the command and the variable,
 so the session returns to the same cluster in a shell that names another.
 
@@ -19,11 +20,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from looprunner.backend_settings import BackendOption, options_of
 from looprunner.errors import UsageError
 from looprunner.protocols import Backend
+
+if TYPE_CHECKING:
+    from looprunner.models import Pipeline
 from looprunner.store.atomic import write_atomic
 
 #: the file in the run directory that records the options a session was launched with
@@ -45,11 +50,13 @@ def resolve(
     given: Mapping[str, str] | None,
     env: Mapping[str, str],
     recorded: Mapping[str, str] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> dict[str, str]:
     """Return the options a launch on ``backend`` uses (only those that are set).
 
     Raises :class:`UsageError` (exit 2) for an option name ``backend`` does not declare,
-    given or in the project's config file (naming its line), before anything changes.
+    given, in the pipeline file or in the project's config file (naming its line),
+    before anything changes.
     """
     from looprunner.convert.project_config import read_project_config  # only to launch
 
@@ -57,6 +64,11 @@ def resolve(
     for name in given or {}:
         if name not in declared:
             raise unknown(backend, name, "--backend-option")
+    from_pipeline = dict(pipeline.backends.get(backend.name, {})) if pipeline else {}
+    for name in from_pipeline:
+        if name not in declared:
+            assert pipeline is not None
+            raise unknown(backend, name, _pipeline_place(pipeline, backend.name, name))
     config = read_project_config(project)
     from_config = dict(config.backends.get(backend.name, {}))
     for name in from_config:
@@ -68,6 +80,7 @@ def resolve(
             (given or {}).get(name),
             (recorded or {}).get(name),
             env.get(option.env) if option.env else None,
+            from_pipeline.get(name),
             from_config.get(name),
         ]
         value = next((v for v in layers if v), None)
@@ -75,6 +88,25 @@ def resolve(
             _refuse_credential(backend, name, value)
             chosen[name] = value
     return chosen
+
+
+def _pipeline_place(pipeline: Pipeline, backend: str, option: str) -> str:
+    """Return where the pipeline file sets ``backends.BACKEND.OPTION`` (``FILE:LINE``).
+
+    Looked up only for an error: the file is read again for its lines.
+    """
+    source = pipeline.source
+    if source is None:
+        return f"pipeline {pipeline.name!r}"
+    from looprunner.convert.project_config import read_backend_settings
+    from looprunner.convert.yaml import read_yaml
+
+    try:
+        doc = read_yaml(source)
+        _, places = read_backend_settings(doc, source) if isinstance(doc, Mapping) else ({}, {})
+    except (OSError, ValueError):
+        places = {}
+    return places.get((backend, option), str(source))
 
 
 def _refuse_credential(backend: Backend, name: str, value: str) -> None:

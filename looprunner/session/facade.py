@@ -171,7 +171,7 @@ class Session(RelaunchMethods, WorktreeMethods, RunsMethods):
 
         session = cls(validate_session_name(name), project, plugin_manager=plugin_manager)
         pipeline = Pipeline.loop(pipeline) if isinstance(pipeline, Stage) else pipeline
-        runner = session._runner(backend, backend_options, env=env)
+        runner = session._runner(backend, backend_options, env=env, pipeline=pipeline)
         refuse_bad_run_dir(session._ref)
         launch.start(
             session._ref,

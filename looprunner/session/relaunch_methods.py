@@ -20,6 +20,7 @@ from looprunner.session import backend_options as options_module
 if TYPE_CHECKING:
     from typing import Self
 
+    from looprunner.models import Pipeline
     from looprunner.protocols import LaunchSpec
     from looprunner.session.ref import SessionRef
 
@@ -41,6 +42,7 @@ class RelaunchMethods:
         *,
         env: Mapping[str, str] | None = None,
         recorded: Mapping[str, str] | None = None,
+        pipeline: Pipeline | None = None,
     ) -> Backend:
         """Return the backend of a launch, set with the options that apply to it.
 
@@ -50,7 +52,9 @@ class RelaunchMethods:
         plugins = self._ref.plugins
         plain = plugins.backend(backend) if isinstance(backend, str) else backend
         environ = os.environ if env is None else env
-        chosen = options_module.resolve(plain, self._ref.project, given, environ, recorded)
+        chosen = options_module.resolve(
+            plain, self._ref.project, given, environ, recorded, pipeline
+        )
         if isinstance(backend, str):
             runner = plugins.backend(backend, chosen)
         else:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pluggy
 import pytest
 
-from looprunner import Session, Stage
+from looprunner import Pipeline, Session, Stage
 from looprunner.backends.tmux import TmuxBackend
 from looprunner.errors import UsageError
 from looprunner.plugin import BackendOption, hookimpl, make_plugin_manager
@@ -167,3 +167,54 @@ def test_a_wrong_project_config_is_refused_at_its_line(project, make_stage, cli,
 def test_start_help_lists_the_generic_option(cli):
     done = cli("start", "--help")
     assert "--backend-option NAME=VALUE" in done.stdout
+
+
+def write_pipeline(project: Path, backends: str) -> Path:
+    folder = project / ".looprunner" / "pipelines"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "far.yaml"
+    path.write_text(f"name: far\n{backends}nodes:\n  - id: only\n    stage: work\n    runs: 200\n")
+    return path
+
+
+def test_a_pipeline_file_sets_an_option_between_the_environment_and_the_project(
+    project, make_stage, monkeypatch, pm, other_server
+):
+    slow_stage(project, make_stage, monkeypatch)
+    (project / ".looprunner" / "config.yaml").write_text(
+        "backends:\n  tmux-socket:\n    socket: from-project\n"
+    )
+    write_pipeline(project, f"backends:\n  tmux-socket:\n    socket: {other_server}\n")
+    pipeline = Pipeline.load("far", project=project)
+    assert pipeline.backends == {"tmux-socket": {"socket": other_server}}
+    session = Session.start("pipe", pipeline, project, backend="tmux-socket", plugin_manager=pm)
+    try:  # the pipeline's server, not the project's: the session runs there, and is found
+        assert tmux_sessions(other_server) == ["pipeline-pipe"]
+        later = Session("pipe", project, plugin_manager=pm)
+        assert later.status().resources.tmux is True
+    finally:
+        session.kill()
+    assert tmux_sessions(other_server) == []
+
+    backend = SocketTmux()
+    env = {"EXAMPLE_TMUX_SOCKET": "from-env"}
+    resolve = backend_options.resolve
+    assert resolve(backend, project, None, {}, None, pipeline) == {"socket": other_server}
+    assert resolve(backend, project, None, env, None, pipeline) == {"socket": "from-env"}
+    assert resolve(backend, project, None, {}) == {"socket": "from-project"}
+
+
+def test_a_pipeline_file_with_an_unknown_option_is_refused_at_its_line(project, make_stage, cli):
+    make_stage("work")
+    path = write_pipeline(project, "backends:\n  tmux:\n    adress: http://x\n")
+    before = tree(project)
+    done = cli("start", "bad", "--pipeline", "far")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"looprunner: error: {path}:4: backend 'tmux' has no option 'adress' (its options: none)"
+    ]
+    path.write_text(path.read_text().replace("    adress: http://x\n", "    adress: [1, 2]\n"))
+    done = cli("start", "bad", "--pipeline", "far")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}:4:13: backends.tmux.adress: expected a text value" in done.stderr
+    assert tree(project) == {**before, ".looprunner/pipelines/far.yaml": path.read_bytes()}
