@@ -20,7 +20,7 @@ from looprunner._version import __version__
 from looprunner.errors import LooprunnerError
 from looprunner.models import Check, Pipeline
 from looprunner.protocols import Diagnosing
-from looprunner.session import launch
+from looprunner.session import backend_options, launch
 from looprunner.session.ref import Plugins, SessionRef
 
 #: the kinds of check whose failure makes ``doctor`` exit 1: a definition that cannot run
@@ -44,7 +44,7 @@ def diagnose(project: Path, plugins: Plugins, env: Mapping[str, str]) -> DoctorR
     return DoctorReport(
         checks=(
             *_machine(project),
-            *_backends(plugins, env),
+            *_backends(plugins, env, project),
             *_providers(plugins, env),
             *_plugins(plugins),
             *_definitions(project, plugins),
@@ -77,11 +77,17 @@ def _machine(project: Path) -> Iterator[Check]:
     )
 
 
-def _backends(plugins: Plugins, env: Mapping[str, str]) -> Iterator[Check]:
+def _backends(plugins: Plugins, env: Mapping[str, str], project: Path) -> Iterator[Check]:
+    """Check each backend as ``start`` here would set it.
+
+    Its options come from their variables, then the project's ``.looprunner/config.yaml``:
+    a cluster named only in the project's settings is the one asked.
+    """
     registries = plugins.registries
     for name in registries.backends.names():
         try:
-            backend = plugins.backend(name)
+            options = backend_options.resolve(plugins.backend(name), project, None, env)
+            backend = plugins.backend(name, options) if options else plugins.backend(name)
         except LooprunnerError as exc:
             yield Check("backend", name, False, exc.message)
             continue

@@ -95,6 +95,10 @@ def test_the_address_in_the_project_config_is_used_and_recorded(
 ) -> None:
     config = lr_project / ".looprunner" / "config.yaml"
     config.write_text(f"backends:\n  ray:\n    address: {no_address}\n")
+    doctor = lr_cli("--json", "doctor", timeout=120)  # asks the cluster the project names
+    checks = json.loads(doctor.stdout)["checks"]
+    (ray,) = [c for c in checks if (c["kind"], c["name"]) == ("backend", "ray")]
+    assert ray["ok"] and ray["detail"].startswith(f"cluster at {no_address}: "), ray
     started = lr_cli(
         "start", "configured", "--stage", "work", "--backend", "ray", timeout=START_TIMEOUT
     )
