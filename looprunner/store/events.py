@@ -234,12 +234,21 @@ def last_events(path: Path, count: int) -> list[Event]:
     """
     from looprunner.store.logs import read_tail
 
+    if count <= 0:
+        return []
     wanted = count
     while True:
+        # one line more than wanted tells whether the file holds more lines than these
         lines = read_tail(path, wanted + 1, max_line=None)
-        events = [e for e in map(parse_event_line, lines) if e]
-        if len(events) >= count or len(lines) <= wanted:
-            return events[-count:] if count else []
+        events: list[Event] = []
+        for raw in reversed(lines):  # from the end: parse only the lines that are needed
+            event = parse_event_line(raw)
+            if event is not None:
+                events.append(event)
+                if len(events) == count:
+                    return events[::-1]
+        if len(lines) <= wanted:
+            return events[::-1]
         wanted *= 2  # torn or foreign lines were among them: read a little further back
 
 

@@ -33,6 +33,11 @@ class BadRecord(ValueError):
     """A record that is not what its model says (a damaged or foreign file)."""
 
 
+Reader = typing.Callable[[Any, str], Any]
+#: values ``unstructure`` returns as they are (checked by exact type: a bool is an int)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 @functools.cache
 def _field_types(cls: type) -> tuple[tuple[str, Any, bool], ...]:
     """Each field's name, resolved type, and whether it has a default."""
@@ -43,32 +48,59 @@ def _field_types(cls: type) -> tuple[tuple[str, Any, bool], ...]:
     )
 
 
-def _value(data: Any, kind: Any, where: str) -> Any:
+@functools.cache
+def _reader(kind: Any) -> Reader:
+    """Return the function that reads a value of type ``kind`` (``(data, where)``).
+
+    Worked out once per type: reading a ``list`` of two hundred states then costs the
+    checks the values need, not a look at each field's type annotation every time.
+    """
     origin = get_origin(kind)
     if kind is Any:
-        return data
+        return lambda data, where: data
     if origin in (typing.Union, types.UnionType):
         options = get_args(kind)
-        if data is None and type(None) in options:
-            return None
-        (inner,) = [option for option in options if option is not type(None)]
-        return _value(data, inner, where)
+        others = [option for option in options if option is not type(None)]
+        if len(others) != 1:
+            return functools.partial(_value, kind=kind)
+        inner = _reader(others[0])
+        if type(None) not in options:
+            return inner
+        return lambda data, where: None if data is None else inner(data, where)
     if origin is Literal:
-        if data not in get_args(kind):
-            raise BadRecord(f"{where}: {data!r} is not one of {get_args(kind)}")
-        return data
+        allowed = get_args(kind)
+
+        def literal(data: Any, where: str) -> Any:
+            if data not in allowed:
+                raise BadRecord(f"{where}: {data!r} is not one of {allowed}")
+            return data
+
+        return literal
     if origin is tuple:
-        item = get_args(kind)[0]
-        if not isinstance(data, list):
-            raise BadRecord(f"{where}: expected a list")
-        return tuple(_value(entry, item, f"{where}[{n}]") for n, entry in enumerate(data))
+        item = _reader(get_args(kind)[0])
+
+        def items(data: Any, where: str) -> Any:
+            if not isinstance(data, list):
+                raise BadRecord(f"{where}: expected a list")
+            return tuple(item(entry, f"{where}[{n}]") for n, entry in enumerate(data))
+
+        return items
     if origin is dict:
-        if not isinstance(data, dict):
-            raise BadRecord(f"{where}: expected an object")
-        return dict(data)
+
+        def mapping(data: Any, where: str) -> Any:
+            if not isinstance(data, dict):
+                raise BadRecord(f"{where}: expected an object")
+            return dict(data)
+
+        return mapping
+    if isinstance(kind, type) and attrs.has(kind):
+        return lambda data, where: structure(data, kind, where)
+    return functools.partial(_value, kind=kind)
+
+
+def _value(data: Any, where: str, *, kind: Any) -> Any:
+    """Read a value of a scalar type (or one no plan covers), as the converter does."""
     if isinstance(kind, type):
-        if attrs.has(kind):
-            return structure(data, kind, where)
         if issubclass(kind, enum.Enum):
             try:
                 return kind(data)
@@ -85,17 +117,26 @@ def _value(data: Any, kind: Any, where: str) -> Any:
     raise BadRecord(f"{where}: unexpected {type(data).__name__} {data!r}")
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Reader, bool], ...]:
+    """Return each field's name, its reader and whether it has a default.
+
+    A field holding a model is read through :func:`structure` when a value comes, so a
+    model that refers to itself needs no plan built in advance.
+    """
+    return tuple((name, _reader(kind), default) for name, kind, default in _field_types(cls))
+
+
 def structure(data: Any, cls: type[T], where: str = "") -> T:
     """Build an attrs model ``cls`` from parsed JSON, or raise ValueError saying where."""
     if not isinstance(data, dict):
         raise BadRecord(f"{where or cls.__name__}: expected an object")
     values = {}
-    for name, kind, has_default in _field_types(typing.cast(type, cls)):
-        at = f"{where}.{name}" if where else name
+    for name, read, has_default in _fields(typing.cast(type, cls)):
         if name in data:
-            values[name] = _value(data[name], kind, at)
+            values[name] = read(data[name], f"{where}.{name}" if where else name)
         elif not has_default:
-            raise BadRecord(f"{at}: missing")
+            raise BadRecord(f"{f'{where}.{name}' if where else name}: missing")
     return cls(**values)
 
 
@@ -112,13 +153,20 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return structure(data, Event)
 
 
+@functools.cache
+def _names(cls: Any) -> tuple[str, ...] | None:
+    """Return the field names of an attrs class, in order (None: not an attrs class)."""
+    return tuple(field.name for field in attrs.fields(cls)) if attrs.has(cls) else None
+
+
 def unstructure(value: Any) -> Any:
     """Turn a model into plain data, as the converter's ``unstructure`` does (``--json``)."""
-    if attrs.has(type(value)):
-        return {
-            field.name: unstructure(getattr(value, field.name))
-            for field in attrs.fields(type(value))
-        }
+    kind: Any = type(value)
+    if kind in _PLAIN:
+        return value
+    names = _names(kind)
+    if names is not None:
+        return {name: unstructure(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
