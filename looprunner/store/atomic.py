@@ -16,6 +16,8 @@ import errno
 import os
 from pathlib import Path
 
+from looprunner.store.swap import put_in_place
+
 TEMP_PREFIX = ".tmp-"
 #: names tried for a temporary file before giving up (as many as ``tempfile`` tries)
 _TEMP_ATTEMPTS = 100
@@ -61,8 +63,9 @@ def write_atomic(
 ) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
-    Writes a temporary file in the same folder, fsyncs it, renames it over ``path`` with
-    :func:`os.replace`, then fsyncs the folder so the rename survives a power cut. A
+    Writes a temporary file in the same folder, fsyncs it, puts it in place of ``path``
+    (:func:`~looprunner.store.swap.put_in_place`: an exchange of the two names, or
+    :func:`os.replace`), then fsyncs the folder so the change survives a power cut. A
     crash at any point leaves the previous file intact; a temporary file left behind by
     a crash is removed by :func:`sweep_temp_files`.
 
@@ -80,7 +83,7 @@ def write_atomic(
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        Path(tmp).replace(path)
+        put_in_place(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
