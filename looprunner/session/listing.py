@@ -66,7 +66,7 @@ def recorded_backends(
 def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
     """Return the status of every session in the project, by name."""
     paths = ProjectPaths.of(project)
-    refs = {name: SessionRef(name, paths.project, plugins) for name in names_on_disk(paths)}
+    refs = {name: SessionRef(name, paths, plugins) for name in names_on_disk(paths)}
     recorded = {name: observe.read_recorded(ref) for name, ref in refs.items()}
     states = {name: state for name, (state, _) in recorded.items()}
     cache: observe.LiveSessions = {}
@@ -80,7 +80,7 @@ def statuses(project: str | Path, plugins: Plugins) -> list[SessionStatus]:
         )
         for name in live or ():
             if name not in refs and is_valid_session_name(name):  # a backend's own word
-                refs[name] = SessionRef(name, paths.project, plugins)
+                refs[name] = SessionRef(name, paths, plugins)
     return [observe.status(refs[name], cache, recorded.get(name)) for name in sorted(refs)]
 
 

@@ -125,9 +125,12 @@ class SessionRef:
     reference can be looked at, never started, resumed or stopped (``kept`` says which).
     """
 
-    def __init__(self, name: str, project: str | Path, plugins: Plugins) -> None:
+    def __init__(self, name: str, project: str | Path | ProjectPaths, plugins: Plugins) -> None:
         self.name = validate_run_name(name)
-        self.project_paths = ProjectPaths.of(project)
+        # a listing passes the project's paths made once, not resolved again per session
+        self.project_paths = (
+            project if isinstance(project, ProjectPaths) else ProjectPaths.of(project)
+        )
         self.paths: SessionPaths = (
             self.project_paths.kept(name)
             if split_kept_run(name) is not None

@@ -104,10 +104,18 @@ def test_sigkilled_writer_never_leaves_a_torn_file(tmp_path: Path) -> None:
 
 CRASH_BEFORE_RENAME = """
 import os, pathlib, signal, sys
-from looprunner.store.atomic import write_atomic
-def crash(self, target):  # the machine dies between fsync and rename
+from looprunner.store import atomic
+def crash(new, target):  # the machine dies between fsync and putting the file in place
     os.kill(os.getpid(), signal.SIGKILL)
-pathlib.Path.replace = crash
+atomic.put_in_place = crash
+atomic.write_atomic(pathlib.Path(sys.argv[1]), '{"n": 2}')
+"""
+CRASH_AFTER_EXCHANGE = """
+import os, pathlib, signal, sys
+from looprunner.store.atomic import write_atomic
+def crash(self, missing_ok=False):  # the names are exchanged, the old file not removed
+    os.kill(os.getpid(), signal.SIGKILL)
+pathlib.Path.unlink = crash
 write_atomic(pathlib.Path(sys.argv[1]), '{"n": 2}')
 """
 
@@ -127,6 +135,20 @@ def test_crash_before_rename_keeps_the_old_file_and_sweep_removes_the_temp(
     assert sweep_temp_files(tmp_path) == leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "state.json"]
     assert json.loads(target.read_text()) == {"n": 1}
+
+
+def test_crash_after_the_exchange_has_the_new_file_and_sweep_removes_the_old(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "state.json"
+    write_atomic(target, '{"n": 1}')
+    with child(CRASH_AFTER_EXCHANGE, str(target)) as crasher:
+        assert crasher.wait(timeout=30) == -signal.SIGKILL
+    assert json.loads(target.read_text()) == {"n": 2}
+    leftovers = sorted(set(tmp_path.iterdir()) - {target})
+    assert [p.read_text() for p in leftovers] == ['{"n": 1}'], "the old file, under a temp name"
+    assert sweep_temp_files(tmp_path) == leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
 def test_sweep_removes_only_temp_files(tmp_path: Path) -> None:
