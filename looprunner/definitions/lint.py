@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
 
+from looprunner import convert
+from looprunner.backend_settings import options_of
 from looprunner.builtin.defaults import STAGE_TYPE
 from looprunner.definitions import catalog
 from looprunner.definitions.pipelines import PipelineRead, list_pipelines, read_pipeline
@@ -238,7 +240,47 @@ def lint_pipeline_file(path: Path, project: Path, registries: Registries) -> lis
         stage_yaml = source / catalog.STAGE_FILE if source else None
         where = str(stage_yaml) if stage_yaml and stage_yaml.is_file() else str(path)
         findings.extend(check_stage(node.stage, registries, where=where))
+    if read.pipeline is not None and read.pipeline.backends:
+        findings.extend(_check_backends(read.path, read.pipeline.backends, registries))
     return findings
+
+
+def _check_backends(
+    path: Path, backends: Mapping[str, Mapping[str, str]], registries: Registries
+) -> Iterator[Finding]:
+    """Yield LR036 for an option its backend does not have, LR037 for a backend not here.
+
+    ``start`` refuses the first only on the backend it launches on; lint names every one,
+    at its line.
+    """
+    doc = convert.read_yaml(path)
+    installed = registries.backends.names()
+    for name, options in backends.items():
+        if name not in registries.backends:
+            line, column = convert.locate(doc, ("backends", name), key=True)
+            yield Finding(
+                "LR037",
+                "warning",
+                f"backends.{name}: no backend {name!r} is installed here, so its options are "
+                f"not checked (installed: {', '.join(installed)})",
+                str(path),
+                line,
+                column,
+            )
+            continue
+        declared = sorted(option.name for option in options_of(registries.backends.get(name)))
+        for option in options:
+            if option not in declared:
+                line, column = convert.locate(doc, ("backends", name, option), key=True)
+                yield Finding(
+                    "LR036",
+                    "error",
+                    f"backends.{name}.{option}: backend {name!r} has no option {option!r} "
+                    f"(its options: {', '.join(declared) or 'none'})",
+                    str(path),
+                    line,
+                    column,
+                )
 
 
 def _project_of(path: Path) -> Path:

@@ -189,3 +189,35 @@ def test_start_of_queue_provider_tdd_names_both_missing_stages(project: Path, cl
     assert "queue-provider-tdd.yaml:32:" in lines[1]
     assert "unknown stage 'tdd-create-beads'" in lines[1]
     assert not (project / ".claude").exists()
+
+
+def test_lint_names_each_backend_option_that_is_not_there_at_its_line(project: Path) -> None:
+    path = write_project(project)
+    path.write_text(
+        "backends:\n"
+        "  tmux:\n"
+        "    adress: http://x\n"
+        "  k8s:\n"
+        "    namespace: loops\n"
+        "nodes:\n"
+        "  - id: two\n"
+        "    stage: work\n",
+        encoding="utf-8",
+    )
+    report = lint(path, project=project, registries=registries())
+    found = [(f.code, f.severity, f.line, f.message) for f in report.findings]
+    assert found == [
+        (
+            "LR036",
+            "error",
+            3,
+            "backends.tmux.adress: backend 'tmux' has no option 'adress' (its options: none)",
+        ),
+        (
+            "LR037",
+            "warning",
+            4,
+            "backends.k8s: no backend 'k8s' is installed here, so its options are not "
+            f"checked (installed: {', '.join(registries().backends.names())})",
+        ),
+    ]
