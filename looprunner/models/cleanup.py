@@ -7,16 +7,22 @@ from typing import Literal
 import attrs
 
 ProblemKind = Literal[
-    "unsafe_file", "orphaned_tmux", "zombie_state", "unlogged_ending", "stale_lock"
+    "unsafe_file",
+    "orphaned_tmux",
+    "zombie_state",
+    "unlogged_ending",
+    "stale_handoff",
+    "stale_lock",
 ]
 #: repair order: a symlink or special file in our place first (every other repair opens
 #: the lock file), then the backend's session, then the state, then the log, then the
-#: lock file
+#: environment a dead launch left, then the lock file
 KINDS: tuple[ProblemKind, ...] = (
     "unsafe_file",
     "orphaned_tmux",
     "zombie_state",
     "unlogged_ending",
+    "stale_handoff",
     "stale_lock",
 )
 

@@ -213,6 +213,6 @@ def on_cleanup(session: Session, problem: Problem) -> None:
         The session the problem belonged to.
     problem:
         ``kind`` (``stale_lock``, ``orphaned_tmux``, ``zombie_state``,
-        ``unlogged_ending``, ``unsafe_file``),
+        ``unlogged_ending``, ``stale_handoff``, ``unsafe_file``),
         ``detail`` and ``action`` (what was done).
     """

@@ -20,13 +20,14 @@ one pass repairs the backend session, the state and the lock together. An
 from __future__ import annotations
 
 import json
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
 
-from looprunner import procinfo
+from looprunner import handoff, procinfo
 from looprunner.engine.contain import stop_leftovers
 from looprunner.engine.process import kill_grace
 from looprunner.errors import LooprunnerError, UnsafeFileError
@@ -151,6 +152,7 @@ def scan(project: str | Path = ".", *, plugins: Plugins | None = None) -> Cleanu
         state = _state(session)
         if _foreign_host(state):
             continue  # its engine ran on another machine: cannot be judged from here
+        problems.extend(_stale_handoff(session))
         alive = state is not None and not state.status.finished and _engine_alive(state)
         for label, live in live_by_backend.items():
             if live is None or name not in live or alive:
@@ -262,6 +264,40 @@ def _tell_plugins(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Pr
     return attrs.evolve(problem, action="; ".join([problem.action or "", *failures]).lstrip("; "))
 
 
+def _stale_handoff(session: SessionPaths) -> list[Problem]:
+    """Report the environment file a launch left when it died before its engine took it.
+
+    The launcher writes it (mode 0600) for the engine, which removes it first thing; a
+    launcher killed in between leaves the environment, credentials included, on disk
+    until the session's next launch replaces it.
+    """
+    path = session.run_dir / handoff.FILE_NAME
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return []  # a link or anything else there is no launch's: never opened
+    except OSError:
+        return []
+    detail = (
+        f"{path} holds the environment of a launch whose engine never took it "
+        "(credentials included, readable only by you)"
+    )
+    return [Problem("stale_handoff", session.name, detail, path=str(path))]
+
+
+def _remove_handoff(problem: Problem, session: SessionPaths) -> Problem:
+    """Remove a dead launch's environment file (the lock is held: no launch is under way)."""
+    path = session.run_dir / handoff.FILE_NAME
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return attrs.evolve(problem, action="left alone: not a regular file now")
+        path.unlink()
+    except FileNotFoundError:
+        return attrs.evolve(problem, fixed=True, action="already resolved")
+    except OSError as exc:
+        return attrs.evolve(problem, action=f"not fixed: {exc.strerror}")
+    return attrs.evolve(problem, fixed=True, action="removed the environment file")
+
+
 def _unsafe_files(session: SessionPaths) -> list[Problem]:
     """Report each of the session's files that is a symlink or a special file."""
     found = []
@@ -347,6 +383,8 @@ def _repair(problem: Problem, paths: ProjectPaths, plugins: Plugins) -> Problem:
                 fixed=True,
                 action=f"marked {marked}; {ended}resume with 'looprunner resume {problem.session}'",
             )
+        if problem.kind == "stale_handoff":
+            return _remove_handoff(problem, session)
         if problem.kind == "unlogged_ending":
             log = EventLog(session.events_file, problem.session)
             if state is None or not unlogged_ending(state, log):

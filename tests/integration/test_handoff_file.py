@@ -145,3 +145,35 @@ def test_a_symlink_in_place_of_the_handoff_file_refuses_the_launch(project: Path
     assert not target.exists()  # nothing was written through the link
     assert session.status().health.value == "failed"  # and nothing ran
     assert not engine_argvs(project)
+
+
+def test_cleanup_reports_and_removes_the_environment_a_dead_launch_left(project: Path) -> None:
+    from looprunner import cleanup
+    from looprunner.handoff import write_file
+
+    failed_once(project, "dead")
+    run_dir = ProjectPaths.of(project).session("dead").run_dir
+    left = write_file(run_dir, {"EXAMPLE_API_KEY": SECRET})  # as a launcher killed mid-launch
+    found = [(p.kind, p.session, p.path) for p in cleanup(project).problems]
+    assert ("stale_handoff", "dead", str(left)) in found
+    assert left.exists(), "reporting changes nothing"
+    done = cleanup(project, fix=True, kinds=("stale_handoff",))
+    (repaired,) = [p for p in done.problems if p.kind == "stale_handoff"]
+    assert (repaired.fixed, repaired.action) == (True, "removed the environment file")
+    assert not os.path.lexists(left)
+    assert not [p for p in cleanup(project).problems if p.kind == "stale_handoff"]
+
+
+def test_cleanup_leaves_the_handoff_of_a_running_session_alone(project: Path) -> None:
+    from looprunner import cleanup
+
+    stage = write_probe_stage(project, iterations=200)
+    session = Session.start("busy", stage, project, backend=FileHandoffTmux())
+    try:
+        run_dir = ProjectPaths.of(project).session("busy").run_dir
+        planted = run_dir / ".env-handoff.json"  # what a launch under way would have there
+        planted.write_text("{}")
+        assert not [p for p in cleanup(project).problems if p.kind == "stale_handoff"]
+        assert planted.exists()
+    finally:
+        session.kill()
