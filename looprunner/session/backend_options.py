@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 from looprunner.backend_settings import BackendOption, options_of
 from looprunner.errors import UsageError
 from looprunner.protocols import Backend
+from looprunner.store.atomic import write_atomic
 
 if TYPE_CHECKING:
     from looprunner.models import Pipeline
-from looprunner.store.atomic import write_atomic
 
 #: the file in the run directory that records the options a session was launched with
 OPTIONS_FILE = "backend-options.json"
@@ -64,11 +64,12 @@ def resolve(
     for name in given or {}:
         if name not in declared:
             raise unknown(backend, name, "--backend-option")
-    from_pipeline = dict(pipeline.backends.get(backend.name, {})) if pipeline else {}
-    for name in from_pipeline:
-        if name not in declared:
-            assert pipeline is not None
-            raise unknown(backend, name, _pipeline_place(pipeline, backend.name, name))
+    from_pipeline: dict[str, str] = {}
+    if pipeline is not None:
+        from_pipeline = dict(pipeline.backends.get(backend.name, {}))
+        for name in from_pipeline:
+            if name not in declared:
+                raise unknown(backend, name, _pipeline_place(pipeline, backend.name, name))
     config = read_project_config(project)
     from_config = dict(config.backends.get(backend.name, {}))
     for name in from_config:

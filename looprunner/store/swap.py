@@ -63,6 +63,8 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in _UNSUPPORTED:
         _available = False
         return False
+    if code == errno.ENOENT:  # one of the two went away meanwhile: a rename says which
+        return False
     raise OSError(code, os.strerror(code), str(second))
 
 
@@ -84,3 +86,5 @@ def put_in_place(new: Path, target: Path) -> None:
     except IsADirectoryError:  # something put a folder in its place meanwhile: undo
         _exchange(new, target)
         new.replace(target)  # fails as a rename over a folder does, naming it
+    except OSError:  # the new file is in place; the old one is swept with the temp files
+        pass
