@@ -1,8 +1,8 @@
 """``--ray-address`` and the project's settings: a session is found where it was launched.
 
 With ``RAY_ADDRESS`` unset, a session started with ``--ray-address`` (or with the address
-in ``.looprunner/config.yaml``) must still be reported, followed and killed by commands
-given no address at all: the launch recorded it. Real local Ray head, ``mock`` agent.
+in ``.looprunner/config.yaml``, or in its pipeline file) must still be reported, followed
+and killed by commands given no address at all: the launch recorded it. Real local Ray head, ``mock`` agent.
 """
 
 from __future__ import annotations
@@ -105,6 +105,24 @@ def test_the_address_in_the_project_config_is_used_and_recorded(
     assert started.returncode == 0, started.stdout + started.stderr
     config.unlink()  # the session remembers where it runs
     run_and_kill(lr_cli, no_address, lr_project, "configured")
+
+
+def test_the_address_in_the_pipeline_file_is_used_and_recorded(
+    no_address: str, lr_project: Path, lr_cli: Cli, slow_stage: None
+) -> None:
+    folder = lr_project / ".looprunner" / "pipelines"
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = folder / "far.yaml"
+    pipeline.write_text(
+        f"name: far\nbackends:\n  ray:\n    address: {no_address}\n"
+        "nodes:\n  - id: work\n    stage: work\n"
+    )
+    started = lr_cli(
+        "start", "piped", "--pipeline", "far", "--backend", "ray", timeout=START_TIMEOUT
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    pipeline.unlink()  # the session remembers where it runs
+    run_and_kill(lr_cli, no_address, lr_project, "piped")
 
 
 def test_an_unknown_ray_option_is_refused_naming_the_known_ones(
