@@ -57,6 +57,7 @@ NOT_FOR_THE_THIN_ENTRY = (
     "html",
     "secrets",
     "socket",
+    "shutil",  # and the compression modules it loads: finding tmux needs none of them
 )
 
 LOOKING = {

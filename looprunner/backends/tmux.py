@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,6 +79,19 @@ def server_from_env() -> libtmux.Server:
     return libtmux.Server(socket_name=os.environ.get(SOCKET_ENV) or None)
 
 
+def on_path(program: str) -> str | None:
+    """Return where ``program`` is found on ``PATH`` (None: nowhere), as ``shutil.which``.
+
+    Asked on every ``status``: ``shutil`` brings the compression modules with it, which
+    a command that only looks has no use for.
+    """
+    for folder in os.get_exec_path():
+        candidate = os.path.join(folder or os.curdir, program)  # noqa: PTH118
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):  # noqa: PTH112
+            return candidate
+    return None
+
+
 class TmuxBackend:
     """Runs engines in detached tmux sessions.
 
@@ -100,7 +112,7 @@ class TmuxBackend:
 
     def _tmux_argv(self) -> list[str]:
         """Return ``tmux`` and the options that reach our server (its socket, its config)."""
-        tmux = shutil.which("tmux")
+        tmux = on_path("tmux")
         if tmux is None:
             raise BackendUnreachableError(
                 "tmux is not installed (it is not on PATH): install it (apt-get install tmux, "
@@ -196,7 +208,7 @@ class TmuxBackend:
         An absent server, or no tmux at all, means no sessions; a server that exists but
         does not answer means we cannot know.
         """
-        if shutil.which("tmux") is None:
+        if on_path("tmux") is None:
             return []
         try:
             code, out, err = self._run(
@@ -244,7 +256,7 @@ class TmuxBackend:
         a later ``set-option`` can turn it back on: the session then outlives its engine
         with a dead pane, and holds nothing that could still be running.
         """
-        if shutil.which("tmux") is None:
+        if on_path("tmux") is None:
             return set()
         try:
             code, out, err = self._run(
