@@ -16,7 +16,7 @@ def test_a_file_rewritten_in_place_is_never_missing_or_partial_for_a_reader(tmp_
     write_atomic(target, versions[0], durable=False)
     seen: list[str] = []
     problems: list[BaseException] = []
-    done = threading.Event()
+    done, reading = threading.Event(), threading.Event()
 
     def read() -> None:
         while not done.is_set():
@@ -25,9 +25,12 @@ def test_a_file_rewritten_in_place_is_never_missing_or_partial_for_a_reader(tmp_
             except BaseException as exc:  # a missing file is what must never happen
                 problems.append(exc)
                 return
+            finally:
+                reading.set()
 
     reader = threading.Thread(target=read)
     reader.start()
+    assert reading.wait(30), "the reader never read"
     try:
         for text in versions[1:]:
             write_atomic(target, text, durable=False)
