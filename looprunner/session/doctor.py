@@ -86,8 +86,9 @@ def _backends(plugins: Plugins, env: Mapping[str, str], project: Path) -> Iterat
     registries = plugins.registries
     for name in registries.backends.names():
         try:
-            options = backend_options.resolve(plugins.backend(name), project, None, env)
-            backend = plugins.backend(name, options) if options else plugins.backend(name)
+            plain = plugins.backend(name)
+            options = backend_options.resolve(plain, project, None, env)
+            backend = plugins.backend(name, options) if options else plain
         except LooprunnerError as exc:
             yield Check("backend", name, False, exc.message)
             continue

@@ -28,25 +28,33 @@ test suite these fixtures, none of them autouse:
 
 and :func:`wait_until`, a poll-with-deadline for conditions a test waits on, and
 :func:`install_plugin` / :func:`plugin_path_env`, which install a plugin distribution
-into a folder and expose it to the looprunner processes a test starts.
+into a folder and expose it to the looprunner processes a test starts;
+:func:`write_env_probe_stage` (a stage whose agent reports a hash of the secret it was
+given) and :func:`iteration_summaries` check that an environment reached an agent.
 """
 
 from looprunner.testing.kit import (
+    ENV_PROBE_AGENT,
     FAKE_AGENT,
     fake_agent_argv,
     install_plugin,
+    iteration_summaries,
     plugin_path_env,
     tmux_socket_path,
     wait_until,
+    write_env_probe_stage,
     write_stage,
 )
 
 __all__ = [
+    "ENV_PROBE_AGENT",
     "FAKE_AGENT",
     "fake_agent_argv",
     "install_plugin",
+    "iteration_summaries",
     "plugin_path_env",
     "tmux_socket_path",
     "wait_until",
+    "write_env_probe_stage",
     "write_stage",
 ]

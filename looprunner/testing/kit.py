@@ -108,3 +108,46 @@ def plugin_path_env(site: Path) -> str:
 def fake_agent_argv(script_file: Path) -> list[str]:
     """Return the argv of the scriptable fake agent reading ``script_file``."""
     return [sys.executable, str(FAKE_AGENT), str(script_file)]
+
+
+#: a ``command`` agent that reports, as its summary, a SHA-256 of ``EXAMPLE_API_KEY`` as it
+#: received it ("missing" without it): a test learns whether a secret reached the agent
+#: without the secret itself being written anywhere
+ENV_PROBE_AGENT = r"""
+import hashlib, json, os, sys
+from pathlib import Path
+
+sys.stdin.read()
+seen = os.environ.get("EXAMPLE_API_KEY")
+Path(os.environ["LOOPRUNNER_STATUS"]).write_text(json.dumps({
+    "decision": "continue",
+    "reason": "probe",
+    "summary": hashlib.sha256(seen.encode()).hexdigest() if seen else "missing",
+}))
+"""
+
+
+def write_env_probe_stage(project: Path, *, iterations: int) -> Path:
+    """Write stage ``probe`` running :data:`ENV_PROBE_AGENT` (``PROJECT/probe_agent.py``).
+
+    Returns the stage folder; the agent's file may be rewritten to change what it does.
+    """
+    agent = project / "probe_agent.py"
+    agent.write_text(ENV_PROBE_AGENT)
+    folder = project / ".looprunner" / "stages" / "probe"
+    folder.mkdir(parents=True)
+    (folder / "stage.yaml").write_text(
+        "name: probe\nprovider: command\n"
+        f"command: {json.dumps([sys.executable, str(agent)])}\n"
+        f"termination:\n  type: fixed\n  iterations: {iterations}\n"
+    )
+    (folder / "prompt.md").write_text("Iteration ${ITERATION}: write ${STATUS}.\n")
+    return folder
+
+
+def iteration_summaries(events_file: Path) -> list[str]:
+    """Return each ``iteration_complete`` event's summary, in order (none without a log)."""
+    if not events_file.exists():
+        return []
+    rows = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+    return [row["data"]["summary"] for row in rows if row["type"] == "iteration_complete"]

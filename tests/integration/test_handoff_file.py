@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,23 +20,16 @@ from looprunner import Session, Stage
 from looprunner.backends.tmux import TmuxBackend
 from looprunner.errors import UnsafeFileError
 from looprunner.names import ProjectPaths
-from tests.conftest import wait_until
+from looprunner.testing import (
+    ENV_PROBE_AGENT,
+    iteration_summaries,
+    wait_until,
+    write_env_probe_stage,
+)
 
 pytestmark = pytest.mark.tmux
 
 SECRET = "sk-file-handoff-fake-secret-4711"
-AGENT = r"""
-import hashlib, json, os, sys
-from pathlib import Path
-
-sys.stdin.read()
-seen = os.environ.get("EXAMPLE_API_KEY")
-Path(os.environ["LOOPRUNNER_STATUS"]).write_text(json.dumps({
-    "decision": "continue",
-    "reason": "probe",
-    "summary": hashlib.sha256(seen.encode()).hexdigest() if seen else "missing",
-}))
-"""
 
 
 class FileHandoffTmux(TmuxBackend):
@@ -47,26 +39,12 @@ class FileHandoffTmux(TmuxBackend):
 
 
 def write_probe_stage(project: Path, *, iterations: int) -> Stage:
-    agent = project / "probe_agent.py"
-    agent.write_text(AGENT)
-    folder = project / ".looprunner" / "stages" / "probe"
-    folder.mkdir(parents=True)
-    (folder / "stage.yaml").write_text(
-        "name: probe\nprovider: command\n"
-        f"command: {json.dumps([sys.executable, str(agent)])}\n"
-        f"termination:\n  type: fixed\n  iterations: {iterations}\n"
-    )
-    (folder / "prompt.md").write_text("Iteration ${ITERATION}: write ${STATUS}.\n")
+    write_env_probe_stage(project, iterations=iterations)
     return Stage.load("probe", project=project)
 
 
 def summaries(project: Path, name: str) -> list[str]:
-    events = ProjectPaths.of(project).session(name).events_file.read_text().splitlines()
-    return [
-        json.loads(line)["data"]["summary"]
-        for line in events
-        if json.loads(line)["type"] == "iteration_complete"
-    ]
+    return iteration_summaries(ProjectPaths.of(project).session(name).events_file)
 
 
 def engine_argvs(project: Path) -> list[list[str]]:
@@ -117,7 +95,7 @@ def failed_once(project: Path, name: str) -> tuple[Session, Stage]:
         timeout=30,
         what="the engine's tmux session to end",
     )
-    agent.write_text(AGENT)
+    agent.write_text(ENV_PROBE_AGENT)
     return session, stage
 
 

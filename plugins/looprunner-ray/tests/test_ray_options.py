@@ -2,7 +2,8 @@
 
 With ``RAY_ADDRESS`` unset, a session started with ``--ray-address`` (or with the address
 in ``.looprunner/config.yaml``, or in its pipeline file) must still be reported, followed
-and killed by commands given no address at all: the launch recorded it. Real local Ray head, ``mock`` agent.
+and killed by commands given no address at all: the launch recorded it. Real local Ray
+head, ``mock`` agent.
 """
 
 from __future__ import annotations

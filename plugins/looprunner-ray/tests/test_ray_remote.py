@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from looprunner.testing import wait_until
+from looprunner.testing import iteration_summaries, wait_until, write_env_probe_stage
 
 pytestmark = [
     pytest.mark.ray,
@@ -29,39 +28,14 @@ job_submission = pytest.importorskip("ray.job_submission", reason="ray[default] 
 Cli = Callable[..., Any]
 START_TIMEOUT = 240
 SECRET = "sk-ray-remote-fake-secret-0451"
-AGENT = r"""
-import hashlib, json, os, sys
-from pathlib import Path
-
-sys.stdin.read()
-seen = os.environ.get("EXAMPLE_API_KEY")
-Path(os.environ["LOOPRUNNER_STATUS"]).write_text(json.dumps({
-    "decision": "continue",
-    "reason": "probe",
-    "summary": hashlib.sha256(seen.encode()).hexdigest() if seen else "missing",
-}))
-"""
 
 
 def write_probe_stage(project: Path, iterations: int) -> None:
-    agent = project / "probe_agent.py"
-    agent.write_text(AGENT)
-    folder = project / ".looprunner" / "stages" / "probe"
-    folder.mkdir(parents=True)
-    (folder / "stage.yaml").write_text(
-        "name: probe\nprovider: command\n"
-        f"command: {json.dumps([sys.executable, str(agent)])}\n"
-        f"termination:\n  type: fixed\n  iterations: {iterations}\n"
-    )
-    (folder / "prompt.md").write_text("Iteration ${ITERATION}: write ${STATUS}.\n")
+    write_env_probe_stage(project, iterations=iterations)
 
 
 def summaries(project: Path, name: str) -> list[str]:
-    events = project / ".claude" / "pipeline-runs" / name / "events.jsonl"
-    if not events.exists():
-        return []
-    rows = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    return [row["data"]["summary"] for row in rows if row["type"] == "iteration_complete"]
+    return iteration_summaries(project / ".claude" / "pipeline-runs" / name / "events.jsonl")
 
 
 def handoff_files(project: Path) -> list[str]:
