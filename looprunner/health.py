@@ -1,15 +1,41 @@
 """Deriving a session's health from its three resources: lock, state and backend session.
 
-Kept free of I/O so every combination can be tested directly.
+Kept free of I/O so every combination can be tested directly. The verdict is worked out
+on plain data — the fields of ``state.json`` it needs, as the file holds them — so the
+command line's quick look (:mod:`looprunner.glance`), which reads the file as JSON and
+builds no model, reaches every verdict through the same code as :class:`RunState` does.
 """
 
 from __future__ import annotations
 
 from looprunner import procinfo
-from looprunner.models import Health, RunError, RunState, RunStatus
+from looprunner.models.statuses import Health
+
+TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from looprunner.models import RunError, RunState
 
 #: the error type ``cleanup --fix`` records for a session whose engine died
 CRASHED_ERROR = "crashed"
+#: the ``state.json`` statuses after which the engine does not run the session again
+FINISHED = ("complete", "failed", "killed")
+
+
+def recorded_facts(state: RunState) -> dict[str, Any]:
+    """Return what a verdict needs of a state, with the names and values of state.json."""
+    return {
+        "status": state.status.value,
+        "error": None
+        if state.error is None
+        else {"type": state.error.type, "message": state.error.message},
+        "pid": state.pid,
+        "pid_start_time": state.pid_start_time,
+        "boot_id": state.boot_id,
+        "backend": state.backend,
+    }
 
 
 def derive_health(
@@ -39,67 +65,69 @@ def derive_health(
     (``lock_held`` is then False): the health is what the rest says, and the sentence is
     added to it, as it is what stops ``resume`` or ``kill``.
     """
-    health, detail = _derive(
-        state=state,
+    health, detail = verdict(
+        state=None if state is None else recorded_facts(state),
         lock_held=lock_held,
         tmux_present=tmux_present,
         state_unreadable=state_unreadable,
         engine_alive=engine_alive,
         backend=backend,
         stopped_pid=stopped_pid,
-        fault=fault,
+        fault=None if fault is None else {"type": fault.type, "message": fault.message},
     )
     if foreign is None:
         return health, detail
     return health, f"{detail}; {foreign}" if detail else foreign
 
 
-def _derive(
+def verdict(
     *,
-    state: RunState | None,
+    state: Mapping[str, Any] | None,
     lock_held: bool,
     tmux_present: bool | None,
     state_unreadable: bool,
     engine_alive: bool,
     backend: str | None,
     stopped_pid: int | None,
-    fault: RunError | None,
+    fault: Mapping[str, Any] | None,
 ) -> tuple[Health, str | None]:
+    """Return the health and its sentence from plain data (see :func:`derive_health`).
+
+    ``state`` holds state.json's ``status``, ``error``, ``pid``, ``pid_start_time``,
+    ``boot_id`` and ``backend`` (:func:`recorded_facts`); ``fault`` a ``type`` and
+    ``message``. The sentence names no ``foreign`` holder: the caller adds it.
+    """
     if lock_held:
         return Health.RUNNING, stopped_detail(stopped_pid)
     if fault is not None:
         return Health.FAILED, (
-            f"{fault.type}: {fault.message} (recorded in the session's lock file: "
+            f"{fault['type']}: {fault['message']} (recorded in the session's lock file: "
             "the engine could not write state.json)"
         )
-    failed = state is not None and state.status is RunStatus.FAILED and state.error is not None
-    if (
-        failed
-        and state is not None
-        and state.error is not None
-        and state.error.type == CRASHED_ERROR
-    ):
-        return Health.CRASHED, state.error.message
-    if state is not None and state.status.finished:
-        return Health(state.status.value), None
+    status = None if state is None else state["status"]
+    error = None if state is None else state["error"]
+    if status == "failed" and error is not None and error["type"] == CRASHED_ERROR:
+        return Health.CRASHED, error["message"]
+    if state is not None and status in FINISHED:
+        return Health(status), None
     if engine_alive and state is not None:
         missing = (
-            f"the lock file is missing but the engine (pid {state.pid}) is alive; "
+            f"the lock file is missing but the engine (pid {state['pid']}) is alive; "
             "it recreates the lock at its next iteration"
         )
         stopped = stopped_detail(stopped_pid)
         return Health.RUNNING, f"{stopped}; {missing}" if stopped else missing
-    backend = backend or (state.backend if state is not None else None)
+    backend = backend or (state["backend"] if state is not None else None)
     which = f"the {backend} backend" if backend else "the backend"
     if tmux_present:
         return Health.ORPHANED, f"a session of ours on {which} exists but no engine holds the lock"
-    if state is not None and state.status in (RunStatus.PENDING, RunStatus.RUNNING):
+    if state is not None and status in ("pending", "running"):
         if tmux_present is None:
             return (
                 Health.UNKNOWN,
                 f"{which} cannot be reached, so the engine's fate is unknown",
             )
-        return Health.CRASHED, crash_reason(state)
+        return Health.CRASHED, crash_sentence(state)
     if state_unreadable:
         return Health.UNKNOWN, "state.json cannot be read"
     if tmux_present is None:
@@ -116,9 +144,15 @@ def stopped_detail(pid: int | None) -> str | None:
 
 def crash_reason(state: RunState) -> str:
     """Explain why a session whose engine is gone stopped: reboot, or engine death."""
+    return crash_sentence(recorded_facts(state))
+
+
+def crash_sentence(facts: Mapping[str, Any]) -> str:
+    """:func:`crash_reason` from plain data (see :func:`recorded_facts`)."""
+    pid, boot = facts["pid"], facts["boot_id"]
     current = procinfo.boot_id()
-    if state.boot_id and current and state.boot_id != current:
+    if boot and current and boot != current:
         return "the machine rebooted since the engine started"
-    if state.pid and procinfo.is_alive(state.pid, state.pid_start_time, state.boot_id):
-        return f"the engine (pid {state.pid}) still exists but no longer holds the lock"
-    return f"the engine (pid {state.pid}) died without recording an ending"
+    if pid and procinfo.is_alive(pid, facts["pid_start_time"], boot):
+        return f"the engine (pid {pid}) still exists but no longer holds the lock"
+    return f"the engine (pid {pid}) died without recording an ending"

@@ -5,22 +5,29 @@ process, and after a reboot every number is. So looprunner records a process's p
 its start time (clock ticks since boot, from ``/proc/PID/stat``) and the boot id, and only
 believes or signals a pid when all three still match. Where ``/proc`` is missing (macOS)
 the start time and boot id are None and only the lock is trusted.
+
+Files are read with :func:`open`, not :mod:`pathlib`: the command line's quick look at a
+session (:mod:`looprunner.glance`) asks whether engines live without importing it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:  # noqa: PTH123
+        return handle.read()
 
 
 @functools.cache
 def boot_id() -> str | None:
     """Return this boot's id, or None where the platform has none."""
     try:
-        return _BOOT_ID.read_text().strip() or None
+        return _read(_BOOT_ID).decode("utf-8", "replace").strip() or None
     except OSError:
         return None
 
@@ -36,7 +43,7 @@ def hostname() -> str:
 def _stat_fields(pid: int) -> list[bytes] | None:
     """Fields 3 onwards of ``/proc/PID/stat`` (None where there is no such file)."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        raw = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
@@ -66,7 +73,7 @@ def is_stopped(pid: int | None) -> bool:
 def owner(pid: int) -> str | None:
     """Return the user ``pid`` runs as (a name where there is one), or None if unknown."""
     try:
-        uid = Path(f"/proc/{pid}").stat().st_uid
+        uid = os.stat(f"/proc/{pid}").st_uid  # noqa: PTH116
     except OSError:
         return None
     try:
@@ -108,7 +115,7 @@ def is_alive(pid: int | None, started: int | None = None, boot: str | None = Non
     return True
 
 
-_LOCKS = Path("/proc/locks")
+_LOCKS = "/proc/locks"
 
 
 def flock_holders(device: int, inode: int) -> list[int] | None:
@@ -121,7 +128,7 @@ def flock_holders(device: int, inode: int) -> list[int] | None:
     nothing and are left out. None where ``/proc/locks`` cannot be read.
     """
     try:
-        text = _LOCKS.read_text(errors="replace")
+        text = _read(_LOCKS).decode("utf-8", "replace")
     except OSError:
         return None
     wanted = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
@@ -141,7 +148,7 @@ def flock_holders(device: int, inode: int) -> list[int] | None:
 def cmdline(pid: int) -> list[str]:
     """Return the command line of ``pid`` ([] if gone or unreadable)."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        raw = _read(f"/proc/{pid}/cmdline")
     except OSError:
         return []
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
@@ -156,4 +163,4 @@ def runs_looprunner(pid: int) -> bool:
     argv = cmdline(pid)
     if len(argv) >= 3 and argv[1:3] == ["-m", "looprunner"]:
         return True
-    return any(Path(arg).name == "looprunner" for arg in argv[:2])
+    return any(os.path.basename(arg) == "looprunner" for arg in argv[:2])  # noqa: PTH119

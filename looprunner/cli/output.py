@@ -11,12 +11,15 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
 
 # re-exported: every command formats times the way the notebook table does
 from looprunner.views.clock import age as age
 from looprunner.views.clock import parse_ts as parse_ts
+
+TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TextIO
 
 HEALTH_COLOURS = {
     "running": "cyan",

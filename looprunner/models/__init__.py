@@ -8,9 +8,10 @@ construction at import time).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
+    from typing import Any
+
     from looprunner.models.agent import (
         AgentCommand,
         AgentPaths,
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
     from looprunner.models.pipeline import Node, NodeInputs, ParallelInput, Pipeline, Stage
     from looprunner.models.results import IterationResult, StageResult
     from looprunner.models.runs import RemovalReport, RunInfo
-    from looprunner.models.state import Health, RunError, RunState, RunStatus, StageState
+    from looprunner.models.state import RunError, RunState, StageState
     from looprunner.models.status import BranchProgress, LockInfo, Resources, SessionStatus
+    from looprunner.models.statuses import Health, RunStatus
     from looprunner.models.termination import JudgeSpec, Termination
     from looprunner.models.usage import AgentReport, TokenUsage
     from looprunner.models.worktree import Worktree, WorktreeStatus
@@ -112,7 +114,8 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("Node", "NodeInputs", "ParallelInput", "Pipeline", "Stage"), "pipeline"),
     **dict.fromkeys(("IterationResult", "StageResult"), "results"),
     **dict.fromkeys(("RemovalReport", "RunInfo"), "runs"),
-    **dict.fromkeys(("Health", "RunError", "RunState", "RunStatus", "StageState"), "state"),
+    **dict.fromkeys(("RunError", "RunState", "StageState"), "state"),
+    **dict.fromkeys(("Health", "RunStatus"), "statuses"),
     **dict.fromkeys(("BranchProgress", "LockInfo", "Resources", "SessionStatus"), "status"),
     **dict.fromkeys(("JudgeSpec", "Termination"), "termination"),
     **dict.fromkeys(("AgentReport", "TokenUsage"), "usage"),

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Literal
 
 import attrs
 
 from looprunner.models.budget import Spent
+from looprunner.models.statuses import Health as Health
+from looprunner.models.statuses import RunStatus as RunStatus
 from looprunner.models.usage import TokenUsage
 from looprunner.models.worktree import Worktree
-
-
-class RunStatus(enum.StrEnum):
-    """What the engine last recorded: ``pending`` → ``running`` → a finished status."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    KILLED = "killed"
-
-    @property
-    def finished(self) -> bool:
-        """True once the engine will not run this session again by itself."""
-        return self in (RunStatus.COMPLETE, RunStatus.FAILED, RunStatus.KILLED)
-
-
-class Health(enum.StrEnum):
-    """What ``status`` and ``list`` report, derived from lock, state and tmux together."""
-
-    RUNNING = "running"
-    CRASHED = "crashed"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    KILLED = "killed"
-    ORPHANED = "orphaned"
-    UNKNOWN = "unknown"
-    NOT_FOUND = "not_found"
-
 
 ErrorType = Literal[
     "provider_exit",

@@ -7,14 +7,19 @@ the same project (it starts ``looprunner --json``), never a shell string. The MC
 and the ``/sessions`` skill pass them on unchanged.
 
 Pure data from a health or an error type: nothing here reads a file or asks tmux, so
-every answer that carries hints costs nothing more to build.
+every answer that carries hints costs nothing more to build; and nothing here builds a
+model, so the quick look (:mod:`looprunner.glance`) gives the same hints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from looprunner.models.statuses import Health
 
-from looprunner.models import Health, SessionStatus
+TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from looprunner.models import SessionStatus
 
 #: one hint: ``{"command": [...], "why": "..."}``
 Hint = dict[str, object]
