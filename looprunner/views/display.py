@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
-from looprunner.models import BranchProgress, Health, SessionStatus, TokenUsage
-from looprunner.views.clock import age
+from looprunner.models import Health, SessionStatus, TokenUsage
+from looprunner.store.records import unstructure
+from looprunner.views import cells
 
 
 class Watched(Protocol):
@@ -25,77 +26,22 @@ class Watched(Protocol):
 
 
 #: the columns of a session table, the same for ``looprunner list``, the notebook and the REPL
-COLUMNS = ("NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE", "COST")
+COLUMNS = cells.COLUMNS
 
 
 def row(status: SessionStatus) -> dict[str, str]:
-    """Return the cells of one session's row, by column (see :data:`COLUMNS`).
-
-    ``TYPE`` is ``stage`` for a loop and ``pipeline`` for a pipeline, whose ``STAGE`` adds
-    the node's position (and, in a running parallel block, where each provider is);
-    ``ITER`` is the iteration most recently started over the current stage's cap.
-    """
-    state = status.state
-    if state is None:
-        return dict.fromkeys(COLUMNS, "-") | {
-            "NAME": status.session,
-            "HEALTH": status.health.value,
-        }
-    current = state.current
-    stage = (
-        current.id
-        if state.type == "loop"
-        else f"{current.id} ({state.current_stage + 1}/{len(state.stages)})"
+    """Return the cells of one session's row, by column (see :func:`cells.row`)."""
+    answer: dict[str, Any] = (
+        dict(unstructure(status.state)) if status.state is not None else {"session": status.session}
     )
-    if status.branches and not status.finished:  # a parallel block: each provider's place
-        stage += (
-            " ["
-            + ", ".join(
-                f"{b.name} {b.stage} {b.iteration}/{b.max_iterations}" for b in status.branches
-            )
-            + "]"
-        )
-    return {
-        "NAME": status.session,
-        "TYPE": "stage" if state.type == "loop" else "pipeline",
-        "STAGE": stage,
-        "ITER": f"{state.iteration}/{current.max_iterations}",
-        "HEALTH": status.health.value,
-        "AGE": age(state.started_at),
-        "COST": cost_text(state.cost_usd, state.usage),
-    }
+    answer["health"] = status.health.value
+    answer["branches"] = [unstructure(b) for b in status.branches]
+    return cells.row(answer)
 
 
 def cost_text(cost_usd: float | None, usage: TokenUsage | None, *, long: bool = False) -> str:
-    """Say what agents reported a session cost: dollars, else tokens, else ``-``.
-
-    A cost the agents did not report is unknown, never shown as zero. ``long`` adds the
-    tokens by kind (for ``status``).
-    """
-    money = f"${cost_usd:.4f}" if cost_usd is not None else None
-    if usage is None:
-        return money or "-"
-    if long:
-        tokens = (
-            f"{usage.input_tokens} in, {usage.output_tokens} out, "
-            f"{usage.cache_read_input_tokens} cache read, "
-            f"{usage.cache_creation_input_tokens} cache write tokens"
-        )
-        return f"{money or 'cost unknown'} ({tokens})"
-    total = usage.total
-    shown = f"{total / 1000:.1f}k" if total >= 1000 else str(total)
-    return money or f"? ({shown} tok)"
-
-
-def branch_lines(branches: Iterable[BranchProgress]) -> list[str]:
-    """One line per provider of a parallel block: its stage, iterations and decision."""
-    rows = list(branches)
-    width = max((len(b.name) for b in rows), default=0)
-    return [
-        f"{b.name.ljust(width)}  stage {b.stage} ({b.stage_index + 1}/{b.stages})  "
-        f"iteration {b.iteration}/{b.max_iterations}  {b.decision or '-':8}  {b.status}"
-        for b in rows
-    ]
+    """Say what agents reported a session cost (see :func:`cells.cost_text`)."""
+    return cells.cost_text(cost_usd, None if usage is None else unstructure(usage), long=long)
 
 
 def html_table(statuses: Iterable[SessionStatus]) -> str:
