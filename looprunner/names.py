@@ -16,13 +16,24 @@ import attrs
 
 from looprunner.errors import ConfigError, InvalidSessionNameError
 from looprunner.models.ids import NODE_ID
+from looprunner.naming import (
+    DEFAULT_STATE_DIR,
+    MAX_SESSION_NAME,
+    SESSION_NAME,
+    STATE_DIR_ENV,
+    TMUX_PREFIX,
+    is_valid_session_name,
+    session_from_tmux_name,
+)
 
-MAX_SESSION_NAME = 48
-TMUX_PREFIX = "pipeline-"
-STATE_DIR_ENV = "LOOPRUNNER_STATE_DIR"
-DEFAULT_STATE_DIR = ".claude"
-
-_SESSION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "MAX_SESSION_NAME",
+    "STATE_DIR_ENV",
+    "TMUX_PREFIX",
+    "is_valid_session_name",
+    "session_from_tmux_name",
+]
 #: what ``start --force`` appends to a session's name when it moves its run aside: the
 #: UTC time, and ``-N`` when several runs were moved aside within one second
 _KEPT_SUFFIX = re.compile(
@@ -44,21 +55,12 @@ def validate_session_name(name: str) -> str:
         raise InvalidSessionNameError(
             f"invalid session name {name[:60]!r}: longer than {MAX_SESSION_NAME} characters"
         )
-    if not _SESSION_NAME.fullmatch(name):
+    if not SESSION_NAME.fullmatch(name):
         raise InvalidSessionNameError(
             f"invalid session name {name!r}: use lower-case letters, digits and single "
             "hyphens, starting and ending with a letter or digit (e.g. 'billing-refactor')"
         )
     return name
-
-
-def is_valid_session_name(name: str) -> bool:
-    """Tell whether ``name`` is a valid session name, without raising."""
-    return (
-        isinstance(name, str)
-        and len(name) <= MAX_SESSION_NAME
-        and _SESSION_NAME.fullmatch(name) is not None
-    )
 
 
 def split_kept_run(name: str) -> tuple[str, str] | None:
@@ -112,14 +114,6 @@ def validate_node_id(node_id: str, *, where: str = "id") -> str:
 def tmux_session_name(session: str) -> str:
     """Return the tmux session name that runs ``session``."""
     return TMUX_PREFIX + validate_session_name(session)
-
-
-def session_from_tmux_name(tmux_name: str) -> str | None:
-    """Return the session name behind a tmux session name, or None if it is not ours."""
-    if not tmux_name.startswith(TMUX_PREFIX):
-        return None
-    name = tmux_name[len(TMUX_PREFIX) :]
-    return name if is_valid_session_name(name) else None
 
 
 def state_root(project: Path) -> Path:

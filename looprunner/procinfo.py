@@ -19,7 +19,7 @@ _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:  # noqa: PTH123
+    with open(path, "rb") as handle:
         return handle.read()
 
 
@@ -73,7 +73,7 @@ def is_stopped(pid: int | None) -> bool:
 def owner(pid: int) -> str | None:
     """Return the user ``pid`` runs as (a name where there is one), or None if unknown."""
     try:
-        uid = os.stat(f"/proc/{pid}").st_uid  # noqa: PTH116
+        uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
     try:
@@ -163,4 +163,4 @@ def runs_looprunner(pid: int) -> bool:
     argv = cmdline(pid)
     if len(argv) >= 3 and argv[1:3] == ["-m", "looprunner"]:
         return True
-    return any(os.path.basename(arg) == "looprunner" for arg in argv[:2])  # noqa: PTH119
+    return any(os.path.basename(arg) == "looprunner" for arg in argv[:2])

@@ -60,6 +60,24 @@ NOT_FOR_THE_THIN_ENTRY = (
     "shutil",  # and the compression modules it loads: finding tmux needs none of them
 )
 
+#: what ``status`` and ``list`` of an ordinary session load even less of: the quick look
+#: (``looprunner.glance``) reads the files as plain data and asks tmux without subprocess
+NOT_FOR_A_QUICK_LOOK = (
+    *NOT_FOR_THE_THIN_ENTRY,
+    "attr",
+    "attrs",
+    "typing",
+    "pathlib",
+    "subprocess",
+    "looprunner.session",
+    "looprunner.store",
+    "looprunner.names",
+    "looprunner.models.state",
+    "looprunner.models.status",
+    "looprunner.backends.tmux",
+)
+QUICK = ("status", "status --json", "list", "list --json")
+
 LOOKING = {
     "status": ("status", "done"),
     "status --json": ("--json", "status", "done"),
@@ -152,6 +170,20 @@ def test_a_command_that_looks_loads_no_machinery(finished, command):
 def test_a_command_that_looks_loads_no_command_line_framework(finished, command):
     modules = imported(LOOKING[command], finished)
     assert over_budget(modules, NOT_FOR_THE_THIN_ENTRY) == []
+
+
+@pytest.mark.parametrize("command", QUICK)
+def test_a_quick_look_builds_no_model_and_starts_no_subprocess_module(finished, command):
+    modules = imported(LOOKING[command], finished)
+    assert "looprunner.glance.look" in modules  # it was the quick look that answered
+    assert over_budget(modules, NOT_FOR_A_QUICK_LOOK) == []
+
+
+@pytest.mark.parametrize("command", QUICK)
+def test_without_the_quick_look_the_models_answer(finished, command):
+    modules = imported(LOOKING[command], finished, env={"LOOPRUNNER_QUICK_LOOK": "0"})
+    assert "looprunner.glance.look" not in modules
+    assert "looprunner.models.state" in modules
 
 
 def test_the_version_loads_nothing_but_itself():

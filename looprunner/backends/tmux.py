@@ -27,19 +27,20 @@ if TYPE_CHECKING:
 
     from looprunner.models import Check
 
+from looprunner.backends.tmux_listing import (
+    LIST_FORMAT,
+    MARK,
+    NO_SERVER,
+    SOCKET_ENV,
+    describe,
+    on_path,
+    project_sessions,
+    read_listing,
+    socket_argv,
+)
 from looprunner.errors import BackendError, BackendUnreachableError
 from looprunner.names import session_from_tmux_name, tmux_session_name
 from looprunner.protocols import LaunchSpec
-
-SOCKET_ENV = "LOOPRUNNER_TMUX_SOCKET"
-MARK = "@looprunner"
-_NO_SERVER = (
-    "no server running",
-    "error connecting to",
-    "No such file or directory",
-    "server exited unexpectedly",  # a server shutting down as its last session ends
-)
-
 
 #: what the tmux client that runs ``new-session`` keeps of the launcher's environment: a
 #: server that this call starts keeps its client's environment for its whole life
@@ -79,19 +80,6 @@ def server_from_env() -> libtmux.Server:
     return libtmux.Server(socket_name=os.environ.get(SOCKET_ENV) or None)
 
 
-def on_path(program: str) -> str | None:
-    """Return where ``program`` is found on ``PATH`` (None: nowhere), as ``shutil.which``.
-
-    Asked on every ``status``: ``shutil`` brings the compression modules with it, which
-    a command that only looks has no use for.
-    """
-    for folder in os.get_exec_path():
-        candidate = os.path.join(folder or os.curdir, program)  # noqa: PTH118
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):  # noqa: PTH112
-            return candidate
-    return None
-
-
 class TmuxBackend:
     """Runs engines in detached tmux sessions.
 
@@ -120,7 +108,7 @@ class TmuxBackend:
             )
         server = self.server
         if server is None:
-            return [tmux, *(("-L", self.socket_name) if self.socket_name else ())]
+            return [tmux, *socket_argv(self.socket_name)]
         argv = [tmux]
         if server.socket_name:
             argv += ["-L", str(server.socket_name)]
@@ -211,22 +199,9 @@ class TmuxBackend:
         if on_path("tmux") is None:
             return []
         try:
-            code, out, err = self._run(
-                "list-sessions", "-F", f"#{{session_name}}\t#{{session_created}}\t#{{{MARK}}}"
-            )
+            return read_listing(*self._run("list-sessions", "-F", LIST_FORMAT))
         except BackendUnreachableError:
             return None
-        if code != 0:
-            text = " ".join(err)
-            if any(marker in text for marker in _NO_SERVER) and "Permission denied" not in text:
-                return []
-            return None
-        rows = []
-        for line in out:
-            name, _, rest = line.partition("\t")
-            created, _, mark = rest.partition("\t")
-            rows.append((name, int(created) if created.isdigit() else 0, mark))
-        return rows
 
     def created(self, project: Path) -> dict[str, float] | None:
         """Return this project's live sessions with when each was created (epoch seconds).
@@ -235,14 +210,7 @@ class TmuxBackend:
         the same session name in another project is somebody else's.
         """
         rows = self._listing()
-        if rows is None:
-            return None
-        found: dict[str, float] = {}
-        for tmux_name, created, mark in rows:
-            session = session_from_tmux_name(tmux_name)
-            if session is not None and mark == str(project):
-                found[session] = float(created)
-        return found
+        return None if rows is None else project_sessions(rows, str(project))
 
     def sessions(self, project: Path) -> set[str] | None:
         """Return this project's live sessions (one tmux call for all of them)."""
@@ -266,7 +234,7 @@ class TmuxBackend:
             return None
         if code != 0:
             text = " ".join(err)
-            return set() if any(marker in text for marker in _NO_SERVER) else None
+            return set() if any(marker in text for marker in NO_SERVER) else None
         alive: set[str] = set()
         dead: set[str] = set()
         for line in out:
@@ -311,7 +279,8 @@ class TmuxBackend:
 
     def describe(self, session: str) -> str:
         """Name the tmux session of ``session`` as users see it in ``tmux ls``."""
-        return f"tmux session {tmux_session_name(session)}"
+        tmux_session_name(session)  # validates it
+        return describe(session)
 
     def check_launch(self, session: str, project: Path) -> None:
         """Refuse a name whose ``pipeline-NAME`` session belongs to someone else.

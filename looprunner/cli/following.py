@@ -41,7 +41,9 @@ def describe(event: Event) -> str:
     return " ".join(parts) + (f" {detail}" if detail else "")
 
 
-def show_tail(project: Path, as_json: bool, name: str, follow: bool, lines: int | None) -> int:
+def show_tail(
+    project: str | Path, as_json: bool, name: str, follow: bool, lines: int | None
+) -> int:
     """Print session ``name``'s events (raw JSON lines with ``as_json``); follow on request."""
     session = Session(name, project)
     if session.status().health is Health.NOT_FOUND:
@@ -117,7 +119,9 @@ def wait_for(
             echo("", err=True)
 
 
-def show_wait(project: Path, as_json: bool, name: str, timeout: float | None, quiet: bool) -> int:
+def show_wait(
+    project: str | Path, as_json: bool, name: str, timeout: float | None, quiet: bool
+) -> int:
     """Block until session ``name`` finishes, showing its progress; 0 if it completed."""
     session = Session(name, project)
     if session.status().health is Health.NOT_FOUND:

@@ -21,10 +21,17 @@ if TYPE_CHECKING:
 
 #: sessions running longer than this many hours get a warning in ``list``
 LONG_RUNNING_ENV = "LOOPRUNNER_LONG_RUNNING_HOURS"
+#: ``0`` turns the quick look (:mod:`looprunner.glance`) off: every answer from the models
+QUICK_LOOK_ENV = "LOOPRUNNER_QUICK_LOOK"
+
+
+def quick_look() -> bool:
+    """Tell whether answers may come from the quick look (see :data:`QUICK_LOOK_ENV`)."""
+    return os.environ.get(QUICK_LOOK_ENV, "1") != "0"
 
 
 def show_list(
-    project: Path,
+    project: str | Path,
     as_json: bool,
     *,
     long_running: float | None = None,
@@ -34,11 +41,18 @@ def show_list(
     sort: str | None = None,
 ) -> int:
     """Print every session in ``project`` (filtered and sorted on request)."""
-    from looprunner.cli.answers import session_answer
-    from looprunner.session import Session
+    filtered = bool(health_filter or stage or since)
+    answers = None
+    if quick_look() and not filtered and sort is None:
+        from looprunner.glance.look import list_answers
 
-    statuses = Session.list(project, health=health_filter, stage=stage, since=since, sort=sort)
-    answers = [session_answer(s) for s in statuses]
+        answers = list_answers(str(project))
+    if answers is None:
+        from looprunner.cli.answers import session_answer
+        from looprunner.session import Session
+
+        statuses = Session.list(project, health=health_filter, stage=stage, since=since, sort=sort)
+        answers = [session_answer(s) for s in statuses]
     if as_json:
         emit_json(answers)
         return 0
@@ -47,7 +61,6 @@ def show_list(
             long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
         except ValueError:
             long_running = 2.0
-    filtered = bool(health_filter or stage or since)
     for line in pages.list_lines(
         answers, str(project), filtered=filtered, long_running=long_running
     ):
@@ -55,8 +68,16 @@ def show_list(
     return 0
 
 
-def show_status(project: Path, as_json: bool, name: str) -> int:
+def show_status(project: str | Path, as_json: bool, name: str) -> int:
     """Print the health, resources and progress of session ``name``."""
+    page = quick_status(str(project), name) if quick_look() else None
+    if page is not None:
+        if as_json:
+            emit_json(page.answer)
+        else:
+            for line in pages.status_lines(page):
+                echo(line)
+        return 0
     import attrs
 
     from looprunner.cli.answers import session_answer
@@ -90,3 +111,26 @@ def show_status(project: Path, as_json: bool, name: str) -> int:
     for line in pages.status_lines(page):
         echo(line)
     return 0
+
+
+def quick_status(project: str, name: str) -> pages.StatusPage | None:
+    """Return the status page the quick look can give (None: the models must)."""
+    from looprunner.glance import files
+    from looprunner.glance.backends import BUILTIN
+    from looprunner.glance.look import status_answer
+
+    answer = status_answer(project, name)
+    if answer is None:
+        return None
+    run_dir = files.ProjectFiles(project).run_dir(name)
+    events = files.last_events(os.path.join(run_dir, "events.jsonl"), 50)  # noqa: PTH118
+    if events is files.DECLINE:
+        return None
+    return pages.StatusPage(
+        answer,
+        where=BUILTIN[answer["backend"]][1](name),
+        run_dir=run_dir,
+        kept=False,
+        worktree=None,
+        events=events,
+    )

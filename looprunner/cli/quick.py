@@ -19,7 +19,6 @@ import sys
 TYPE_CHECKING = False  # typing itself is not imported: ``--version`` needs nothing of it
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 #: the options each command served here takes that have a value (``--opt V``, ``--opt=V``)
 OPTIONS = {
@@ -80,15 +79,17 @@ def parse(argv: list[str]) -> Parsed | None:
     return parsed if parsed.command is not None else None
 
 
-def project_folder(given: str | None) -> Path | None:
-    """Resolve the project folder as the full command line does; None if it is no folder."""
-    from pathlib import Path
+def project_folder(given: str | None) -> str | None:
+    """Resolve the project folder as the full command line does; None if it is no folder.
 
-    folder = Path(given if given is not None else ".").expanduser().resolve()
-    return folder if folder.is_dir() else None
+    With :mod:`os.path`, which gives what ``Path(...).expanduser().resolve()`` gives:
+    pathlib is not imported by a command that only looks.
+    """
+    folder = os.path.realpath(os.path.expanduser(given if given is not None else "."))  # noqa: PTH111
+    return folder if os.path.isdir(folder) else None  # noqa: PTH112
 
 
-def command(parsed: Parsed, project: Path) -> Callable[[], int] | None:
+def command(parsed: Parsed, project: str) -> Callable[[], int] | None:
     """Return the command to run, or None when click must say what is wrong."""
     options = parsed.options
     numbers = {"--long-running": float, "--lines": int, "--timeout": float}

@@ -1,0 +1,199 @@
+"""Answers for ``status NAME`` and ``list`` from plain data, or a polite refusal.
+
+Each answer is built as :func:`looprunner.cli.answers.session_answer` builds it from a
+:class:`~looprunner.models.SessionStatus`: state.json's fields, then ``health``,
+``resources``, ``detail``, ``branches``, ``lock_info`` and ``next``, with the health
+from the same verdict (:func:`looprunner.health.verdict`) and the hints from the same
+table (:mod:`looprunner.views.hints`). Every function returns None where it declines:
+the caller then asks the models, which answer every case.
+"""
+
+from __future__ import annotations
+
+import os
+
+from looprunner import procinfo
+from looprunner.builtin.defaults import BACKEND as DEFAULT_BACKEND
+from looprunner.glance import files, shape
+from looprunner.glance.backends import BUILTIN
+from looprunner.health import FINISHED, verdict
+from looprunner.naming import is_valid_session_name
+from looprunner.views.hints import for_health
+
+TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
+if TYPE_CHECKING:
+    from typing import Any
+
+#: built-in terminations that keep no queue: ``status`` shows no ``queue_remaining``
+#: for them (``tests/unit/test_glance_shape.py`` checks this against the built-ins)
+QUEUELESS_TERMINATIONS = frozenset({"fixed", "judgment"})
+#: a file in the run folder that means the session's backend was set with options
+BACKEND_OPTIONS_FILE = "backend-options.json"
+
+
+class Live:
+    """What each built-in backend answered about its live sessions, asked once each."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.answers: dict[str, Any] = {}
+
+    def of(self, backend: str) -> Any:
+        """Return ``backend``'s live sessions (None: unreachable), or DECLINE."""
+        if backend not in BUILTIN:
+            return files.DECLINE
+        if backend not in self.answers:
+            self.answers[backend] = BUILTIN[backend][0](self.project)
+        return self.answers[backend]
+
+
+def answer(project: files.ProjectFiles, name: str, live: Live) -> dict[str, Any] | None:
+    """Return session ``name``'s answer, or None to leave it to the models."""
+    if not is_valid_session_name(name):  # an earlier run kept aside, or no name at all
+        return None
+    run_dir = project.run_dir(name)
+    meta = files.read_lock(project.lock_file(name))
+    state = files.read_json(os.path.join(run_dir, "state.json"))
+    if (
+        meta is files.DECLINE
+        or (meta is not None and "launch" in meta)
+        or state is None
+        or state is files.DECLINE
+        or not shape.conforms(state, shape.STATE)
+        or files.exists(os.path.join(run_dir, BACKEND_OPTIONS_FILE))
+        or _behind_log(state, os.path.join(run_dir, "events.jsonl"))
+        or files.exists(_block_dir(run_dir, state))
+    ):
+        return None
+    held = meta is not None
+    lock: dict[str, Any] = meta or {}
+    pid = lock.get("pid")
+    if held and not _engine_holds(lock):
+        return None  # held, but not by the engine it names: the models look for a stranger
+    present = live.of(state["backend"])
+    if present is files.DECLINE:
+        return None
+    tmux = None if present is None else name in present
+    engine_alive = (
+        not held
+        and state["status"] not in FINISHED
+        and procinfo.is_alive(state["pid"], state["pid_start_time"], state["boot_id"])
+    )
+    engine_pid = pid if held and pid else state["pid"]
+    health, detail = verdict(
+        state=state,
+        lock_held=held,
+        tmux_present=tmux,
+        state_unreadable=False,
+        engine_alive=engine_alive,
+        backend=state["backend"],
+        stopped_pid=engine_pid
+        if (held or engine_alive) and procinfo.is_stopped(engine_pid)
+        else None,
+        fault=None,
+    )
+    lock_info = {
+        "present": held,
+        "held": held,
+        "pid": pid,
+        "pid_alive": True if pid else None,
+        "host": lock.get("host"),
+        "started_at": lock.get("started_at"),
+        "foreign": False,
+        "foreign_pid": None,
+        "foreign_user": None,
+    }
+    return {
+        **state,
+        "health": health.value,
+        "resources": {"lock": held, "state": True, "tmux": tmux},
+        "detail": detail,
+        "branches": [],
+        "lock_info": lock_info,
+        "next": for_health(name, health),
+    }
+
+
+def _engine_holds(meta: dict[str, Any]) -> bool:
+    """Tell whether the lock's metadata names a live engine, in the types it writes."""
+    pid, started, boot = meta.get("pid"), meta.get("pid_start_time"), meta.get("boot_id")
+    return (
+        type(pid) is int
+        and pid > 0
+        and type(started) is int
+        and type(boot) is str
+        and procinfo.is_alive(pid, started, boot)
+    )
+
+
+def _behind_log(state: dict[str, Any], events_file: str) -> bool:
+    """Tell whether the log records a change after the state file (or cannot say)."""
+    if state["seq"] is None:  # an older version's state: taken as it is, as the models do
+        return False
+    last = files.last_events(events_file, 1)
+    return last is files.DECLINE or bool(last and last[0]["seq"] > state["seq"])
+
+
+def _block_dir(run_dir: str, state: dict[str, Any]) -> str:
+    """Where the current node's parallel block keeps its branches (if it is one)."""
+    index = state["current_stage"]
+    current = state["stages"][min(index, len(state["stages"]) - 1)]
+    return os.path.join(run_dir, f"parallel-{index:02d}-{current['id']}")
+
+
+def queue_remaining(project: files.ProjectFiles, name: str, state: dict[str, Any]) -> Any:
+    """Return None when the current node's termination keeps no queue, else DECLINE."""
+    pipeline = files.read_json(os.path.join(project.run_dir(name), "pipeline.yaml"))
+    if pipeline is None:  # no pipeline file: no queue to count
+        return None
+    try:
+        nodes = pipeline["nodes"]
+        node = nodes[min(state["current_stage"], len(nodes) - 1)]
+        kind = node["stage"]["termination"]["type"]
+    except (TypeError, KeyError, IndexError):
+        return files.DECLINE
+    return None if kind in QUEUELESS_TERMINATIONS else files.DECLINE
+
+
+def status_answer(project_dir: str, name: str) -> dict[str, Any] | None:
+    """Return ``status --json NAME``'s object, or None to leave it to the models."""
+    project = files.ProjectFiles(project_dir)
+    found = answer(project, name, Live(project_dir))
+    if found is None:
+        return None
+    queue = queue_remaining(project, name, found)
+    if queue is files.DECLINE:
+        return None
+    found["queue_remaining"] = queue
+    return found
+
+
+def list_answers(project_dir: str) -> list[dict[str, Any]] | None:
+    """Return ``list --json``'s objects, or None to leave the whole list to the models."""
+    project = files.ProjectFiles(project_dir)
+    names = set()
+    for folder, suffix in ((project.runs, ""), (project.locks, ".lock")):
+        try:
+            entries = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        for entry in entries:  # as ``session.listing.names_on_disk`` finds them
+            stem = entry[: len(entry) - len(suffix)] if entry.endswith(suffix) else None
+            if stem is not None and is_valid_session_name(stem):
+                names.add(stem)
+    live = Live(project_dir)
+    answers = []
+    for name in sorted(names):
+        found = answer(project, name, live)
+        if found is None:
+            return None
+        answers.append(found)
+    default = live.of(DEFAULT_BACKEND)  # asked by every listing, whatever sessions use
+    if default is files.DECLINE:
+        return None
+    for present in live.answers.values():
+        if present and not present <= names:  # a backend's session with nothing on disk
+            return None
+    return answers
