@@ -10,10 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from looprunner.cli.output import age, echo, emit_json, health
+from looprunner.cli.output import echo, emit_json, health
 from looprunner.models import Event, Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
 from looprunner.store.records import event_to_dict
+from looprunner.views.clock import age
 
 
 def describe(event: Event) -> str:

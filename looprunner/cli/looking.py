@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 
-from looprunner.cli import pages
 from looprunner.cli.output import echo, emit_json
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from looprunner.cli.pages import StatusPage
 
 #: sessions running longer than this many hours get a warning in ``list``
 LONG_RUNNING_ENV = "LOOPRUNNER_LONG_RUNNING_HOURS"
@@ -61,6 +62,8 @@ def show_list(
             long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
         except ValueError:
             long_running = 2.0
+    from looprunner.cli import pages  # the text: ages and tables, which --json never shows
+
     for line in pages.list_lines(
         answers, str(project), filtered=filtered, long_running=long_running
     ):
@@ -70,14 +73,17 @@ def show_list(
 
 def show_status(project: str | Path, as_json: bool, name: str) -> int:
     """Print the health, resources and progress of session ``name``."""
-    page = quick_status(str(project), name) if quick_look() else None
-    if page is not None:
-        if as_json:
-            emit_json(page.answer)
-        else:
-            for line in pages.status_lines(page):
-                echo(line)
-        return 0
+    if quick_look():
+        from looprunner.glance.look import status_answer
+
+        answer = status_answer(str(project), name)
+        if answer is not None and as_json:
+            emit_json(answer)
+            return 0
+        quick = None if answer is None else quick_page(str(project), name, answer)
+        if quick is not None:
+            show(quick)
+            return 0
     import attrs
 
     from looprunner.cli.answers import session_answer
@@ -99,7 +105,9 @@ def show_status(project: str | Path, as_json: bool, name: str) -> int:
         emit_json(answer)
         return 0
     live = result.resources.tmux
-    page = pages.StatusPage(
+    from looprunner.cli.pages import StatusPage
+
+    page = StatusPage(
         answer,
         where=session.where() if live else "",
         run_dir=str(session.paths.run_dir),
@@ -108,25 +116,29 @@ def show_status(project: str | Path, as_json: bool, name: str) -> int:
         # the log's end is enough for the last few iterations, however long the log is
         events=[unstructure(event) for event in session.events(last=50)],
     )
-    for line in pages.status_lines(page):
-        echo(line)
+    show(page)
     return 0
 
 
-def quick_status(project: str, name: str) -> pages.StatusPage | None:
-    """Return the status page the quick look can give (None: the models must)."""
+def show(page: StatusPage) -> None:
+    """Print a status page as text."""
+    from looprunner.cli import pages
+
+    for line in pages.status_lines(page):
+        echo(line)
+
+
+def quick_page(project: str, name: str, answer: dict[str, Any]) -> StatusPage | None:
+    """Return the status page of the quick look's answer (None: the models must draw it)."""
+    from looprunner.cli.pages import StatusPage
     from looprunner.glance import files
     from looprunner.glance.backends import BUILTIN
-    from looprunner.glance.look import status_answer
 
-    answer = status_answer(project, name)
-    if answer is None:
-        return None
     run_dir = files.ProjectFiles(project).run_dir(name)
     events = files.last_events(os.path.join(run_dir, "events.jsonl"), 50)  # noqa: PTH118
     if events is files.DECLINE:
         return None
-    return pages.StatusPage(
+    return StatusPage(
         answer,
         where=BUILTIN[answer["backend"]][1](name),
         run_dir=run_dir,

@@ -9,10 +9,11 @@ import click
 
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.following import show_tail
-from looprunner.cli.output import age, emit_json, health, style
+from looprunner.cli.output import emit_json, health, style
 from looprunner.errors import SessionError
 from looprunner.models import Health, SessionStatus
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views.clock import age
 
 
 def complete_session(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:

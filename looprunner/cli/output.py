@@ -7,14 +7,9 @@ own (``click.style``), so a command prints the same whichever way it was reached
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
-
-# re-exported: every command formats times the way the notebook table does
-from looprunner.views.clock import age as age
-from looprunner.views.clock import parse_ts as parse_ts
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
@@ -94,5 +89,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` as JSON on stdout."""
-    echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as JSON on stdout, indented (as ``json.dumps(indent=2)`` writes it)."""
+    from looprunner.cli import jsontext
+
+    echo(jsontext.dumps(data))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from looprunner.cli.output import age, health, parse_ts, style, table
+from looprunner.cli.output import health, style, table
 from looprunner.views import cells
+from looprunner.views.clock import age, parse_ts
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:

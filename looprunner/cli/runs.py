@@ -16,10 +16,11 @@ from looprunner.builtin.defaults import FOREGROUND_BACKEND
 from looprunner.cli.backend_flags import backend_option_flag, given
 from looprunner.cli.context import Context, pass_ctx
 from looprunner.cli.operate import complete_session
-from looprunner.cli.output import age, emit_json, health, style, table
+from looprunner.cli.output import emit_json, health, style, table
 from looprunner.errors import UsageError
 from looprunner.models import Health, RemovalReport, RunInfo
 from looprunner.session import Session, as_dict, not_found
+from looprunner.views.clock import age
 from looprunner.views.display import cost_text
 
 

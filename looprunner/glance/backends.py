@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from looprunner.backends import tmux_listing
@@ -55,6 +54,8 @@ def run(argv: list[str], timeout: float) -> tuple[int, bytes, bytes] | None:
             left = deadline - time.monotonic()
             ready = select.select(list(chunks.keys() - _closed(chunks)), [], [], max(0, left))[0]
             if not ready:
+                import signal  # only for a tmux that does not answer
+
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 return None

@@ -53,12 +53,12 @@ class ProjectFiles:
         self.runs = os.path.join(self.root, "pipeline-runs")
 
     def run_dir(self, name: str) -> str:
-        """Return session ``name``'s run folder."""
-        return os.path.join(self.runs, name)
+        """Return session ``name``'s run folder (``runs`` never ends in a slash)."""
+        return f"{self.runs}/{name}"
 
     def lock_file(self, name: str) -> str:
         """Return session ``name``'s lock file."""
-        return os.path.join(self.locks, f"{name}.lock")
+        return f"{self.locks}/{name}.lock"
 
 
 def read_lock(path: str) -> Any:

@@ -53,15 +53,15 @@ def answer(project: files.ProjectFiles, name: str, live: Live) -> dict[str, Any]
         return None
     run_dir = project.run_dir(name)
     meta = files.read_lock(project.lock_file(name))
-    state = files.read_json(os.path.join(run_dir, "state.json"))
+    state = files.read_json(f"{run_dir}/state.json")
     if (
         meta is files.DECLINE
         or (meta is not None and "launch" in meta)
         or state is None
         or state is files.DECLINE
         or not shape.conforms(state, shape.STATE)
-        or files.exists(os.path.join(run_dir, BACKEND_OPTIONS_FILE))
-        or _behind_log(state, os.path.join(run_dir, "events.jsonl"))
+        or files.exists(f"{run_dir}/{BACKEND_OPTIONS_FILE}")
+        or _behind_log(state, f"{run_dir}/events.jsonl")
         or files.exists(_block_dir(run_dir, state))
     ):
         return None
@@ -138,12 +138,12 @@ def _block_dir(run_dir: str, state: dict[str, Any]) -> str:
     """Where the current node's parallel block keeps its branches (if it is one)."""
     index = state["current_stage"]
     current = state["stages"][min(index, len(state["stages"]) - 1)]
-    return os.path.join(run_dir, f"parallel-{index:02d}-{current['id']}")
+    return f"{run_dir}/parallel-{index:02d}-{current['id']}"
 
 
 def queue_remaining(project: files.ProjectFiles, name: str, state: dict[str, Any]) -> Any:
     """Return None when the current node's termination keeps no queue, else DECLINE."""
-    pipeline = files.read_json(os.path.join(project.run_dir(name), "pipeline.yaml"))
+    pipeline = files.read_json(f"{project.run_dir(name)}/pipeline.yaml")
     if pipeline is None:  # no pipeline file: no queue to count
         return None
     try:
