@@ -75,8 +75,8 @@ def shell_loop_floor(folder: Path, n: int, wrapper: tuple[str, ...] = ()) -> flo
 
     The floor for the gap between two iterations: what spawning the same agent costs
     with nothing around it, measured in the same run as looprunner's figure. With
-    ``wrapper`` (the engine's ``setpriv --pdeathsig TERM --``), the agent is spawned
-    the way the engine spawns it, so that the agent dies with its engine.
+    ``wrapper`` (``setpriv --pdeathsig TERM --``), the agent is spawned as the engine
+    spawns it where no warden can run (``looprunner/engine/warden.py``): for comparison.
     """
     loop = 'for ((i = 0; i < $1; i++)); do "${@:2}" </dev/null; done'
     env = {**os.environ, "LOOPRUNNER_STATUS": str(folder / "floor-status.json")}
@@ -190,8 +190,9 @@ class Bench:
         Runs of 10 and 1,000 iterations (``--long``: and 10,000; ``--quick``: 10 and 50),
         each followed by its floors: a bash loop spawning the trivial agent as many times
         (at least 200, so the floor of a short run is not one noisy spawn), and one
-        spawning it through the engine's death-signal wrapper. The figure is the longest
-        run's mean gap beyond the plain floor; each length's is in ``by_length``.
+        spawning it through ``setpriv --pdeathsig`` (the engine's way where no warden can
+        run). The figure is the longest run's mean gap beyond the plain floor; each
+        length's is in ``by_length``.
         """
         lengths = (10, 50) if self.quick else (10, 1000, 10_000) if self.long else (10, 1000)
         by_length: dict[str, dict[str, float]] = {}

@@ -16,7 +16,8 @@ every process that is the agent's, which is any process started since the agent 
 3. was adopted by an engine that owns its process: such an engine is a child subreaper
    (:func:`adopt`), so an orphan below the agent is re-parented to the engine, and every
    child of the engine outside the engine's own session is the agent's (the engine
-   starts nothing else while an agent runs); this catches programs that also cleared
+   starts nothing else while an agent runs, its warden —
+   :mod:`looprunner.engine.warden` — aside); this catches programs that also cleared
    their environment or cannot be read (non-dumpable ones, like ``ssh-agent``);
 4. descends from any of these.
 
@@ -47,6 +48,7 @@ import attrs
 from looprunner import procinfo
 from looprunner.engine import proctree
 from looprunner.engine.proctree import Proc
+from looprunner.engine.warden import WARDEN
 
 #: the environment variable whose value marks every process an agent starts
 MARK_ENV = "LOOPRUNNER_AGENT_MARK"
@@ -157,13 +159,13 @@ def _owned_roots(
     sessions are left alone, and rule 3 is not used: an adopted orphan without a mark
     could be theirs. The sweep after the last of them applies it.
     """
-    me = os.getpid()
+    me, warden = os.getpid(), WARDEN.pid
     since = agent.started
     roots: set[int] = set()
     marked: list[Proc] = []
     for proc in procs.values():
-        if proc.pid == me or (since is not None and proc.started < since):
-            continue  # older than the agent: never one of its own
+        if proc.pid in (me, warden) or (since is not None and proc.started < since):
+            continue  # the engine and its warden, or older than the agent: never its own
         if others and (proc.pid in others or proc.sid in others or proc.pgrp in others):
             continue  # another agent of this process, or what it started in its session
         if (agent.trust_groups and agent.pid in (proc.sid, proc.pgrp)) or (
@@ -310,7 +312,7 @@ def sweep_after(agent: Agent, grace: float, *, adopter: Adopter | None) -> int:
     left has no descendant, so nothing of the agent's can live: one system call.
     Otherwise the full sweep runs.
     """
-    if adopter is not None and not proctree.has_children():
+    if adopter is not None and not proctree.has_children(besides=WARDEN.pid):
         return 0
     return sweep(agent, grace, adopter=adopter)
 

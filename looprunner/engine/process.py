@@ -250,8 +250,7 @@ class AgentRunner:
         started = time.monotonic()
         idle.start(started)
         on_start(proc.pid)
-        writer = threading.Thread(target=_feed, args=(proc, command.stdin), daemon=True)
-        writer.start()
+        writer = _start_feeding(proc, command.stdin)
         timed_out = stopped = stalled = False
         kill_at: float | None = None
         deadline = started + timeout if timeout else None
@@ -301,7 +300,7 @@ class AgentRunner:
                         _read(self._wake_r)
                     elif key.data == "exit":
                         exited = True
-                if pidfd is None and not out_open and proc.poll() is not None:
+                if pidfd is None and not out_open and _has_exited(proc.pid):
                     exited = True
             if out_open:
                 _drain(out_fd, on_output)  # what it wrote just before exiting
@@ -309,13 +308,16 @@ class AgentRunner:
             selector.close()
             if pidfd is not None:
                 os.close(pidfd)
+            # before it is reaped, while its pid can name no other process
+            spawn.released(proc.pid)
             if proc.poll() is None:  # only when interrupted by an exception
                 stop_group(proc.pid, grace)
             proc.wait()
             # whatever the agent started and left running goes with it
             left = contain.sweep_after(agent, min(grace, 2.0), adopter=adopter)
             proc.stdout.close()
-            writer.join(timeout=1)
+            if writer is not None:
+                writer.join(timeout=1)
         exit_code = proc.wait()
         return ProcessResult(
             exit_code,
@@ -381,12 +383,51 @@ class _Idle:
         return frozenset(found)
 
 
-def _feed(proc: subprocess.Popen[bytes], text: str) -> None:
+def _start_feeding(proc: subprocess.Popen[bytes], text: str) -> threading.Thread | None:
+    """Give the agent its prompt on stdin, then end it (the agent sees end of input).
+
+    A prompt the pipe takes whole (64 KiB on Linux) is written at once, without
+    blocking; a longer one is written by a thread, since the agent may not read until
+    it has written output of its own, which this process reads meanwhile (the thread
+    is returned, to be joined). Starting a thread costs more than the rest of an
+    iteration's bookkeeping.
+    """
+    assert proc.stdin is not None
+    data = text.encode("utf-8")
+    fd = proc.stdin.fileno()
+    written = 0
+    try:
+        os.set_blocking(fd, False)
+        written = os.write(fd, data) if data else 0
+    except BlockingIOError:
+        written = 0
+    except OSError:  # the agent closed its stdin or exited: nothing more to give it
+        written = len(data)
+    if written == len(data):
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()
+        return None
+    with contextlib.suppress(OSError):
+        os.set_blocking(fd, True)
+    writer = threading.Thread(target=_feed, args=(proc, data[written:]), daemon=True)
+    writer.start()
+    return writer
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
     assert proc.stdin is not None
     with contextlib.suppress(OSError, ValueError):
-        proc.stdin.write(text.encode("utf-8"))
+        proc.stdin.write(data)
     with contextlib.suppress(OSError, ValueError):
         proc.stdin.close()
+
+
+def _has_exited(pid: int) -> bool:
+    """Tell whether the child ``pid`` has exited, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
 
 
 def _read(fd: int) -> bytes | None:

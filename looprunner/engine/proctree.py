@@ -114,12 +114,17 @@ def environ_has(pid: int, name: str, value: str) -> bool:
     return b"\0" + f"{name}={value}".encode() + b"\0" in b"\0" + raw + b"\0"
 
 
-def has_children() -> bool:
+def has_children(*, besides: int | None = None) -> bool:
     """Tell whether this process has any child, live or zombie, without reaping one.
 
-    One ``waitid`` call (``WNOHANG | WNOWAIT``): ``ECHILD`` means none. True where it
-    cannot be asked, so a caller never skips work on a guess.
+    One ``waitid`` call (``WNOHANG | WNOWAIT``): ``ECHILD`` means none. ``besides`` is a
+    child that does not count (the engine's warden): then the children are read from
+    ``/proc/self/task/*/children`` instead. True where it cannot be asked, so a caller
+    never skips work on a guess.
     """
+    if besides is not None:
+        found = _children()
+        return found is None or bool(found - {besides})
     waitid = getattr(os, "waitid", None)
     if waitid is None:
         return True
@@ -131,6 +136,24 @@ def has_children() -> bool:
     except OSError:
         return True
     return True
+
+
+def _children() -> set[int] | None:
+    """Every child of this process's threads (None where ``/proc`` does not say)."""
+    found: set[int] = set()
+    try:
+        with os.scandir(f"{_PROC}/self/task") as entries:
+            tasks = [entry.name for entry in entries]
+    except OSError:
+        return None
+    for task in tasks:
+        raw = _read(f"{_PROC}/self/task/{task}/children", 1 << 20)
+        if raw is None:
+            if os.access(f"{_PROC}/self/task/{task}", os.F_OK):
+                return None  # no such file on this kernel: cannot say
+            continue  # a thread that ended meanwhile
+        found.update(int(pid) for pid in raw.split())
+    return found
 
 
 @functools.cache

@@ -1,19 +1,19 @@
-"""Starting an agent process that the kernel ends (SIGTERM) when its engine dies.
+"""Starting an agent process that ends when its engine dies.
 
-Linux sends a process its "parent-death signal" (``PR_SET_PDEATHSIG``) when the thread
-that started it exits, SIGKILL included; only the new process itself can ask for it,
-between ``fork`` and ``exec``. Python can run code there only through ``preexec_fn``,
-and that costs: ``subprocess`` then copies the whole engine with ``fork`` and runs Python
-in the copy (where a lock held by another thread at that instant deadlocks it), instead
-of starting the program with ``vfork``. Under load that was most of an iteration's
-spawn time.
+An agent is started the fast way (``subprocess`` with ``vfork``: no copy of the engine,
+no Python run in one) in a session of its own, and listed with this process's warden
+(:mod:`looprunner.engine.warden`), which ends its process group if the engine dies,
+SIGKILL included. The warden is told ``+PID`` after the start and ``-PID`` once the agent
+has ended (:func:`released`, before the engine reaps it).
 
-So the agent is started through util-linux's ``setpriv --pdeathsig TERM -- ARGV``: a
-small program that asks for the signal and then ``exec``-s the agent in place (same pid,
-same process group, same start time), and the engine starts it the fast way. Where
-``setpriv`` is missing or too old to know ``--pdeathsig``, and for a program that cannot
-be found (so the error the caller gets is Python's own, naming it), the agent is started
-as before, through ``preexec_fn``.
+Without a warden (no ``/bin/sh``, or one that cannot be started) the agent asks Linux for
+the parent-death signal instead (``PR_SET_PDEATHSIG``: SIGTERM when the engine thread
+that started it dies). Only the new process can ask for it, between ``fork`` and
+``exec``: through util-linux's ``setpriv --pdeathsig TERM -- ARGV``, a small program that
+asks for the signal and ``exec``-s the agent in place (same pid, group and start time),
+where ``setpriv`` knows the option and the program can be found (so the error the caller
+gets is Python's own, naming it); otherwise through ``preexec_fn``, which copies the
+whole engine with ``fork`` and runs Python in the copy.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from looprunner.engine.warden import WARDEN
+
 #: where setpriv is looked for: the system's own folders, never the agent's PATH
 SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 
+#: False: agents are not listed with a warden (they ask for the parent-death signal)
+use_warden = True
 _wrapper: tuple[str, ...] | None = None
 _probed = False
 _probe_lock = threading.Lock()
@@ -89,22 +93,47 @@ def findable(program: str, *, cwd: Path, env: Mapping[str, str]) -> bool:
 
 
 def start(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as the leader of a new session, piped, dying with its engine.
+    """Start ``argv`` as the leader of a new session, piped, ending with its engine.
 
     Raises
     ------
     OSError
         The program could not be started (Python's own error, naming it).
     """
+    if use_warden and WARDEN.ready():
+        proc = _popen(list(argv), cwd=cwd, env=env, preexec=False)
+        if WARDEN.watch(proc.pid):
+            return proc
+        # the warden died in between: end this start and make it the other way
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
     wrapper = death_signal_wrapper()
     fast = wrapper is not None and bool(argv) and findable(argv[0], cwd=cwd, env=env)
-    return subprocess.Popen(
+    return _popen(
         [*wrapper, *argv] if fast and wrapper is not None else list(argv),
+        cwd=cwd,
+        env=env,
+        preexec=not fast and sys.platform.startswith("linux"),
+    )
+
+
+def released(pid: int) -> None:
+    """Say that the agent ``pid`` has ended: its group is no longer the warden's to end."""
+    if use_warden:
+        WARDEN.forget(pid)
+
+
+def _popen(
+    argv: list[str], *, cwd: Path, env: Mapping[str, str], preexec: bool
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=cwd,
         env=env,
         start_new_session=True,
-        preexec_fn=None if fast or not sys.platform.startswith("linux") else _die_with_parent,
+        preexec_fn=_die_with_parent if preexec else None,
     )
