@@ -90,6 +90,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout, indented (as ``json.dumps(indent=2)`` writes it)."""
-    from looprunner.cli import jsontext
+    from looprunner import jsontext
 
     echo(jsontext.dumps(data))

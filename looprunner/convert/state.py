@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+from looprunner import jsontext
 from looprunner.convert.converter import converter
 from looprunner.models import RunState
 
 
 def state_to_json(state: RunState) -> str:
-    """Serialise run state as ``state.json`` text."""
-    return json.dumps(converter.unstructure(state), indent=2) + "\n"
+    """Serialise run state as ``state.json`` text (indented: people read it)."""
+    return jsontext.dumps(converter.unstructure(state)) + "\n"
 
 
 def state_from_json(text: str) -> RunState:

@@ -10,14 +10,13 @@ type decides only what the iteration does.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import traceback
 from pathlib import Path
 
 import attrs
 
-from looprunner import convert
+from looprunner import convert, jsontext
 from looprunner.engine import context as ctxmod
 from looprunner.engine import faults
 from looprunner.engine.agent_side import AgentSide
@@ -118,7 +117,7 @@ def run_iteration(
     )
     # in the folder just made, read by the agent started after it: one plain write (a
     # crash leaves the folder to the iteration's re-run, which removes it first)
-    write_new(it_paths.context, json.dumps(recorder.redactor.data(document), indent=2) + "\n")
+    write_new(it_paths.context, jsontext.dumps(recorder.redactor.data(document)) + "\n")
     recorder.hook("on_iteration_start", stage=node, iteration=iteration, context=document)
     prompt = render(stage.prompt, values)
     # In memory only: the agent's start writes it with the agent's pid (one write, not
@@ -156,7 +155,7 @@ def run_iteration(
     status = _run_type(stage_type, ctx, guard, recorder, side, plan.index)
     _keep_output(it_paths, run_output, recorder)
     if not it_paths.status.exists():  # a type that returned its verdict without the file
-        write_atomic(it_paths.status, json.dumps(convert.unstructure(status), indent=2) + "\n")
+        write_atomic(it_paths.status, jsontext.dumps(convert.unstructure(status)) + "\n")
     output_text = run_output.read_text(encoding="utf-8", errors="replace")
     # a copy of the iteration's output.md, written again if lost
     write_atomic(

@@ -4,10 +4,11 @@ The agent runs as the leader of a new session (so of a new process group); stopp
 signals the whole group, SIGTERM first and SIGKILL after a grace period. Once it has
 exited, whatever it started and left running — in its group or escaped from it — is
 swept (:mod:`looprunner.engine.contain`), so nothing it started is left behind. The
-prompt goes to its stdin from a thread, so a large prompt and a chatty agent cannot
-deadlock each other. Waiting is event-driven: the engine sleeps in ``select`` on the
-agent's output, its exit (a pidfd on Linux) and a wake-up pipe the stop request writes
-to.
+prompt goes to its stdin at once, or from a thread when the pipe cannot take it whole,
+so a large prompt and a chatty agent cannot deadlock each other
+(:mod:`looprunner.engine.pipes`). Waiting is event-driven: the engine sleeps in
+``select`` on the agent's output, its exit (a pidfd on Linux) and a wake-up pipe the
+stop request writes to.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import attrs
 
-from looprunner.engine import contain, proctree, spawn
+from looprunner.engine import contain, pipes, proctree, spawn
 from looprunner.models import AgentCommand
 
 DEFAULT_GRACE = 10.0
@@ -250,7 +251,7 @@ class AgentRunner:
         started = time.monotonic()
         idle.start(started)
         on_start(proc.pid)
-        writer = _start_feeding(proc, command.stdin)
+        writer = pipes.start_feeding(proc, command.stdin)
         timed_out = stopped = stalled = False
         kill_at: float | None = None
         deadline = started + timeout if timeout else None
@@ -260,7 +261,7 @@ class AgentRunner:
         selector = selectors.DefaultSelector()
         selector.register(out_fd, selectors.EVENT_READ, "out")
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        pidfd = _pidfd(proc.pid)
+        pidfd = pipes.pidfd(proc.pid)
         if pidfd is not None:
             selector.register(pidfd, selectors.EVENT_READ, "exit")
         out_open = True
@@ -289,7 +290,7 @@ class AgentRunner:
                     waits.append(0.1)  # no exit notification on this platform: look again soon
                 for key, _ in selector.select(min(waits) if waits else None):
                     if key.data == "out":
-                        chunk = _read(out_fd)
+                        chunk = pipes.read(out_fd)
                         if chunk:
                             idle.active(time.monotonic())
                             on_output(chunk)
@@ -297,13 +298,13 @@ class AgentRunner:
                             selector.unregister(out_fd)
                             out_open = False
                     elif key.data == "wake":
-                        _read(self._wake_r)
+                        pipes.read(self._wake_r)
                     elif key.data == "exit":
                         exited = True
-                if pidfd is None and not out_open and _has_exited(proc.pid):
+                if pidfd is None and not out_open and pipes.has_exited(proc.pid):
                     exited = True
             if out_open:
-                _drain(out_fd, on_output)  # what it wrote just before exiting
+                pipes.drain(out_fd, on_output)  # what it wrote just before exiting
         finally:
             selector.close()
             if pidfd is not None:
@@ -381,83 +382,3 @@ class _Idle:
             except OSError:
                 continue
         return frozenset(found)
-
-
-def _start_feeding(proc: subprocess.Popen[bytes], text: str) -> threading.Thread | None:
-    """Give the agent its prompt on stdin, then end it (the agent sees end of input).
-
-    A prompt the pipe takes whole (64 KiB on Linux) is written at once, without
-    blocking; a longer one is written by a thread, since the agent may not read until
-    it has written output of its own, which this process reads meanwhile (the thread
-    is returned, to be joined). Starting a thread costs more than the rest of an
-    iteration's bookkeeping.
-    """
-    assert proc.stdin is not None
-    data = text.encode("utf-8")
-    fd = proc.stdin.fileno()
-    written = 0
-    try:
-        os.set_blocking(fd, False)
-        written = os.write(fd, data) if data else 0
-    except BlockingIOError:
-        written = 0
-    except OSError:  # the agent closed its stdin or exited: nothing more to give it
-        written = len(data)
-    if written == len(data):
-        with contextlib.suppress(OSError, ValueError):
-            proc.stdin.close()
-        return None
-    with contextlib.suppress(OSError):
-        os.set_blocking(fd, True)
-    writer = threading.Thread(target=_feed, args=(proc, data[written:]), daemon=True)
-    writer.start()
-    return writer
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    assert proc.stdin is not None
-    with contextlib.suppress(OSError, ValueError):
-        proc.stdin.write(data)
-    with contextlib.suppress(OSError, ValueError):
-        proc.stdin.close()
-
-
-def _has_exited(pid: int) -> bool:
-    """Tell whether the child ``pid`` has exited, without reaping it."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped already
-        return True
-
-
-def _read(fd: int) -> bytes | None:
-    """Read what is there: bytes, b"" at end of file, None if nothing after all."""
-    try:
-        return os.read(fd, 65536)
-    except BlockingIOError:
-        return None
-    except OSError:
-        return b""
-
-
-def _drain(fd: int, on_output: Callable[[bytes], None]) -> None:
-    """Read what the agent wrote before it exited (a child may keep the pipe open)."""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except (BlockingIOError, OSError):
-            return
-        if not chunk:
-            return
-        on_output(chunk)
-
-
-def _pidfd(pid: int) -> int | None:
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        fd: int = opener(pid)
-    except OSError:
-        return None
-    return fd

@@ -12,8 +12,8 @@ import errno
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,15 @@ Redact = Callable[[Any], Any]
 
 
 def utc_now() -> str:
-    """Return the current UTC time as ISO-8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Return the current UTC time as ISO-8601 with milliseconds (``...T12:00:00.123Z``).
+
+    Built from :func:`time.time` rather than a ``datetime``: the engine stamps several
+    records an iteration, and this is a third of the cost.
+    """
+    now = time.time()
+    seconds = int(now)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{int((now - seconds) * 1000):03d}Z"
 
 
 def _ends_with_newline(path: Path) -> bool:

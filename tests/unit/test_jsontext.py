@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from looprunner.cli.jsontext import dumps
+from looprunner.jsontext import dumps
 
 SCALARS = (
     st.none()

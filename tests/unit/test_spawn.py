@@ -169,7 +169,7 @@ def test_the_warden_holds_no_file_and_no_secret_of_the_engine(
         assert engine.stdout is not None
         int(engine.stdout.readline())
         keeper = _warden_of(engine)
-        fds = {int(fd) for fd in os.listdir(f"/proc/{keeper}/fd")}
+        fds = {int(fd.name) for fd in Path(f"/proc/{keeper}/fd").iterdir()}
         assert fds <= {0, 1, 2, 10, 255}, fds  # its pipe, /dev/null, a shell's own copies
         environ = Path(f"/proc/{keeper}/environ").read_bytes()
         assert b"sk-not-for-the-warden" not in environ

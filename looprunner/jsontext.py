@@ -1,11 +1,12 @@
-"""``json.dumps(value, indent=2, default=str)``, byte for byte, in a third of the time.
+"""``json.dumps(value, indent=2, default=str)``, byte for byte, in two thirds of the time.
 
-Every ``--json`` answer is printed indented. The standard library writes indented JSON
-with its pure-Python encoder (its C encoder has no indentation), which for ``list
---json`` of a few hundred sessions costs more than reading them. This writer walks the
-value itself and leaves each string to the C function the standard encoder uses
-(``encode_basestring_ascii``), so the text is the same; ``tests/unit/test_jsontext.py``
-compares the two on generated values.
+Every ``--json`` answer is printed indented, and the engine writes ``state.json`` and
+each iteration's ``context.json`` indented, for people who read them. The standard
+library writes indented JSON with its pure-Python encoder (its C encoder has no
+indentation), which for ``list --json`` of a few hundred sessions costs more than
+reading them. This writer walks the value itself and leaves each string to the C
+function the standard encoder uses (``encode_basestring_ascii``), so the text is the
+same; ``tests/unit/test_jsontext.py`` compares the two on generated values.
 """
 
 from __future__ import annotations
