@@ -118,7 +118,7 @@ class Projects:
             check=False,
             timeout=120,
             env={
-                **os.environ,
+                **{k: v for k, v in os.environ.items() if k != "LOOPRUNNER_STATE_DIR"},
                 "LOOPRUNNER_TMUX_SOCKET": self.sockets[project],
                 "LOOPRUNNER_QUICK_LOOK": "1" if quick else "0",
             },
@@ -146,18 +146,10 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projects]:
     ordinary = tmp_path_factory.mktemp("ordinary")
     unusual = tmp_path_factory.mktemp("unusual")
     made = Projects(ordinary, unusual)
-    env = {k: v for k, v in os.environ.items() if k != "LOOPRUNNER_STATE_DIR"}
 
     def cli(project: Path, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "looprunner", "--project", str(project), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={**env, "LOOPRUNNER_TMUX_SOCKET": made.sockets[project]},
-        )
-        assert done.returncode == 0, (args, done.stderr)
+        code, _, err = made.run(project, *args, quick=False)
+        assert code == 0, (args, err)
 
     try:
         for project, socket in made.sockets.items():
