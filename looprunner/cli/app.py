@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from looprunner.cli.context import Context
-from looprunner.cli.output import show_warnings
+from looprunner.cli.output import reader_gone, show_warnings
 from looprunner.errors import EXIT_BAD_INPUT, LooprunnerError, UsageError
 
 
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
             exc.format_message(),
             EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code,
         )
+    except BrokenPipeError:
+        reader_gone()
     except Exception as exc:
         refused(exc, args)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import sys
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any, TextIO
+    from typing import Any, NoReturn, TextIO
 
 HEALTH_COLOURS = {
     "running": "cyan",
@@ -33,6 +33,20 @@ _ANSI_CODE = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Print ``text`` (and a newline) on stdout or stderr at once, as ``click.echo`` does."""
     print(text, end="\n" if nl else "", file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def reader_gone() -> NoReturn:
+    """Exit 1 without a word when whoever reads stdout stopped (``looprunner list | head``).
+
+    As click does for the commands it prints (exit 1, nothing on stderr): the answer was
+    not delivered whole, and saying so would only add noise to the reader's terminal.
+    Stdout is pointed at ``/dev/null`` first, so the interpreter's own flush at exit
+    fails no more.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(1)
 
 
 def show_warnings() -> None:

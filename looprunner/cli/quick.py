@@ -153,6 +153,10 @@ def run(argv: list[str]) -> bool:
     show_warnings()
     try:
         code = chosen()
+    except BrokenPipeError:
+        from looprunner.cli.output import reader_gone
+
+        reader_gone()
     except (Exception, KeyboardInterrupt) as exc:
         from looprunner.cli.app import global_options_first, refused
 

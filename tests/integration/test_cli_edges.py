@@ -173,3 +173,30 @@ def test_help_lists_whole_summaries_and_completion_offers_stages_and_pipelines(
     assert complete("looprunner start s1 --stage w") == ["work"]
     assert "review" in complete("looprunner dry-run --stage ")
     assert complete("looprunner start s1 --pipeline s") == ["ship"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("list",), ("--json", "list"), ("status", "done"), ("stages",), ("--help",)],
+    ids=["list", "list-json", "status", "stages-through-click", "help"],
+)
+def test_a_reader_that_stops_reading_ends_the_command_quietly(
+    project: Path, make_stage, cli, args
+) -> None:
+    """``looprunner list | head -1``: no "internal error", no traceback; exit 1 as click's."""
+    make_stage("work", termination={"type": "fixed", "iterations": 1})
+    assert cli("start", "done", "--stage", "work", "--foreground").returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "looprunner", "--project", str(project), *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
