@@ -43,19 +43,19 @@ def show_list(
 ) -> int:
     """Print every session in ``project`` (filtered and sorted on request)."""
     filtered = bool(health_filter or stage or since)
-    answers = None
+    entries = None
     if quick_look() and not filtered and sort is None:
         from looprunner.glance.look import list_answers
 
-        answers = list_answers(str(project))
-    if answers is None:
+        entries = list_answers(str(project))
+    if entries is None:
         from looprunner.cli.answers import session_answer
         from looprunner.session import Session
 
         statuses = Session.list(project, health=health_filter, stage=stage, since=since, sort=sort)
-        answers = [session_answer(s) for s in statuses]
+        entries = [(s.session, session_answer(s)) for s in statuses]
     if as_json:
-        emit_json(answers)
+        emit_json([answer for _, answer in entries])
         return 0
     if long_running is None:
         try:
@@ -65,7 +65,7 @@ def show_list(
     from looprunner.cli import pages  # the text: ages and tables, which --json never shows
 
     for line in pages.list_lines(
-        answers, str(project), filtered=filtered, long_running=long_running
+        entries, str(project), filtered=filtered, long_running=long_running
     ):
         echo(line)
     return 0
@@ -109,6 +109,7 @@ def show_status(project: str | Path, as_json: bool, name: str) -> int:
 
     page = StatusPage(
         answer,
+        name=name,
         where=session.where() if live else "",
         run_dir=str(session.paths.run_dir),
         kept=session.kept,
@@ -140,6 +141,7 @@ def quick_page(project: str, name: str, answer: dict[str, Any]) -> StatusPage | 
         return None
     return StatusPage(
         answer,
+        name=name,
         where=BUILTIN[answer["backend"]][1](name),
         run_dir=run_dir,
         kept=False,

@@ -31,9 +31,11 @@ NEXT_ACTIONS = {
 
 
 class StatusPage:
-    """What ``status`` shows besides the answer: where it runs, its folder, its events.
+    """What ``status`` shows besides the answer: its name, where it runs, its events.
 
-    ``where`` names the backend's session (shown when it is present), ``worktree`` is
+    ``name`` is the name asked for (the state file may call the session otherwise, in a
+    copied run folder), ``where`` names the backend's session (shown when it is
+    present), ``worktree`` is
     what git says of the session's worktree now (None: it has none), ``events`` the
     log's last events as recorded (``type``, ``stage``, ``iteration``, ``data``).
     """
@@ -42,6 +44,7 @@ class StatusPage:
         self,
         answer: Mapping[str, Any],
         *,
+        name: str,
         where: str,
         run_dir: str,
         kept: bool,
@@ -49,6 +52,7 @@ class StatusPage:
         events: Sequence[Mapping[str, Any]],
     ) -> None:
         self.answer = answer
+        self.name = name
         self.where = where
         self.run_dir = run_dir
         self.kept = kept
@@ -59,7 +63,7 @@ class StatusPage:
 def status_lines(page: StatusPage) -> list[str]:
     """Return the lines ``status NAME`` prints: health, resources, progress, next steps."""
     answer = page.answer
-    name = cells.name_of(answer)
+    name = page.name
     detail = answer["detail"]
     lines = [
         f"{style(name, bold=True)}: {health(answer['health'])}" + (f" — {detail}" if detail else "")
@@ -169,33 +173,37 @@ def _recent_lines(page: StatusPage) -> list[str]:
 
 
 def list_lines(
-    answers: Sequence[Mapping[str, Any]], project: str, *, filtered: bool, long_running: float
+    entries: Sequence[tuple[str, Mapping[str, Any]]],
+    project: str,
+    *,
+    filtered: bool,
+    long_running: float,
 ) -> list[str]:
-    """Return the lines ``list`` prints: the table, the count by health, warnings."""
-    if not answers and filtered:
+    """Return the lines ``list`` prints for (name, answer) pairs: table, counts, warnings."""
+    if not entries and filtered:
         return [f"No sessions in {project} match."]
-    if not answers:
+    if not entries:
         return [
             f"No sessions in {project}.",
             f"Start one: {style('looprunner start NAME --stage TYPE -n 5', 'cyan')}"
             f"  (or try {style('looprunner demo', 'cyan')})",
         ]
     rows = []
-    for answer in answers:
-        shown = cells.row(answer)
+    for name, answer in entries:
+        shown = cells.row(name, answer)
         rows.append([health(shown[c]) if c == "HEALTH" else shown[c] for c in cells.COLUMNS])
     lines = [table(list(cells.COLUMNS), rows)]
     counts: dict[str, int] = {}
-    for answer in answers:
+    for _, answer in entries:
         counts[answer["health"]] = counts.get(answer["health"], 0) + 1
     lines.append("\n" + ", ".join(f"{n} {h}" for h, n in sorted(counts.items())))
-    lines += [line for answer in answers for line in _warning(answer, long_running)]
+    lines += [line for name, answer in entries for line in _warning(name, answer, long_running)]
     return lines
 
 
-def _warning(answer: Mapping[str, Any], long_running: float) -> list[str]:
+def _warning(name: str, answer: Mapping[str, Any], long_running: float) -> list[str]:
     """Return a session's warning line in ``list``, if its health calls for one."""
-    name, said = cells.name_of(answer), answer["health"]
+    said = answer["health"]
     if said == "running" and "stages" in answer:
         started = parse_ts(answer["started_at"])
         hours = (datetime.now(UTC) - started).total_seconds() / 3600 if started else 0

@@ -168,8 +168,11 @@ def status_answer(project_dir: str, name: str) -> dict[str, Any] | None:
     return found
 
 
-def list_answers(project_dir: str) -> list[dict[str, Any]] | None:
-    """Return ``list --json``'s objects, or None to leave the whole list to the models."""
+def list_answers(project_dir: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """Return each session's name and answer (``list --json``'s objects) by name.
+
+    None leaves the whole list to the models.
+    """
     project = files.ProjectFiles(project_dir)
     names = set()
     for folder, suffix in ((project.runs, ""), (project.locks, ".lock")):
@@ -184,12 +187,12 @@ def list_answers(project_dir: str) -> list[dict[str, Any]] | None:
             if stem is not None and is_valid_session_name(stem):
                 names.add(stem)
     live = Live(project_dir)
-    answers = []
+    answers: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(names):
         found = answer(project, name, live)
         if found is None:
             return None
-        answers.append(found)
+        answers.append((name, found))
     default = live.of(DEFAULT_BACKEND)  # asked by every listing, whatever sessions use
     if default is files.DECLINE:
         return None

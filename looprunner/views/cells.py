@@ -22,19 +22,17 @@ COLUMNS = ("NAME", "TYPE", "STAGE", "ITER", "HEALTH", "AGE", "COST")
 FINISHED = ("complete", "failed", "killed")
 
 
-def name_of(answer: Mapping[str, Any]) -> str:
-    """Return the name the session was asked by (an earlier run's own, ``NAME.STAMP``)."""
-    return str(answer.get("run") or answer["session"])
-
-
 def current_stage(answer: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return the state of the node the session is on (as ``RunState.current``)."""
     stages = answer["stages"]
     return stages[min(answer["current_stage"], len(stages) - 1)]  # type: ignore[no-any-return]
 
 
-def row(answer: Mapping[str, Any]) -> dict[str, str]:
-    """Return the cells of one session's row, by column (see :data:`COLUMNS`).
+def row(name: str, answer: Mapping[str, Any]) -> dict[str, str]:
+    """Return the cells of session ``name``'s row, by column (see :data:`COLUMNS`).
+
+    ``name`` is the name the session is looked up by (its run folder's, or an earlier
+    run's ``NAME.STAMP``), not what its state file calls it.
 
     ``TYPE`` is ``stage`` for a loop and ``pipeline`` for a pipeline, whose ``STAGE`` adds
     the node's position (and, in a running parallel block, where each provider is);
@@ -42,7 +40,7 @@ def row(answer: Mapping[str, Any]) -> dict[str, str]:
     """
     if "stages" not in answer:  # no state: only its name and health are known
         return dict.fromkeys(COLUMNS, "-") | {
-            "NAME": name_of(answer),
+            "NAME": name,
             "HEALTH": answer["health"],
         }
     current = current_stage(answer)
@@ -62,7 +60,7 @@ def row(answer: Mapping[str, Any]) -> dict[str, str]:
             + "]"
         )
     return {
-        "NAME": name_of(answer),
+        "NAME": name,
         "TYPE": "stage" if loop else "pipeline",
         "STAGE": stage,
         "ITER": f"{answer['iteration']}/{current['max_iterations']}",

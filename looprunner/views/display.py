@@ -36,7 +36,7 @@ def row(status: SessionStatus) -> dict[str, str]:
     )
     answer["health"] = status.health.value
     answer["branches"] = [unstructure(b) for b in status.branches]
-    return cells.row(answer)
+    return cells.row(status.session, answer)
 
 
 def cost_text(cost_usd: float | None, usage: TokenUsage | None, *, long: bool = False) -> str:

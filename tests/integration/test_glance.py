@@ -48,6 +48,7 @@ ANSWERED = {
     "orphan",
     "lockless",
     "legacy",
+    "copied",
 }
 #: the kinds it leaves to the models
 DECLINED = {
@@ -179,6 +180,9 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projects]:
             _tmux(socket, "new-session", "-d", "-s", "pipeline-orphan", "sleep", "600")
             _tmux(socket, "set-option", "-t", "=pipeline-orphan:", "@looprunner", str(project))
             cli(project, "start", "live", "--stage", "slow")
+            # a run folder copied by hand: its state still calls it "done"
+            runs = project / ".claude" / "pipeline-runs"
+            shutil.copytree(runs / "done", runs / "copied")
         runs = unusual / ".claude" / "pipeline-runs"
         for name in ("behind", "unread", "typed", "stale", "block", "options", "nosuch"):
             shutil.copytree(runs / "done", runs / name)
@@ -226,7 +230,7 @@ def test_the_quick_look_answers_the_ordinary_kinds_and_declines_the_rest(project
     assert list_answers(str(projects.unusual)) is None  # one unusual session: all the models'
     monkeypatch.setenv("LOOPRUNNER_TMUX_SOCKET", projects.sockets[projects.ordinary])
     listed = list_answers(str(projects.ordinary))
-    assert listed is not None and {a["session"] for a in listed} == ANSWERED
+    assert listed is not None and {name for name, _ in listed} == ANSWERED
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
@@ -261,6 +265,7 @@ def test_healths_seen_by_the_quick_look(projects, monkeypatch):
     }
     assert seen == {
         "cleaned": "crashed",
+        "copied": "complete",
         "costly": "complete",
         "crashed": "crashed",
         "done": "complete",
@@ -273,3 +278,12 @@ def test_healths_seen_by_the_quick_look(projects, monkeypatch):
         "orphan": "orphaned",
         "reboot": "crashed",
     }
+
+
+def test_a_session_is_shown_by_the_name_it_was_asked_by(projects):
+    """A copied run folder's state still names the original: the folder's name is shown."""
+    for quick in (True, False):
+        code, out, _ = projects.run(projects.ordinary, "status", "copied", quick=quick)
+        assert (code, out.splitlines()[0]) == (0, "copied: complete")
+        code, out, _ = projects.run(projects.ordinary, "list", quick=quick)
+        assert any(line.startswith("copied  ") for line in out.splitlines()), out
