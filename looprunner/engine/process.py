@@ -309,10 +309,10 @@ class AgentRunner:
             selector.close()
             if pidfd is not None:
                 os.close(pidfd)
-            # before it is reaped, while its pid can name no other process
-            spawn.released(proc.pid)
-            if proc.poll() is None:  # only when interrupted by an exception
+            if not pipes.has_exited(proc.pid):  # only when interrupted by an exception
                 stop_group(proc.pid, grace)
+            # ended, and not reaped yet: its pid (and group id) can name no other process
+            spawn.released(proc.pid)
             proc.wait()
             # whatever the agent started and left running goes with it
             left = contain.sweep_after(agent, min(grace, 2.0), adopter=adopter)

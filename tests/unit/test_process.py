@@ -343,3 +343,23 @@ def test_kill_grace_from_the_environment(monkeypatch: pytest.MonkeyPatch, case: 
 def test_kill_grace_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOOPRUNNER_KILL_GRACE", raising=False)
     assert kill_grace() == 10.0
+
+
+def test_an_error_while_watching_ends_the_agent(runner: AgentRunner, tmp_path: Path) -> None:
+    """The engine's own failure mid-run (here: handling output) stops the agent it ran."""
+    pids: list[int] = []
+
+    def broken(chunk: bytes) -> None:
+        raise RuntimeError("the engine failed while the agent ran")
+
+    with pytest.raises(RuntimeError, match="engine failed"):
+        runner.run(
+            AgentCommand(argv=tuple(sh("echo hi; exec sleep 60"))),
+            cwd=tmp_path,
+            env=dict(os.environ),
+            timeout=120,
+            on_output=broken,
+            on_start=pids.append,
+            grace=1,
+        )
+    assert pids and not pid_running(pids[0])
