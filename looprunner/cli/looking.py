@@ -132,19 +132,9 @@ def show(page: StatusPage) -> None:
 def quick_page(project: str, name: str, answer: dict[str, Any]) -> StatusPage | None:
     """Return the status page of the quick look's answer (None: the models must draw it)."""
     from looprunner.cli.pages import StatusPage
-    from looprunner.glance import files
-    from looprunner.glance.backends import BUILTIN
+    from looprunner.glance.look import page_parts
 
-    run_dir = files.ProjectFiles(project).run_dir(name)
-    events = files.last_events(os.path.join(run_dir, "events.jsonl"), 50)  # noqa: PTH118
-    if events is files.DECLINE:
+    parts = page_parts(project, name, answer)
+    if parts is None:
         return None
-    return StatusPage(
-        answer,
-        name=name,
-        where=BUILTIN[answer["backend"]][1](name),
-        run_dir=run_dir,
-        kept=False,
-        worktree=None,
-        events=events,
-    )
+    return StatusPage(answer, name=name, kept=False, worktree=None, **parts)

@@ -200,3 +200,16 @@ def list_answers(project_dir: str) -> list[tuple[str, dict[str, Any]]] | None:
         if present and not present <= names:  # a backend's session with nothing on disk
             return None
     return answers
+
+
+def page_parts(project_dir: str, name: str, answer: dict[str, Any]) -> dict[str, Any] | None:
+    """Return what ``status``'s text shows besides the answer, or None for the models.
+
+    The run folder, how the backend names the session, and the log's last 50 events as
+    recorded (None when the log's end is not whole events: the models skip such lines).
+    """
+    run_dir = files.ProjectFiles(project_dir).run_dir(name)
+    events = files.last_events(f"{run_dir}/events.jsonl", 50)
+    if events is files.DECLINE:
+        return None
+    return {"run_dir": run_dir, "where": BUILTIN[answer["backend"]][1](name), "events": events}
