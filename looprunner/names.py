@@ -8,6 +8,7 @@ are allowed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -170,6 +171,9 @@ class SessionPaths:
 
     ``workdir`` is where the session's agents work when it is not the project itself
     (the session's git worktree); :attr:`agent_dir` is the folder either way.
+
+    The files' paths are worked out once per object (``cached_property``): the engine
+    asks for them several times an iteration, and joining paths is not free.
     """
 
     project: Path
@@ -182,37 +186,37 @@ class SessionPaths:
         """The agents' working directory: the session's worktree, or the project."""
         return self.workdir if self.workdir is not None else self.project
 
-    @property
+    @functools.cached_property
     def lock_file(self) -> Path:
         """The lock held by the engine for its whole life."""
         return self.root / "locks" / f"{self.name}.lock"
 
-    @property
+    @functools.cached_property
     def run_dir(self) -> Path:
         """The run directory."""
         return self.root / "pipeline-runs" / self.name
 
-    @property
+    @functools.cached_property
     def state_file(self) -> Path:
         """``state.json``, written only by the engine."""
         return self.run_dir / "state.json"
 
-    @property
+    @functools.cached_property
     def events_file(self) -> Path:
         """``events.jsonl``, the append-only history."""
         return self.run_dir / "events.jsonl"
 
-    @property
+    @functools.cached_property
     def pipeline_file(self) -> Path:
         """The resolved pipeline the session runs (resume reads it)."""
         return self.run_dir / "pipeline.yaml"
 
-    @property
+    @functools.cached_property
     def progress_file(self) -> Path:
         """Accumulated context passed to every iteration."""
         return self.run_dir / f"progress-{self.name}.md"
 
-    @property
+    @functools.cached_property
     def engine_log(self) -> Path:
         """What the engine printed."""
         return self.run_dir / "engine.log"

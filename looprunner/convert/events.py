@@ -14,12 +14,29 @@ def event_to_json(event: Event) -> str:
     """Serialise one event as a single JSON line (no newline).
 
     ``state`` is left out when the event changed nothing in state.json, so most lines
-    read as before.
+    read as before. The fields are laid out here rather than by the converter (the
+    engine writes two events an iteration); a value JSON cannot write as it is, in
+    ``data`` or ``state``, is handed to the converter, as before.
     """
-    raw = converter.unstructure(event)
-    if raw.get("state") is None:
-        raw.pop("state", None)
-    return json.dumps(raw, separators=(",", ":"))
+    raw: dict[str, Any] = {
+        "ts": event.ts,
+        "seq": event.seq,
+        "type": event.type,
+        "session": event.session,
+        "stage": event.stage,
+        "iteration": event.iteration,
+        "data": event.data,
+    }
+    if event.state is not None:
+        raw["state"] = event.state
+    return json.dumps(raw, separators=(",", ":"), default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    plain = converter.unstructure(value)
+    if plain is value:
+        raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+    return plain
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:

@@ -93,8 +93,8 @@ class AgentSide:
         stage = node.stage
         status_file = status or self.paths.status
         output_file = output or self.paths.output
-        status_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.parent.mkdir(parents=True, exist_ok=True)
+        for folder in {status_file.parent, output_file.parent} - {self.paths.folder}:
+            folder.mkdir(parents=True, exist_ok=True)  # the iteration's own is made already
         provider_name = provider or stage.provider_name
         invocation = Invocation(
             session=self.recorder.paths.name,

@@ -11,7 +11,7 @@ ends the session only after the iteration that crossed it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -81,24 +81,36 @@ class BudgetKeeper:
         self.recorder = recorder
         self._since = time.monotonic()
 
-    def _add(self, index: int, change: Any) -> None:
-        """Apply ``change`` (Spent -> Spent) to the session's and stage ``index``'s spent."""
+    def _add(self, index: int, change: Callable[[Spent], Spent]) -> None:
+        """Apply ``change`` to the session's and stage ``index``'s spent (in memory).
+
+        One new state for both: the engine does this several times an iteration.
+        """
         rec = self.recorder
-        stage = rec.current.stages[index]
-        rec.set_stage(index, spent=change(stage.spent))
-        rec.state = attrs.evolve(rec.current, spent=change(rec.current.spent))
+        state = rec.current
+        stages = list(state.stages)
+        stages[index] = attrs.evolve(stages[index], spent=change(stages[index].spent))
+        rec.state = attrs.evolve(state, stages=tuple(stages), spent=change(state.spent))
+
+    def _elapsed(self) -> float:
+        """Return the wall time since the last call (the last tick)."""
+        now = time.monotonic()
+        elapsed, self._since = now - self._since, now
+        return elapsed
 
     def tick(self, index: int) -> None:
         """Count the wall time since the last tick against stage ``index`` (in memory)."""
-        now = time.monotonic()
-        elapsed, self._since = now - self._since, now
+        elapsed = self._elapsed()
         self._add(index, lambda s: attrs.evolve(s, runtime=round(s.runtime + elapsed, 3)))
 
     def completed(self, index: int, status: AgentStatus) -> None:
-        """Add a completed iteration's cost and tokens; it ends a run of errors."""
-        self.tick(index)
+        """Add a completed iteration's cost, tokens and time; it ends a run of errors."""
+        elapsed = self._elapsed()
         tokens = usage_tokens(status.usage)
-        self._add(index, lambda s: attrs.evolve(s.add(status.cost_usd, tokens), errors_in_row=0))
+        self._add(
+            index,
+            lambda s: s.add(status.cost_usd, tokens, seconds=elapsed, errors_in_row=0),
+        )
 
     def failed(self, index: int) -> int:
         """Count a failed iteration; return the failures in a row so far (session-wide)."""

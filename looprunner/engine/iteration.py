@@ -79,9 +79,11 @@ def run_iteration(
     node, iteration = plan.node, plan.iteration
     stage = node.stage
     folder = paths.iteration_dir(plan.index, node.id, iteration)
-    if folder.exists():  # what an interrupted run of this iteration left must not decide it
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:  # what an interrupted run of this iteration left must not decide it
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+        folder.mkdir()
     it_paths = IterationPaths(
         folder=folder,
         context=folder / ctxmod.CONTEXT_FILE,

@@ -35,7 +35,7 @@ from looprunner.store.endings import record_ending
 from looprunner.store.enginelog import LogWriter
 from looprunner.store.events import EventLog, TaggedEventLog, utc_now
 from looprunner.store.projection import state_patch
-from looprunner.store.state import write_state
+from looprunner.store.state import write_state_data
 
 
 class RecordingLog(EventLog):
@@ -156,8 +156,9 @@ class Recorder:
         self.state = attrs.evolve(
             self.current, updated_at=utc_now(), seq=self.events.last_seq + 1, **changes
         )
-        write_state(self.paths.state_file, self.state, keep_previous=keep_previous)
-        self.written = convert.unstructure(self.state)
+        written = convert.unstructure(self.state)
+        write_state_data(self.paths.state_file, written, keep_previous=keep_previous)
+        self.written = written
 
     def agent_started(self, pid: int, mark: str) -> None:
         """Record the running agent, so what it leaves can be found if this engine dies.

@@ -117,12 +117,25 @@ class Spent:
     runtime: float = 0.0
     errors_in_row: int = 0
 
-    def add(self, cost_usd: float | None, tokens: int | None) -> Spent:
-        """Return this with one iteration's cost and tokens added (unknown adds nothing)."""
+    def add(
+        self,
+        cost_usd: float | None,
+        tokens: int | None,
+        *,
+        seconds: float = 0.0,
+        errors_in_row: int | None = None,
+    ) -> Spent:
+        """Return this with one iteration's cost and tokens added (unknown adds nothing).
+
+        ``seconds`` of wall time are added too, and ``errors_in_row`` set, in the same
+        copy: the engine records an iteration's cost, time and success at once.
+        """
         return attrs.evolve(
             self,
             cost_usd=self.cost_usd if cost_usd is None else (self.cost_usd or 0.0) + cost_usd,
             tokens=self.tokens if tokens is None else (self.tokens or 0) + tokens,
+            runtime=round(self.runtime + seconds, 3) if seconds else self.runtime,
+            errors_in_row=self.errors_in_row if errors_in_row is None else errors_in_row,
         )
 
     def reached(self, budget: Budget) -> str | None:

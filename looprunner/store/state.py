@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from looprunner import jsontext
 from looprunner.models import RunState
 from looprunner.store.atomic import TEMP_PREFIX, write_atomic
 from looprunner.store.records import state_from_json
@@ -38,9 +41,16 @@ def write_state(
     """
     from looprunner import convert  # the engine's: commands that only read never load it
 
+    write_state_data(path, convert.unstructure(state), durable=durable, keep_previous=keep_previous)
+
+
+def write_state_data(
+    path: Path, data: Mapping[str, Any], *, durable: bool = False, keep_previous: bool = False
+) -> None:
+    """:func:`write_state` for a state already unstructured (the engine keeps it so)."""
     if keep_previous:
         keep_as_previous(path)
-    write_atomic(path, convert.state_to_json(state), durable=durable)
+    write_atomic(path, jsontext.dumps(data) + "\n", durable=durable)
 
 
 def keep_as_previous(path: Path) -> None:
