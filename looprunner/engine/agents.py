@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import attrs
 
@@ -119,6 +120,23 @@ class AgentOutcome:
     transcript: str | None = None
 
 
+#: provider classes and whether they print JSON events (see :func:`_reports`)
+_REPORTING: dict[type, bool] = {}
+
+
+def _reports(provider: object) -> TypeGuard[Reporting]:
+    """Whether a provider prints JSON events (:class:`Reporting`), asked of its class.
+
+    ``isinstance`` against a protocol looks up each of its methods every time, and the
+    engine asks before every agent it starts; a provider's class answers once.
+    """
+    cls = type(provider)
+    known = _REPORTING.get(cls)
+    if known is None:
+        known = _REPORTING[cls] = issubclass(cls, Reporting)
+    return known
+
+
 class AgentLauncher:
     """Runs agent processes for one engine: providers, process runner, env and echo."""
 
@@ -132,6 +150,7 @@ class AgentLauncher:
         echo: Callable[[str], None],
         end_echo: Callable[[], None] = lambda: None,
         note: Callable[[str], None] = lambda line: None,
+        settle: Callable[[], None] = lambda: None,
     ) -> None:
         self.providers = providers
         self.runner = runner
@@ -142,6 +161,9 @@ class AgentLauncher:
         self.end_echo = end_echo
         #: writes one line of the engine's own to its log
         self.note = note
+        #: waits until what the log was handed to flush is on disk: no agent starts
+        #: before the iteration it follows is recorded for good
+        self.settle = settle
 
     def launch(
         self,
@@ -173,8 +195,9 @@ class AgentLauncher:
             command = provider.command(invocation)
         except LooprunnerError as exc:
             raise AgentFailed("provider_exit", exc.message) from exc
-        stream = EventStream(provider, self.echo) if isinstance(provider, Reporting) else None
+        stream = EventStream(provider, self.echo) if _reports(provider) else None
         captured = OutputCapture(stream.feed if stream else self.echo)
+        self.settle()
         try:
             result = self.runner.run(
                 command,

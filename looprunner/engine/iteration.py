@@ -120,6 +120,9 @@ def run_iteration(
     # in the folder just made, read by the agent started after it: one plain write (a
     # crash leaves the folder to the iteration's re-run, which removes it first)
     write_new(it_paths.context, jsontext.dumps(recorder.redactor.data(document)) + "\n")
+    # the previous iteration's completion was flushed while this folder was made: it is
+    # on disk before anything of this iteration's own happens
+    recorder.events.settle()
     recorder.hook("on_iteration_start", stage=node, iteration=iteration, context=document)
     prompt = render(stage.prompt, values)
     # In memory only: the agent's start writes it with the agent's pid (one write, not
@@ -187,7 +190,11 @@ def run_iteration(
         data["output_truncated_bytes"] = side.output_dropped
     if report is not None:
         data.update(report_data(report))
-    recorder.events.append(events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data)
+    # flushed while the next iteration prepares (it waits before its own start, as does
+    # any agent and the session's ending)
+    recorder.events.append(
+        events.ITERATION_COMPLETE, stage=node.id, iteration=iteration, data=data, wait=False
+    )
     recorder.log(
         f"iteration {iteration} done: {status.decision.value}"
         + (f" ({status.summary})" if status.summary else "")

@@ -325,6 +325,7 @@ class Engine:
             echo=recorder.write_out,
             end_echo=recorder.end_output,
             note=recorder.log,
+            settle=recorder.raw_events.settle,
         )
 
     def _fail(self, error: RunError) -> RunState:

@@ -62,6 +62,7 @@ class RecordingLog(EventLog):
         data: dict[str, Any] | None = None,
         durable: bool = True,
         state: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> Event:
         """Append one event with what changed in the recorder's state since the last."""
         rec = self.recorder
@@ -69,11 +70,21 @@ class RecordingLog(EventLog):
         if state is None and now is not None and rec.logged is not None:
             state = state_patch(rec.logged, now)
         event = self.inner.append(
-            type, stage=stage, iteration=iteration, data=data, durable=durable, state=state
+            type,
+            stage=stage,
+            iteration=iteration,
+            data=data,
+            durable=durable,
+            state=state,
+            wait=wait,
         )
         if now is not None:
             rec.logged = now
         return event
+
+    def settle(self) -> None:
+        """Wait for the log's flushes (see :meth:`EventLog.settle`)."""
+        self.inner.settle()
 
     @property
     def last_seq(self) -> int:
@@ -192,6 +203,10 @@ class Recorder:
         """Finish the session as ``status`` (state, then its event); return the final state."""
         if error is not None:
             error = RunError(error.type, self.redactor.text(error.message), error.iteration)
+        # the ending's own flush covers the whole log; a flush the disk refused before it
+        # is the disk refusing this one too
+        with contextlib.suppress(OSError):
+            self.raw_events.settle()
         self.state = record_ending(
             self.paths.state_file,
             self.stream_log,

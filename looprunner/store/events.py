@@ -19,6 +19,7 @@ from typing import Any
 
 from looprunner.models import Event
 from looprunner.store.atomic import fsync_dir
+from looprunner.store.flusher import Flush, flush_later
 from looprunner.store.records import event_from_dict
 from looprunner.store.safe import open_regular
 
@@ -61,6 +62,8 @@ class EventLog:
         self._checked_tail = False
         # the branches of a parallel block record from threads of one engine
         self._lock = threading.Lock()
+        #: events appended with ``wait=False`` whose flush :meth:`settle` has not seen
+        self._flushes: list[Flush] = []
 
     def _next_seq(self) -> int:
         if self._seq is None:
@@ -78,12 +81,15 @@ class EventLog:
         data: dict[str, Any] | None = None,
         durable: bool = True,
         state: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> Event:
         """Append one event, flushed to disk before returning unless ``durable=False``.
 
         A non-durable event is still written whole (one ``write``), and reaches the disk
-        with the next durable one at the latest. ``state`` is what the event changed in
-        state.json (:mod:`looprunner.store.projection`).
+        with the next durable one at the latest. A durable one appended with
+        ``wait=False`` is flushed by the flusher thread (:mod:`looprunner.store.flusher`)
+        while the caller goes on; :meth:`settle` waits for it. ``state`` is what the
+        event changed in state.json (:mod:`looprunner.store.projection`).
         """
         payload = dict(data or {})
         if self._redact is not None:
@@ -91,7 +97,24 @@ class EventLog:
             if state is not None:
                 state = self._redact(state)
         with self._lock:
-            return self._append(type, stage, iteration, payload, durable, state or None)
+            return self._append(type, stage, iteration, payload, durable, state or None, wait)
+
+    def settle(self) -> None:
+        """Return once every event appended with ``wait=False`` is on disk.
+
+        Raises the first flush's error (an :class:`OSError` naming the log), after
+        waiting for them all.
+        """
+        with self._lock:
+            flushes, self._flushes = self._flushes, []
+        error: OSError | None = None
+        for flush in flushes:
+            try:
+                flush.wait()
+            except OSError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     @property
     def last_seq(self) -> int:
@@ -110,6 +133,7 @@ class EventLog:
         payload: dict[str, Any],
         durable: bool,
         state: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> Event:
         event = Event(
             ts=utc_now(),
@@ -130,10 +154,10 @@ class EventLog:
             if not _ends_with_newline(self.path):
                 line = b"\n" + line  # the torn line stays on its own and readers skip it
             self._checked_tail = True
-        self._write(line, seq=event.seq, durable=durable)
+        self._write(line, seq=event.seq, durable=durable, wait=wait)
         return event
 
-    def _write(self, line: bytes, *, seq: int, durable: bool) -> None:
+    def _write(self, line: bytes, *, seq: int, durable: bool, wait: bool = True) -> None:
         """Append ``line`` in one write, or raise (naming the file) if the disk refuses it.
 
         A line the disk refused, or took only part of, is not logged: its number goes to
@@ -154,12 +178,16 @@ class EventLog:
                 self._seq = seq - 1
                 self._checked_tail = False  # part of the line may be there: end it first
                 raise
-            if durable:
+            if durable and not wait:
+                self._flushes.append(flush_later(fd, self.path))  # it closes the file
+                fd = -1
+            elif durable:
                 os.fsync(fd)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         if new:  # the log's own entry in its folder: once, when the log is made
             fsync_dir(self.path.parent)
 
@@ -191,6 +219,7 @@ class TaggedEventLog(EventLog):
         data: dict[str, Any] | None = None,
         durable: bool = True,
         state: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> Event:
         """Append one event with the branch's tags added to its data."""
         return self.inner.append(
@@ -200,7 +229,12 @@ class TaggedEventLog(EventLog):
             data={**(data or {}), **self.tags},
             durable=durable,
             state=state,
+            wait=wait,
         )
+
+    def settle(self) -> None:
+        """Wait for the session log's flushes (see :meth:`EventLog.settle`)."""
+        self.inner.settle()
 
     @property
     def last_seq(self) -> int:
