@@ -133,12 +133,18 @@ class BudgetKeeper:
         return own if own is not None else pipeline.budget.max_consecutive_errors
 
     def reached(self, pipeline: Pipeline, index: int) -> BudgetReached | None:
-        """Return the budget of stage ``index`` or of the pipeline that is spent, if any."""
-        self.tick(index)
+        """Return the budget of stage ``index`` or of the pipeline that is spent, if any.
+
+        The time since the last tick is counted now only when a runtime limit needs it;
+        otherwise it is counted with the iteration that follows (the totals are the same).
+        """
+        own = pipeline.nodes[index].stage.budget
+        if own.max_runtime is not None or pipeline.budget.max_runtime is not None:
+            self.tick(index)
         rec = self.recorder
         return first_reached(
             (
-                ("stage", pipeline.nodes[index].stage.budget, rec.current.stages[index].spent),
+                ("stage", own, rec.current.stages[index].spent),
                 ("session", pipeline.budget, rec.current.spent),
             )
         )
