@@ -35,6 +35,7 @@ def test_quick_benchmarks_run_and_report_every_target(tmp_path: Path, tmux_socke
     by_name = {row["name"]: row for row in report["results"]}
     gap = by_name["iteration gap beyond a shell loop"]
     assert gap["floor_ms"] > 0 and gap["gap_ms"] > 0  # the floor is measured in the same run
+    assert gap["rounds_beyond_ms"] == [gap["figure"]]  # --quick: one round, and it is the figure
     concurrent = by_name["concurrent sessions complete"]
     assert concurrent["figure"] == 10 and concurrent["sessions_with_lost_events"] == 0
     assert by_name["`looprunner list --json` process"]["tmux_calls_per_list"] == 1
