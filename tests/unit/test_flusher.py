@@ -24,7 +24,7 @@ AGENT = ("/bin/sh", "-c", 'printf \'{"decision":"continue"}\' > "$LOOPRUNNER_STA
 
 
 def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+    return {entry.name for entry in Path("/proc/self/fd").iterdir()}
 
 
 def in_flusher() -> bool:
