@@ -45,43 +45,65 @@ class Flush:
 _requests: queue.SimpleQueue[tuple[int, Flush]] = queue.SimpleQueue()
 _started = False
 _start_lock = threading.Lock()
+#: flushes handed over and not done yet (a forked child is told they are the parent's)
+_pending: set[Flush] = set()
 
 
 def flush_later(fd: int, path: Path) -> Flush:
     """Hand ``fd`` (an open file of ``path``) to the flusher, which fsyncs and closes it.
 
-    The caller gives up ``fd``: it must not use or close it again.
+    The caller gives up ``fd``: it must not use or close it again. Where no thread can be
+    started (the process is at its limit), the file is flushed and closed here.
     """
     global _started
     flush = Flush(path)
     if not _started:
         with _start_lock:
             if not _started:
-                threading.Thread(target=_serve, name="looprunner-flusher", daemon=True).start()
+                try:
+                    threading.Thread(target=_serve, name="looprunner-flusher", daemon=True).start()
+                except RuntimeError:  # no thread to be had: flush now, as before
+                    _flush(fd, flush)
+                    return flush
                 _started = True
+    _pending.add(flush)
     _requests.put((fd, flush))
     return flush
+
+
+def _flush(fd: int, flush: Flush) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        flush.error = OSError(exc.errno, exc.strerror, str(flush.path))
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        flush._done.set()
 
 
 def _serve() -> None:
     while True:
         fd, flush = _requests.get()
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            flush.error = OSError(exc.errno, exc.strerror, str(flush.path))
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            flush._done.set()
+        _flush(fd, flush)
+        _pending.discard(flush)
 
 
 def _after_fork() -> None:
-    """Forget the parent's flusher in a forked child (it has no such thread)."""
-    global _requests, _started, _start_lock
+    """Forget the parent's flusher in a forked child (it has no such thread).
+
+    What the parent handed over is the parent's to flush: the child's copies of those
+    flushes are done (with fresh events: the old ones' locks may be held by the parent's
+    thread, which the child does not have).
+    """
+    global _requests, _started, _start_lock, _pending
+    for flush in _pending:
+        flush._done = threading.Event()
+        flush._done.set()
     _requests = queue.SimpleQueue()
     _started = False
     _start_lock = threading.Lock()
+    _pending = set()
 
 
 os.register_at_fork(after_in_child=_after_fork)

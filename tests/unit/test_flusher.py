@@ -122,3 +122,34 @@ def test_a_forked_child_flushes_with_a_flusher_of_its_own(tmp_path: Path) -> Non
     # and the parent's own flusher still serves the parent
     log.append("iteration_complete", iteration=2, wait=False)
     log.settle()
+
+
+def test_a_forked_child_does_not_wait_for_what_its_parent_is_flushing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_disk(fd: int) -> None:
+        if in_flusher():
+            assert release.wait(30), "the test released the disk"
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_disk)
+    log = EventLog(tmp_path / "events.jsonl", "s")
+    log.append("iteration_complete", iteration=1, wait=False)  # held by the slow disk
+    try:
+        pid = os.fork()
+        if pid == 0:  # the parent's flusher is not here: its flush is the parent's
+            code = 1
+            signal.alarm(30)
+            try:
+                log.settle()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+    assert os.waitstatus_to_exitcode(status) == 0
+    log.settle()
