@@ -105,14 +105,20 @@ class EventLog:
         Raises the first flush's error (an :class:`OSError` naming the log), after
         waiting for them all.
         """
+        # Every caller waits for every flush handed over before its call, and only then
+        # forgets them: the branches of a parallel block settle from threads of their
+        # own, and one branch taking the flushes away would let another start early.
         with self._lock:
-            flushes, self._flushes = self._flushes, []
+            flushes = list(self._flushes)
         error: OSError | None = None
         for flush in flushes:
             try:
                 flush.wait()
             except OSError as exc:
                 error = error or exc
+        done = set(flushes)
+        with self._lock:
+            self._flushes = [flush for flush in self._flushes if flush not in done]
         if error is not None:
             raise error
 
