@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,41 @@ def open_fds() -> set[str]:
 
 def in_flusher() -> bool:
     return threading.current_thread().name == "looprunner-flusher"
+
+
+@pytest.fixture
+def held_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Hold every flush of the flusher thread until the event yielded is set."""
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_disk(fd: int) -> None:
+        if in_flusher():
+            assert release.wait(30), "the test released the disk"
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_disk)
+    yield release
+    release.set()  # whatever the test did, the flusher is let go
+
+
+def exit_code_in_child(action: Callable[[], None]) -> int:
+    """Run ``action`` in a forked child; its exit code (0: it returned).
+
+    A child that hangs (a settle waiting on a thread it does not have) is ended by an
+    alarm, failing the test rather than hanging it.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        signal.alarm(30)
+        try:
+            action()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def test_an_event_appended_without_waiting_is_written_at_once_and_flushed_by_settle(
@@ -67,17 +103,8 @@ def test_a_flush_the_disk_refuses_is_raised_by_settle_naming_the_log(
 
 
 def test_the_next_iteration_waits_for_the_flush_of_the_last_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, held_disk: threading.Event
 ) -> None:
-    release = threading.Event()
-    real_fsync = os.fsync
-
-    def slow_disk(fd: int) -> None:
-        if in_flusher():
-            assert release.wait(30), "the test released the disk"
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", slow_disk)
     stage = Stage(
         name="cmd",
         provider="command",
@@ -95,7 +122,7 @@ def test_the_next_iteration_waits_for_the_flush_of_the_last_one(
         assert ("iteration_start", 2) not in types, "iteration 2 began before the flush"
         assert not (iterations / "002" / "status.json").exists(), "its agent ran already"
     finally:
-        release.set()
+        held_disk.set()
     final = session.wait(timeout=60)
     assert final.health is Health.COMPLETE
     assert final.state is not None and final.state.iteration_completed == 2
@@ -105,19 +132,13 @@ def test_a_forked_child_flushes_with_a_flusher_of_its_own(tmp_path: Path) -> Non
     log = EventLog(tmp_path / "events.jsonl", "s")
     log.append("iteration_complete", iteration=1, wait=False)
     log.settle()  # the parent's flusher is running now
-    pid = os.fork()
-    if pid == 0:  # the child: a settle that waited on the parent's thread would hang
-        code = 1
-        signal.alarm(30)  # and be ended by this, failing the test rather than hanging it
-        try:
-            child_log = EventLog(tmp_path / "child.jsonl", "c")
-            child_log.append("iteration_complete", iteration=1, wait=False)
-            child_log.settle()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> None:  # a settle that waited on the parent's thread would hang
+        child_log = EventLog(tmp_path / "child.jsonl", "c")
+        child_log.append("iteration_complete", iteration=1, wait=False)
+        child_log.settle()
+
+    assert exit_code_in_child(child) == 0
     assert [e.type for e in read_events(tmp_path / "child.jsonl")] == ["iteration_complete"]
     # and the parent's own flusher still serves the parent
     log.append("iteration_complete", iteration=2, wait=False)
@@ -125,31 +146,14 @@ def test_a_forked_child_flushes_with_a_flusher_of_its_own(tmp_path: Path) -> Non
 
 
 def test_a_forked_child_does_not_wait_for_what_its_parent_is_flushing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, held_disk: threading.Event
 ) -> None:
-    release = threading.Event()
-    real_fsync = os.fsync
-
-    def slow_disk(fd: int) -> None:
-        if in_flusher():
-            assert release.wait(30), "the test released the disk"
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", slow_disk)
     log = EventLog(tmp_path / "events.jsonl", "s")
     log.append("iteration_complete", iteration=1, wait=False)  # held by the slow disk
     try:
-        pid = os.fork()
-        if pid == 0:  # the parent's flusher is not here: its flush is the parent's
-            code = 1
-            signal.alarm(30)
-            try:
-                log.settle()
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        # the parent's flusher is not in the child: that flush is the parent's
+        code = exit_code_in_child(log.settle)
     finally:
-        release.set()
-    assert os.waitstatus_to_exitcode(status) == 0
+        held_disk.set()
+    assert code == 0
     log.settle()

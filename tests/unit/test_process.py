@@ -346,20 +346,39 @@ def test_kill_grace_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_error_while_watching_ends_the_agent(runner: AgentRunner, tmp_path: Path) -> None:
-    """The engine's own failure mid-run (here: handling output) stops the agent it ran."""
+    """The engine's own failure mid-run (here: handling output) stops the agent it ran.
+
+    The agent would sleep for an hour: a run that did not stop it would still be waiting
+    at the deadline below (and the test then ends the agent itself).
+    """
     pids: list[int] = []
+    raised: list[BaseException] = []
 
     def broken(chunk: bytes) -> None:
         raise RuntimeError("the engine failed while the agent ran")
 
-    with pytest.raises(RuntimeError, match="engine failed"):
-        runner.run(
-            AgentCommand(argv=tuple(sh("echo hi; exec sleep 60"))),
-            cwd=tmp_path,
-            env=dict(os.environ),
-            timeout=120,
-            on_output=broken,
-            on_start=pids.append,
-            grace=1,
-        )
+    def run() -> None:
+        try:
+            runner.run(
+                AgentCommand(argv=tuple(sh("echo hi; exec sleep 3600"))),
+                cwd=tmp_path,
+                env=dict(os.environ),
+                timeout=7200,
+                on_output=broken,
+                on_start=pids.append,
+                grace=1,
+            )
+        except BaseException as exc:
+            raised.append(exc)
+
+    watcher = threading.Thread(target=run)
+    watcher.start()
+    watcher.join(timeout=30)
+    stopped = not watcher.is_alive()
+    if not stopped:  # the run waits on an agent nobody stopped: end it, then fail
+        os.kill(pids[0], signal.SIGKILL)
+        watcher.join()
+    assert stopped, "the agent ran on after the engine's error"
+    assert len(raised) == 1 and isinstance(raised[0], RuntimeError)
+    assert "engine failed" in str(raised[0])
     assert pids and not pid_running(pids[0])
