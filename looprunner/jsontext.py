@@ -1,24 +1,80 @@
-"""``json.dumps(value, indent=2, default=str)``, byte for byte, in two thirds of the time.
+"""JSON text as the standard library writes and reads it, for commands that only look.
 
-Every ``--json`` answer is printed indented, and the engine writes ``state.json`` and
-each iteration's ``context.json`` indented, for people who read them. The standard
-library writes indented JSON with its pure-Python encoder (its C encoder has no
-indentation), which for ``list --json`` of a few hundred sessions costs more than
+:func:`dumps` is ``json.dumps(value, indent=2, default=str)``, byte for byte, in two
+thirds of the time. Every ``--json`` answer is printed indented, and the engine writes
+``state.json`` and each iteration's ``context.json`` indented, for people who read them.
+The standard library writes indented JSON with its pure-Python encoder (its C encoder
+has no indentation), which for ``list --json`` of a few hundred sessions costs more than
 reading them. This writer walks the value itself and leaves each string to the C
 function the standard encoder uses (``encode_basestring_ascii``), so the text is the
-same; ``tests/unit/test_jsontext.py`` compares the two on generated values.
+same.
+
+:func:`loads` is ``json.loads(text)`` for a string, through the same C scanner. Both
+call the standard library's C accelerator (``_json``) directly: the :mod:`json` package
+imports :mod:`re` and the regular expression compiler, which cost a command that reads
+a few files more than its reading does. Where the accelerator is missing (another
+interpreter), both fall back to :mod:`json`. ``tests/unit/test_jsontext.py`` compares
+each with the standard library on generated values and texts.
 """
 
 from __future__ import annotations
 
-import json
-from json.encoder import encode_basestring_ascii as _string
-
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _INFINITY = float("inf")
+#: the characters ``json.loads`` skips around a value
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {"NaN": float("nan"), "Infinity": _INFINITY, "-Infinity": -_INFINITY}
+
+
+class _Reading:
+    """What the C scanner asks of a decoder: ``json.loads``'s defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+
+
+_string: Callable[[str], str]
+_scan: Callable[[str, int], tuple[Any, int]] | None
+try:
+    import _json
+except ImportError:  # pragma: no cover - CPython always has its accelerator
+    from json.encoder import encode_basestring_ascii as _string
+
+    _scan = None
+else:
+    _string = _json.encode_basestring_ascii
+    _scan = _json.make_scanner(_Reading())  # type: ignore[arg-type]  # any object's attributes
+
+
+def loads(text: str) -> Any:
+    """Return ``json.loads(text)``, or raise what it raises.
+
+    The C scanner reads the value and whitespace is skipped around it as the standard
+    decoder skips it. A text it does not read whole goes to ``json.loads`` itself, for
+    its error: the scanner raises the standard ``JSONDecodeError`` only where the
+    :mod:`json` package is already loaded, and a text this module refuses costs the
+    import no more than a text the standard decoder refuses.
+    """
+    if _scan is not None:
+        start = len(text) - len(text.lstrip(_WHITESPACE))
+        try:
+            value, end = _scan(text, start)
+        except Exception:  # the standard decoder says what is wrong
+            pass
+        else:
+            if not text[end:].strip(_WHITESPACE):
+                return value
+    import json
+
+    return json.loads(text)
 
 
 def dumps(value: Any) -> str:
@@ -27,6 +83,8 @@ def dumps(value: Any) -> str:
     try:
         _write(value, parts, "\n")
     except _Unusual:  # keys or values the standard encoder treats in its own ways
+        import json
+
         return json.dumps(value, indent=2, default=str)
     return "".join(parts)
 

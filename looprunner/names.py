@@ -20,7 +20,6 @@ from looprunner.models.ids import NODE_ID
 from looprunner.naming import (
     DEFAULT_STATE_DIR,
     MAX_SESSION_NAME,
-    SESSION_NAME,
     STATE_DIR_ENV,
     TMUX_PREFIX,
     is_valid_session_name,
@@ -56,7 +55,7 @@ def validate_session_name(name: str) -> str:
         raise InvalidSessionNameError(
             f"invalid session name {name[:60]!r}: longer than {MAX_SESSION_NAME} characters"
         )
-    if not SESSION_NAME.fullmatch(name):
+    if not is_valid_session_name(name):
         raise InvalidSessionNameError(
             f"invalid session name {name!r}: use lower-case letters, digits and single "
             "hyphens, starting and ending with a letter or digit (e.g. 'billing-refactor')"

@@ -61,9 +61,13 @@ NOT_FOR_THE_THIN_ENTRY = (
 )
 
 #: what ``status`` and ``list`` of an ordinary session load even less of: the quick look
-#: (``looprunner.glance``) reads the files as plain data and asks tmux without subprocess
+#: (``looprunner.glance``) reads the files as plain data and asks tmux without subprocess;
+#: it reads JSON through the standard library's C scanner, without :mod:`json` and the
+#: regular expression compiler that package loads
 NOT_FOR_A_QUICK_LOOK = (
     *NOT_FOR_THE_THIN_ENTRY,
+    "json",
+    "re",
     "attr",
     "attrs",
     "typing",

@@ -8,7 +8,6 @@ own (``click.style``), so a command prints the same whichever way it was reached
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
@@ -27,7 +26,8 @@ HEALTH_COLOURS = {
     "not_found": "white",
 }
 _ANSI_COLOURS = {"red": 31, "green": 32, "yellow": 33, "magenta": 35, "cyan": 36, "white": 37}
-_ANSI_CODE = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")
+#: how a terminal's control sequence begins (ESC and ``[``)
+_ESCAPE = "\033["
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -61,8 +61,26 @@ def show_warnings() -> None:
 
 
 def unstyle(text: str) -> str:
-    """Remove colour codes from ``text``."""
-    return _ANSI_CODE.sub("", text)
+    """Remove colour codes from ``text``: each ``ESC [ params intermediates final``.
+
+    What the regular expression for such a sequence removes (parameters ``0``-``?``,
+    intermediates space-``/``, a final ``@``-``~``), read by hand: :mod:`re` costs a
+    command that only looks more than its work (``tests/unit/test_output.py`` compares
+    the two).
+    """
+    if _ESCAPE not in text:
+        return text
+    first, *rest = text.split(_ESCAPE)
+    kept = [first]
+    for piece in rest:
+        end = len(piece)
+        at = next((i for i, char in enumerate(piece) if not "0" <= char <= "?"), end)
+        at = next((i for i in range(at, end) if not " " <= piece[i] <= "/"), end)
+        if at < end and "@" <= piece[at] <= "~":
+            kept.append(piece[at + 1 :])
+        else:  # not a whole sequence: kept as it is, as the expression keeps it
+            kept.append(_ESCAPE + piece)
+    return "".join(kept)
 
 
 def use_colour(stream: TextIO | None = None) -> bool:

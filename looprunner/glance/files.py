@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 
+from looprunner.jsontext import loads
 from looprunner.naming import DEFAULT_STATE_DIR, STATE_DIR_ENV
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
@@ -85,7 +85,7 @@ def read_lock(path: str) -> Any:
             return DECLINE
         raw = handle.read()
     try:
-        metadata = json.loads(raw or b"{}")
+        metadata = loads(raw.decode("utf-8") or "{}")
     except ValueError:
         return DECLINE
     return metadata if type(metadata) is dict else DECLINE
@@ -100,7 +100,7 @@ def read_json(path: str) -> Any:
     except OSError:
         return DECLINE
     try:
-        return json.loads(raw.decode("utf-8"))
+        return loads(raw.decode("utf-8"))
     except ValueError:
         return DECLINE
 
@@ -154,7 +154,7 @@ def last_events(path: str, count: int) -> Any:
     found = []
     for raw in lines[-count:] if count else []:
         try:
-            event = json.loads(raw.decode("utf-8"))
+            event = loads(raw.decode("utf-8"))
         except ValueError:
             return DECLINE
         if not is_event(event):

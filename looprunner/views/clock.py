@@ -7,12 +7,11 @@ durations.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
-_WHOLE_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+")
+_DURATION_PART = r"([0-9]+(?:\.[0-9]+)?)([smhdw])"
+_WHOLE_DURATION = r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+"
 
 
 def duration_seconds(text: str) -> float | None:
@@ -21,10 +20,12 @@ def duration_seconds(text: str) -> float | None:
     One grammar for every option that takes a duration, so what ``list --since``
     accepts, ``prune --older-than`` accepts too.
     """
+    import re  # here: ``list`` without ``--since`` has no use for the expression compiler
+
     compact = "".join(text.split()).lower()
-    if not _WHOLE_DURATION.fullmatch(compact):
+    if not re.fullmatch(_WHOLE_DURATION, compact):
         return None
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(compact))
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(_DURATION_PART, compact))
 
 
 def parse_ts(value: str | None) -> datetime | None:

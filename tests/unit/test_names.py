@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -84,6 +85,19 @@ def test_empty_name_message_says_it_is_empty() -> None:
 def test_too_long_name_message_gives_the_limit() -> None:
     with pytest.raises(InvalidSessionNameError, match="48"):
         validate_session_name("a" * 49)
+
+
+def test_the_rule_is_the_documented_expression() -> None:
+    """Names are checked by hand (no :mod:`re` for a quick look), as the expression reads."""
+    rule = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+    alphabet = "az09-AZ_.é\u0663 \n"
+    for length in range(5):
+        for chars in itertools.product(alphabet, repeat=length):
+            name = "".join(chars)
+            assert is_valid_session_name(name) == bool(rule.fullmatch(name)), repr(name)
+    assert is_valid_session_name("a" * 48)
+    assert not is_valid_session_name("a" * 49)
+    assert not is_valid_session_name(None)  # type: ignore[arg-type]
 
 
 def test_every_accepted_name_is_safe_as_a_path_and_a_tmux_target() -> None:
