@@ -9,14 +9,13 @@ builds no model, reaches every verdict through the same code as :class:`RunState
 from __future__ import annotations
 
 from looprunner import procinfo
-from looprunner.models.statuses import Health
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from looprunner.models import RunError, RunState
+    from looprunner.models import Health, RunError, RunState
 
 #: the error type ``cleanup --fix`` records for a session whose engine died
 CRASHED_ERROR = "crashed"
@@ -65,7 +64,9 @@ def derive_health(
     (``lock_held`` is then False): the health is what the rest says, and the sentence is
     added to it, as it is what stops ``resume`` or ``kill``.
     """
-    health, detail = verdict(
+    from looprunner.models.statuses import Health
+
+    word, detail = verdict(
         state=None if state is None else recorded_facts(state),
         lock_held=lock_held,
         tmux_present=tmux_present,
@@ -75,6 +76,7 @@ def derive_health(
         stopped_pid=stopped_pid,
         fault=None if fault is None else {"type": fault.type, "message": fault.message},
     )
+    health = Health(word)
     if foreign is None:
         return health, detail
     return health, f"{detail}; {foreign}" if detail else foreign
@@ -90,49 +92,51 @@ def verdict(
     backend: str | None,
     stopped_pid: int | None,
     fault: Mapping[str, Any] | None,
-) -> tuple[Health, str | None]:
-    """Return the health and its sentence from plain data (see :func:`derive_health`).
+) -> tuple[str, str | None]:
+    """Return the health's word and its sentence from plain data (see :func:`derive_health`).
 
-    ``state`` holds state.json's ``status``, ``error``, ``pid``, ``pid_start_time``,
-    ``boot_id`` and ``backend`` (:func:`recorded_facts`); ``fault`` a ``type`` and
-    ``message``. The sentence names no ``foreign`` holder: the caller adds it.
+    The word is a :class:`~looprunner.models.Health` value, as ``--json`` writes it: the
+    quick look, which prints words, loads no enum. ``state`` holds state.json's
+    ``status``, ``error``, ``pid``, ``pid_start_time``, ``boot_id`` and ``backend``
+    (:func:`recorded_facts`); ``fault`` a ``type`` and ``message``. The sentence names
+    no ``foreign`` holder: the caller adds it.
     """
     if lock_held:
-        return Health.RUNNING, stopped_detail(stopped_pid)
+        return "running", stopped_detail(stopped_pid)
     if fault is not None:
-        return Health.FAILED, (
+        return "failed", (
             f"{fault['type']}: {fault['message']} (recorded in the session's lock file: "
             "the engine could not write state.json)"
         )
     status = None if state is None else state["status"]
     error = None if state is None else state["error"]
     if status == "failed" and error is not None and error["type"] == CRASHED_ERROR:
-        return Health.CRASHED, error["message"]
+        return "crashed", error["message"]
     if state is not None and status in FINISHED:
-        return Health(status), None
+        return status, None
     if engine_alive and state is not None:
         missing = (
             f"the lock file is missing but the engine (pid {state['pid']}) is alive; "
             "it recreates the lock at its next iteration"
         )
         stopped = stopped_detail(stopped_pid)
-        return Health.RUNNING, f"{stopped}; {missing}" if stopped else missing
+        return "running", f"{stopped}; {missing}" if stopped else missing
     backend = backend or (state["backend"] if state is not None else None)
     which = f"the {backend} backend" if backend else "the backend"
     if tmux_present:
-        return Health.ORPHANED, f"a session of ours on {which} exists but no engine holds the lock"
+        return "orphaned", f"a session of ours on {which} exists but no engine holds the lock"
     if state is not None and status in ("pending", "running"):
         if tmux_present is None:
             return (
-                Health.UNKNOWN,
+                "unknown",
                 f"{which} cannot be reached, so the engine's fate is unknown",
             )
-        return Health.CRASHED, crash_sentence(state)
+        return "crashed", crash_sentence(state)
     if state_unreadable:
-        return Health.UNKNOWN, "state.json cannot be read"
+        return "unknown", "state.json cannot be read"
     if tmux_present is None:
-        return Health.UNKNOWN, f"{which} cannot be reached"
-    return Health.NOT_FOUND, None
+        return "unknown", f"{which} cannot be reached"
+    return "not_found", None
 
 
 def stopped_detail(pid: int | None) -> str | None:

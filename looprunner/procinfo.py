@@ -6,16 +6,19 @@ its start time (clock ticks since boot, from ``/proc/PID/stat``) and the boot id
 believes or signals a pid when all three still match. Where ``/proc`` is missing (macOS)
 the start time and boot id are None and only the lock is trusted.
 
-Files are read with :func:`open`, not :mod:`pathlib`: the command line's quick look at a
-session (:mod:`looprunner.glance`) asks whether engines live without importing it.
+Files are read with :func:`open`, not :mod:`pathlib`, and the answers that never change
+are kept in a plain dict, not :func:`functools.cache`: the command line's quick look at a
+session (:mod:`looprunner.glance`) asks whether engines live without importing either
+(:mod:`functools` brings :mod:`collections`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
+#: this boot's id and this machine's name, once asked (they do not change while we run)
+_KNOWN: dict[str, str | None] = {}
 
 
 def _read(path: str) -> bytes:
@@ -23,21 +26,24 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
-@functools.cache
 def boot_id() -> str | None:
     """Return this boot's id, or None where the platform has none."""
-    try:
-        return _read(_BOOT_ID).decode("utf-8", "replace").strip() or None
-    except OSError:
-        return None
+    if "boot_id" not in _KNOWN:
+        try:
+            _KNOWN["boot_id"] = _read(_BOOT_ID).decode("utf-8", "replace").strip() or None
+        except OSError:
+            _KNOWN["boot_id"] = None
+    return _KNOWN["boot_id"]
 
 
-@functools.cache
 def hostname() -> str:
     """Return this machine's host name."""
-    import socket  # only a lock's writer and a pid check of another host's lock need it
+    name = _KNOWN.get("hostname")
+    if name is None:
+        import socket  # only a lock's writer and a pid check of another host's lock need it
 
-    return socket.gethostname()
+        name = _KNOWN["hostname"] = socket.gethostname()
+    return name
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:

@@ -63,11 +63,16 @@ NOT_FOR_THE_THIN_ENTRY = (
 #: what ``status`` and ``list`` of an ordinary session load even less of: the quick look
 #: (``looprunner.glance``) reads the files as plain data and asks tmux without subprocess;
 #: it reads JSON through the standard library's C scanner, without :mod:`json` and the
-#: regular expression compiler that package loads
+#: regular expression compiler that package loads, and names healths with their words,
+#: without the enums (and :mod:`functools` and :mod:`collections` with them)
 NOT_FOR_A_QUICK_LOOK = (
     *NOT_FOR_THE_THIN_ENTRY,
     "json",
     "re",
+    "enum",
+    "functools",
+    "collections",
+    "looprunner.models",
     "attr",
     "attrs",
     "typing",
@@ -101,10 +106,9 @@ LISTED = (
     "        out.write('\\n'.join(sys.modules))\n"
     "atexit.register(seen)\n"
 )
-#: ``python -m looprunner ARGS``, listing its modules
-LOADED = (
-    LISTED + "import runpy\nrunpy.run_module('looprunner', run_name='__main__', alter_sys=True)\n"
-)
+#: ``looprunner ARGS`` as the installed command runs it (``python -m`` adds ``runpy``'s
+#: own imports), listing its modules
+LOADED = LISTED + "from looprunner.cli import main\nsys.argv[0] = 'looprunner'\nsys.exit(main())\n"
 
 
 def loaded(

@@ -105,7 +105,7 @@ def answer(project: files.ProjectFiles, name: str, live: Live) -> dict[str, Any]
     }
     return {
         **state,
-        "health": health.value,
+        "health": health,
         "resources": {"lock": held, "state": True, "tmux": tmux},
         "detail": detail,
         "branches": [],

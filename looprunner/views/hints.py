@@ -13,8 +13,6 @@ model, so the quick look (:mod:`looprunner.glance`) gives the same hints.
 
 from __future__ import annotations
 
-from looprunner.models.statuses import Health
-
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,15 +46,19 @@ def _restart(name: str) -> Hint:
     )
 
 
-def for_health(name: str, health: Health) -> list[Hint]:
-    """Return the actions worth taking on session ``name`` in this health."""
-    if health is Health.RUNNING:
+def for_health(name: str, health: str) -> list[Hint]:
+    """Return the actions worth taking on session ``name`` in this health.
+
+    ``health`` is a :class:`~looprunner.models.Health` or its word (the quick look's):
+    the two compare equal, and comparing words loads no enum.
+    """
+    if health == "running":
         return [
             *_watch(name),
             hint("block until it finishes", "wait", name),
             hint("stop it (ask the user first)", "kill", name, "--yes"),
         ]
-    if health is Health.CRASHED:
+    if health == "crashed":
         return [
             hint("continue from its last completed iteration", "resume", name),
             hint("see what its engine printed before it died", "monitor", name, "--lines", "50"),
@@ -67,21 +69,21 @@ def for_health(name: str, health: Health) -> list[Hint]:
                 "--yes",
             ),
         ]
-    if health is Health.FAILED:
+    if health == "failed":
         return [
             hint("read the events that led to the failure", "tail", name, "--lines", "20"),
             hint("run the failed iteration again, keeping the completed ones", "resume", name),
             _restart(name),
         ]
-    if health is Health.KILLED:
+    if health == "killed":
         return [
             hint("continue from its last completed iteration", "resume", name),
             hint("read its latest events", "tail", name, "--lines", "20"),
             _restart(name),
         ]
-    if health is Health.COMPLETE:
+    if health == "complete":
         return [*_watch(name), _restart(name)]
-    if health is Health.ORPHANED:
+    if health == "orphaned":
         return [
             hint(
                 "remove the tmux session no engine runs in (ask the user first)",
@@ -91,7 +93,7 @@ def for_health(name: str, health: Health) -> list[Hint]:
             ),
             hint("stop whatever runs in it (ask the user first)", "kill", name, "--yes"),
         ]
-    if health is Health.UNKNOWN:
+    if health == "unknown":
         return [
             hint("ask again once the backend can be reached", "status", name),
             hint("check that tmux works on this machine", "doctor"),
