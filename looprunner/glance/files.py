@@ -111,6 +111,8 @@ def _read(path: str) -> bytes:
     try:
         size = os.fstat(fd).st_size
         chunks = [os.read(fd, size + 1)]
+        if len(chunks[0]) <= size:  # the end, read in one call
+            return chunks[0]
         while chunks[-1]:  # a file that grew since fstat
             chunks.append(os.read(fd, 65536))
         return b"".join(chunks)
@@ -148,11 +150,14 @@ def last_events(path: str, count: int) -> Any:
         os.close(fd)
     if tail and not tail.endswith(b"\n"):
         return DECLINE
-    lines = tail.split(b"\n")[:-1]
-    if start:  # the first line may be cut where the read began
-        lines = lines[1:]
+    if not count:
+        return []
+    pieces = tail.rsplit(b"\n", count + 1)  # split only the lines asked for
+    # more pieces than lines asked: the first is a line not asked for, or one cut where
+    # the read began; fewer: the read began at the file's start, every line is whole
+    lines = pieces[1:-1] if len(pieces) == count + 2 else pieces[:-1]
     found = []
-    for raw in lines[-count:] if count else []:
+    for raw in lines:
         try:
             event = loads(raw.decode("utf-8"))
         except ValueError:
