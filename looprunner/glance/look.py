@@ -22,6 +22,7 @@ from looprunner.views.hints import for_health
 
 TYPE_CHECKING = False  # typing itself is not imported: a quick look needs nothing of it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: built-in terminations that keep no queue: ``status`` shows no ``queue_remaining``
@@ -32,23 +33,50 @@ BACKEND_OPTIONS_FILE = "backend-options.json"
 
 
 class Live:
-    """What each built-in backend answered about its live sessions, asked once each."""
+    """What each built-in backend answered about its live sessions, asked once each.
+
+    :meth:`ask` starts a question without waiting for it: a listing asks the default
+    backend first and reads its sessions' files while tmux answers. :meth:`close`
+    collects a question nobody waited for.
+    """
 
     def __init__(self, project: str) -> None:
         self.project = project
         self.answers: dict[str, Any] = {}
+        self.asked: dict[str, Callable[[], Any]] = {}
+
+    def ask(self, backend: str) -> None:
+        """Start asking built-in ``backend`` for its live sessions, unless asked already."""
+        if backend in BUILTIN and backend not in self.answers and backend not in self.asked:
+            self.asked[backend] = BUILTIN[backend][0](self.project)
 
     def of(self, backend: str) -> Any:
         """Return ``backend``'s live sessions (None: unreachable), or DECLINE."""
         if backend not in BUILTIN:
             return files.DECLINE
         if backend not in self.answers:
-            self.answers[backend] = BUILTIN[backend][0](self.project)
+            self.ask(backend)
+            self.answers[backend] = self.asked.pop(backend)()
         return self.answers[backend]
+
+    def close(self) -> None:
+        """Wait for the questions still open (their programs are reaped)."""
+        for backend in list(self.asked):
+            self.of(backend)
 
 
 def answer(project: files.ProjectFiles, name: str, live: Live) -> dict[str, Any] | None:
     """Return session ``name``'s answer, or None to leave it to the models."""
+    found = read(project, name)
+    return None if found is None else judge(name, *found, live)
+
+
+def read(project: files.ProjectFiles, name: str) -> tuple[Any, dict[str, Any]] | None:
+    """Return session ``name``'s lock metadata and state, or None to leave it to the models.
+
+    Everything that comes from the session's files, read and checked before any backend
+    is waited for.
+    """
     if not is_valid_session_name(name):  # an earlier run kept aside, or no name at all
         return None
     run_dir = project.run_dir(name)
@@ -65,6 +93,11 @@ def answer(project: files.ProjectFiles, name: str, live: Live) -> dict[str, Any]
         or files.exists(_block_dir(run_dir, state))
     ):
         return None
+    return meta, state
+
+
+def judge(name: str, meta: Any, state: dict[str, Any], live: Live) -> dict[str, Any] | None:
+    """Return the answer from what :func:`read` gave and the backend's live sessions."""
     held = meta is not None
     lock: dict[str, Any] = meta or {}
     pid = lock.get("pid")
@@ -158,7 +191,11 @@ def queue_remaining(project: files.ProjectFiles, name: str, state: dict[str, Any
 def status_answer(project_dir: str, name: str) -> dict[str, Any] | None:
     """Return ``status --json NAME``'s object, or None to leave it to the models."""
     project = files.ProjectFiles(project_dir)
-    found = answer(project, name, Live(project_dir))
+    live = Live(project_dir)
+    try:
+        found = answer(project, name, live)
+    finally:
+        live.close()
     if found is None:
         return None
     queue = queue_remaining(project, name, found)
@@ -171,9 +208,18 @@ def status_answer(project_dir: str, name: str) -> dict[str, Any] | None:
 def list_answers(project_dir: str) -> list[tuple[str, dict[str, Any]]] | None:
     """Return each session's name and answer (``list --json``'s objects) by name.
 
-    None leaves the whole list to the models.
+    None leaves the whole list to the models. The default backend, asked by every
+    listing, answers while the sessions' files are read.
     """
-    project = files.ProjectFiles(project_dir)
+    live = Live(project_dir)
+    live.ask(DEFAULT_BACKEND)  # asked by every listing, whatever sessions use
+    try:
+        return _listing(files.ProjectFiles(project_dir), live)
+    finally:
+        live.close()
+
+
+def _listing(project: files.ProjectFiles, live: Live) -> list[tuple[str, dict[str, Any]]] | None:
     names = set()
     for folder, suffix in ((project.runs, ""), (project.locks, ".lock")):
         try:
@@ -186,15 +232,19 @@ def list_answers(project_dir: str) -> list[tuple[str, dict[str, Any]]] | None:
             stem = entry[: len(entry) - len(suffix)] if entry.endswith(suffix) else None
             if stem is not None and is_valid_session_name(stem):
                 names.add(stem)
-    live = Live(project_dir)
-    answers: list[tuple[str, dict[str, Any]]] = []
+    found = []
     for name in sorted(names):
-        found = answer(project, name, live)
-        if found is None:
+        files_read = read(project, name)
+        if files_read is None:
             return None
-        answers.append((name, found))
-    default = live.of(DEFAULT_BACKEND)  # asked by every listing, whatever sessions use
-    if default is files.DECLINE:
+        found.append((name, files_read))
+    answers: list[tuple[str, dict[str, Any]]] = []
+    for name, (meta, state) in found:
+        judged = judge(name, meta, state, live)
+        if judged is None:
+            return None
+        answers.append((name, judged))
+    if live.of(DEFAULT_BACKEND) is files.DECLINE:
         return None
     for present in live.answers.values():
         if present and not present <= names:  # a backend's session with nothing on disk

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from looprunner.glance import files
-from looprunner.glance.backends import run
+from looprunner.glance.backends import run, start
+from looprunner.glance.look import Live
 from looprunner.names import ProjectPaths
 from looprunner.store.events import last_events
 from looprunner.store.records import unstructure
@@ -138,3 +139,27 @@ def test_a_program_that_cannot_start_is_no_answer(tmp_path):
 def test_a_large_output_is_read_whole():
     done = run(["/bin/sh", "-c", "head -c 300000 /dev/zero; head -c 70000 /dev/zero >&2"], 30)
     assert done is not None and (done[1], done[2]) == (b"\0" * 300000, b"\0" * 70000)
+
+
+def test_a_started_program_runs_while_the_caller_works(tmp_path):
+    """``start`` returns at once: the program waits for a file the caller makes after."""
+    go = tmp_path / "go"
+    waits = f'while [ ! -e "{go}" ]; do sleep 0.01; done; echo answered'
+    started = start(["/bin/sh", "-c", waits], 30)
+    assert started is not None
+    go.touch()  # the caller's own work, done while the program runs
+    assert started.finish() == (0, b"answered\n", b"")
+    with pytest.raises(ChildProcessError):  # reaped
+        os.waitpid(started.pid, os.WNOHANG)
+
+
+def test_a_question_nobody_waited_for_is_collected(tmp_path, monkeypatch):
+    """A listing that declines part way still reaps the tmux it asked (``Live.close``)."""
+    monkeypatch.setenv("LOOPRUNNER_TMUX_SOCKET", f"lr-none-{os.getpid()}")  # no server
+    live = Live(str(tmp_path))
+    live.ask("tmux")
+    live.ask("no-such-backend")  # only built-in backends are asked
+    assert list(live.asked) == ["tmux"]
+    live.close()
+    assert live.asked == {}
+    assert live.answers == {"tmux": set()}  # no server: no live session
