@@ -40,6 +40,11 @@ from looprunner.names import ProjectPaths  # noqa: E402
 from looprunner.store.events import read_events  # noqa: E402
 
 PY = sys.executable
+#: the command as users run it: the script the install put beside the interpreter
+#: (``python -m looprunner`` also loads ``runpy`` and what it imports, about 5 ms)
+SCRIPT = Path(PY).with_name("looprunner")
+LOOPRUNNER = [str(SCRIPT)] if SCRIPT.is_file() else [PY, "-m", "looprunner"]
+COMMAND = "looprunner" if SCRIPT.is_file() else "python -m looprunner"
 TRIVIAL_AGENT = ["/bin/sh", "-c", 'printf \'{"decision":"continue"}\' > "$LOOPRUNNER_STATUS"']
 
 
@@ -333,9 +338,7 @@ class Bench:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(
-                [PY, *args]
-                if args[0] == "-c"
-                else [PY, "-m", "looprunner", "--project", str(project), *args],
+                [PY, *args] if args[0] == "-c" else [*LOOPRUNNER, "--project", str(project), *args],
                 env=env,
                 capture_output=True,
                 check=True,
@@ -360,6 +363,7 @@ class Bench:
             "ms",
             "<= 50 ms beyond python",
             rounds=rounds,
+            command=COMMAND,
             process_ms=ms(median(status_times)),
             interpreter_ms=ms(median(bare)),
             cpu_beyond_python_ms=ms(median(cpu["status live-0"]) - median(cpu["-c"])),
@@ -378,6 +382,7 @@ class Bench:
             sessions=on_disk,
             live=live,
             tmux_calls_per_list=calls,
+            command=COMMAND,
             process_ms=ms(median(list_times)),
             interpreter_ms=ms(median(bare)),
             cpu_beyond_python_ms=ms(median(cpu["--json list"]) - median(cpu["-c"])),
@@ -482,7 +487,7 @@ class Bench:
             def timed(*args: str) -> float:
                 t0 = time.perf_counter()
                 subprocess.run(
-                    [PY, "-m", "looprunner", "--project", str(project), *args],
+                    [*LOOPRUNNER, "--project", str(project), *args],
                     capture_output=True,
                     check=True,
                 )
