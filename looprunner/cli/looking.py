@@ -9,6 +9,7 @@ it (:mod:`looprunner.cli.pages`).
 
 from __future__ import annotations
 
+import gc
 import os
 
 from looprunner.cli.output import echo, emit_json
@@ -41,7 +42,40 @@ def show_list(
     since: str | None = None,
     sort: str | None = None,
 ) -> int:
-    """Print every session in ``project`` (filtered and sorted on request)."""
+    """Print every session in ``project`` (filtered and sorted on request).
+
+    The cyclic garbage collector is paused meanwhile: a listing makes thousands of small
+    dicts and lists (each session's state and answer), none of them in a cycle, and the
+    collector's passes over them cost a listing of 200 sessions about 5 ms and free
+    nothing; reference counting frees them as before.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _show_list(
+            project,
+            as_json,
+            long_running=long_running,
+            health_filter=health_filter,
+            stage=stage,
+            since=since,
+            sort=sort,
+        )
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _show_list(
+    project: str | Path,
+    as_json: bool,
+    *,
+    long_running: float | None,
+    health_filter: str | None,
+    stage: str | None,
+    since: str | None,
+    sort: str | None,
+) -> int:
     filtered = bool(health_filter or stage or since)
     entries = None
     if quick_look() and not filtered and sort is None:
