@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from looprunner import jsontext
 from looprunner.jsontext import dumps, loads
 
 SCALARS = (
@@ -165,3 +166,15 @@ def test_a_fresh_interpreter_reads_without_the_json_package_and_refuses_as_it_do
         "JSONDecodeError Extra data: line 1 column 4 (char 3)",
         "JSONDecodeError Expecting value: line 1 column 1 (char 0)",
     ]
+
+
+def test_keys_written_once_a_process_are_written_as_the_encoder_writes_them():
+    """Key texts are kept between calls, up to a bound; the text never changes."""
+    many = {f"key-{n}": n for n in range(3000)}
+    assert dumps(many) == json.dumps(many, indent=2)
+    assert dumps(many) == json.dumps(many, indent=2)  # the kept keys, and the rest
+    assert len(jsontext._NAMED) <= jsontext._NAMED_MOST
+    kept = {"red": 1}
+    assert dumps(kept) == json.dumps(kept, indent=2)
+    equal_keys = {Colour.RED: 1, 1: 2, 2.5: 3}  # a str subclass equal to a kept key; numbers
+    assert dumps(equal_keys) == json.dumps(equal_keys, indent=2, default=str)
