@@ -52,57 +52,38 @@ def show_list(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _show_list(
-            project,
-            as_json,
-            long_running=long_running,
-            health_filter=health_filter,
-            stage=stage,
-            since=since,
-            sort=sort,
-        )
+        filtered = bool(health_filter or stage or since)
+        entries = None
+        if quick_look() and not filtered and sort is None:
+            from looprunner.glance.look import list_answers
+
+            entries = list_answers(str(project))
+        if entries is None:
+            from looprunner.cli.answers import session_answer
+            from looprunner.session import Session
+
+            statuses = Session.list(
+                project, health=health_filter, stage=stage, since=since, sort=sort
+            )
+            entries = [(s.session, session_answer(s)) for s in statuses]
+        if as_json:
+            emit_json([answer for _, answer in entries])
+            return 0
+        if long_running is None:
+            try:
+                long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
+            except ValueError:
+                long_running = 2.0
+        from looprunner.cli import pages  # the text: ages and tables, which --json never shows
+
+        for line in pages.list_lines(
+            entries, str(project), filtered=filtered, long_running=long_running
+        ):
+            echo(line)
+        return 0
     finally:
         if collecting:
             gc.enable()
-
-
-def _show_list(
-    project: str | Path,
-    as_json: bool,
-    *,
-    long_running: float | None,
-    health_filter: str | None,
-    stage: str | None,
-    since: str | None,
-    sort: str | None,
-) -> int:
-    filtered = bool(health_filter or stage or since)
-    entries = None
-    if quick_look() and not filtered and sort is None:
-        from looprunner.glance.look import list_answers
-
-        entries = list_answers(str(project))
-    if entries is None:
-        from looprunner.cli.answers import session_answer
-        from looprunner.session import Session
-
-        statuses = Session.list(project, health=health_filter, stage=stage, since=since, sort=sort)
-        entries = [(s.session, session_answer(s)) for s in statuses]
-    if as_json:
-        emit_json([answer for _, answer in entries])
-        return 0
-    if long_running is None:
-        try:
-            long_running = float(os.environ.get(LONG_RUNNING_ENV, "2"))
-        except ValueError:
-            long_running = 2.0
-    from looprunner.cli import pages  # the text: ages and tables, which --json never shows
-
-    for line in pages.list_lines(
-        entries, str(project), filtered=filtered, long_running=long_running
-    ):
-        echo(line)
-    return 0
 
 
 def show_status(project: str | Path, as_json: bool, name: str) -> int:
