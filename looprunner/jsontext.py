@@ -1,4 +1,4 @@
-"""JSON text as the standard library writes and reads it, for commands that only look.
+"""JSON text exactly as the standard library writes and reads it, at less cost.
 
 :func:`dumps` is ``json.dumps(value, indent=2, default=str)``, byte for byte, in two
 thirds of the time. Every ``--json`` answer is printed indented, and the engine writes

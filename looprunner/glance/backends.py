@@ -28,19 +28,21 @@ TIMEOUT = 10.0
 class Started:
     """A program started with its outputs on pipes: :meth:`finish` reads them, waits."""
 
-    def __init__(self, pid: int, out: int, err: int, deadline: float) -> None:
-        self.pid, self.out, self.err, self.deadline = pid, out, err, deadline
+    def __init__(self, pid: int, out: int, err: int, timeout: float) -> None:
+        self.pid, self.out, self.err, self.timeout = pid, out, err, timeout
 
     def finish(self) -> tuple[int, bytes, bytes] | None:
-        """Return its exit code, stdout and stderr; None if it outlived its deadline.
+        """Return its exit code, stdout and stderr; None if it outlived its timeout.
 
-        A program still running at the deadline is killed. Either way it is reaped and
-        the pipes are closed: call this once.
+        The timeout counts from this call: until then the program may have waited on
+        a full pipe nobody read. A program still running at the deadline is killed.
+        Either way it is reaped and the pipes are closed: call this once.
         """
         chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
+        deadline = time.monotonic() + self.timeout
         try:
             while chunks.keys() - _closed(chunks):
-                left = self.deadline - time.monotonic()
+                left = deadline - time.monotonic()
                 waiting = list(chunks.keys() - _closed(chunks))
                 ready = select.select(waiting, [], [], max(0, left))[0]
                 if not ready:
@@ -64,7 +66,8 @@ def start(argv: list[str], timeout: float) -> Started | None:
 
     :func:`os.posix_spawn` and two pipes: what :func:`subprocess.Popen` does here,
     without importing it. The program runs while the caller does other work (a listing
-    reads its sessions' files meanwhile); ``timeout`` seconds count from now.
+    reads its sessions' files meanwhile); ``timeout`` is how long :meth:`Started.finish`
+    waits for it.
     """
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
@@ -82,7 +85,7 @@ def start(argv: list[str], timeout: float) -> Started | None:
     finally:
         os.close(out_write)
         os.close(err_write)
-    return Started(pid, out_read, err_read, time.monotonic() + timeout)
+    return Started(pid, out_read, err_read, timeout)
 
 
 def run(argv: list[str], timeout: float) -> tuple[int, bytes, bytes] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import termios
 import time
 
 import pytest
@@ -163,3 +164,16 @@ def test_a_question_nobody_waited_for_is_collected(tmp_path, monkeypatch):
     live.close()
     assert live.asked == {}
     assert live.answers == {"tmux": set()}  # no server: no live session
+
+
+def test_a_program_left_waiting_on_a_full_pipe_is_read_whole():
+    """The timeout counts from the wait: a caller busier than it loses no answer."""
+    started = start(["/bin/sh", "-c", "head -c 300000 /dev/zero"], 0.2)
+    assert started is not None
+    began, deadline = time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < deadline:  # the caller's work: longer than the timeout
+        waiting = int.from_bytes(fcntl.ioctl(started.out, termios.FIONREAD, b"\0" * 4), "little")
+        if waiting and time.monotonic() - began > 0.4:
+            break  # the program has written, and the timeout has passed
+        time.sleep(0.01)
+    assert started.finish() == (0, b"\0" * 300000, b"")
