@@ -86,7 +86,7 @@ def read_lock(path: str) -> Any:
         raw = handle.read()
     try:
         metadata = loads(raw.decode("utf-8") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return DECLINE
     return metadata if type(metadata) is dict else DECLINE
 
@@ -101,7 +101,7 @@ def read_json(path: str) -> Any:
         return DECLINE
     try:
         return loads(raw.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return DECLINE
 
 
@@ -160,7 +160,7 @@ def last_events(path: str, count: int) -> Any:
     for raw in lines:
         try:
             event = loads(raw.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             return DECLINE
         if not is_event(event):
             return DECLINE

@@ -141,10 +141,14 @@ def structure(data: Any, cls: type[T], where: str = "") -> T:
 
 
 def state_from_json(text: str) -> RunState:
-    """Parse ``state.json`` text (raises ValueError on a malformed file)."""
+    """Parse ``state.json`` text (raises ValueError on a malformed file).
+
+    Nesting too deep for the parser (a file written by hand, or by a hostile agent) is
+    malformed too, not a crash of whoever reads it.
+    """
     try:
         return structure(json.loads(text), RunState)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise BadRecord(f"malformed state: {exc}") from exc
 
 

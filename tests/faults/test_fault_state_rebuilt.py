@@ -62,7 +62,7 @@ def test_the_whole_log_rebuilds_the_state_the_engine_wrote(two_stage, cli):
     assert all("session" not in e.state for e in changes[1:])
 
 
-@pytest.mark.parametrize("how", ["deleted", "rolled back", "damaged"])
+@pytest.mark.parametrize("how", ["deleted", "rolled back", "damaged", "nested too deep"])
 def test_a_lost_state_file_is_rebuilt_from_the_log(two_stage, cli, how):
     assert cli("start", "p", "--pipeline", "two", "--foreground").returncode == 0
     paths = ProjectPaths.of(two_stage).session("p")
@@ -74,8 +74,11 @@ def test_a_lost_state_file_is_rebuilt_from_the_log(two_stage, cli, how):
     elif how == "rolled back":  # the run's first state, as a power cut could leave it
         shutil.copy(previous_path(paths.state_file), paths.state_file)
         assert read_state(paths.state_file).status.value == "running"
-    else:
+    elif how == "damaged":
         paths.state_file.write_text('{"session": "p", "stat')
+        previous_path(paths.state_file).unlink()
+    else:  # deeper than the parser goes: malformed, not a crash of status and list
+        paths.state_file.write_text("[" * 100_000 + "]" * 100_000)
         previous_path(paths.state_file).unlink()
     assert status_state(cli, "p") == before
     assert Session("p", two_stage).status().state == written
