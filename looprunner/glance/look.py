@@ -191,11 +191,7 @@ def queue_remaining(project: files.ProjectFiles, name: str, state: dict[str, Any
 def status_answer(project_dir: str, name: str) -> dict[str, Any] | None:
     """Return ``status --json NAME``'s object, or None to leave it to the models."""
     project = files.ProjectFiles(project_dir)
-    live = Live(project_dir)
-    try:
-        found = answer(project, name, live)
-    finally:
-        live.close()
+    found = answer(project, name, Live(project_dir))  # asks and waits at once: none left
     if found is None:
         return None
     queue = queue_remaining(project, name, found)
