@@ -45,6 +45,8 @@ PY = sys.executable
 SCRIPT = Path(PY).with_name("looprunner")
 LOOPRUNNER = [str(SCRIPT)] if SCRIPT.is_file() else [PY, "-m", "looprunner"]
 COMMAND = "looprunner" if SCRIPT.is_file() else "python -m looprunner"
+#: the ``mock`` provider's agent, as the provider starts it (for its floor)
+MOCK_AGENT = (PY, "-m", "looprunner.builtin.mock_agent")
 TRIVIAL_AGENT = ["/bin/sh", "-c", 'printf \'{"decision":"continue"}\' > "$LOOPRUNNER_STATUS"']
 
 
@@ -79,17 +81,27 @@ def mean_overhead(session: Session, wall: float) -> float:
     return (wall - sum(durations)) / max(1, len(durations))
 
 
-def shell_loop_floor(folder: Path, n: int, wrapper: tuple[str, ...] = ()) -> float:
-    """Seconds per iteration of a bash loop that spawns the trivial agent ``n`` times.
+def shell_loop_floor(
+    folder: Path,
+    n: int,
+    wrapper: tuple[str, ...] = (),
+    agent: tuple[str, ...] = tuple(TRIVIAL_AGENT),
+    *,
+    prompt: bool = False,
+) -> float:
+    """Seconds per iteration of a bash loop that spawns ``agent`` ``n`` times.
 
     The floor for the gap between two iterations: what spawning the same agent costs
     with nothing around it, measured in the same run as looprunner's figure. With
     ``wrapper`` (``setpriv --pdeathsig TERM --``), the agent is spawned as the engine
     spawns it where no warden can run (``looprunner/engine/warden.py``): for comparison.
+    With ``prompt``, the agent is given a one-line prompt on its input, as the engine
+    gives one (the mock agent reads it), and what it prints goes to ``/dev/null``.
     """
-    loop = 'for ((i = 0; i < $1; i++)); do "${@:2}" </dev/null; done'
+    feed = "<<< x > /dev/null" if prompt else "</dev/null"
+    loop = f'for ((i = 0; i < $1; i++)); do "${{@:2}}" {feed}; done'
     env = {**os.environ, "LOOPRUNNER_STATUS": str(folder / "floor-status.json")}
-    argv = [*wrapper, *TRIVIAL_AGENT]
+    argv = [*wrapper, *agent]
     t0 = time.perf_counter()
     subprocess.run(["bash", "-c", loop, "floor", str(n), *argv], env=env, check=True)
     return (time.perf_counter() - t0) / n
@@ -164,6 +176,8 @@ class Bench:
         session = run_loop(project, "mock", mock, n)
         wall = time.perf_counter() - t0
         values = per_iteration_overhead(session)
+        # the same figure the other way: the gap beyond a bash loop spawning the mock agent
+        floor = shell_loop_floor(project, n, agent=MOCK_AGENT, prompt=True)
         self.record(
             "engine overhead / iteration (mock)",
             ms(median(values)),
@@ -171,6 +185,9 @@ class Bench:
             "<= 5 ms",
             iterations=n,
             mean_ms=ms(mean_overhead(session, wall)),
+            gap_ms=ms(mean_gap(session)),
+            floor_ms=ms(floor),
+            beyond_floor_ms=ms(mean_gap(session) - floor),
         )
         command = Stage(
             name="cmd",

@@ -218,6 +218,9 @@ class AgentRunner:
         idle: _Idle,
     ) -> ProcessResult:
         """Start the agent, watch it to its end, and sweep what it left."""
+        # the agent's time counts from its spawn: the fork, and the wait below for its
+        # start time (``/proc`` answers once the program is loaded), are the agent's
+        started = time.monotonic()
         with contain.spawn_lock:  # counted before a sibling's sweep can see it
             try:
                 proc = spawn.start(command.argv, cwd=cwd, env=env)
@@ -230,7 +233,7 @@ class AgentRunner:
             contain.register(agent)
         try:
             return self._watch(
-                proc, agent, command, timeout, on_output, on_start, grace, adopter, idle
+                proc, agent, command, started, timeout, on_output, on_start, grace, adopter, idle
             )
         finally:
             contain.unregister(agent)
@@ -240,6 +243,7 @@ class AgentRunner:
         proc: subprocess.Popen[bytes],
         agent: contain.Agent,
         command: AgentCommand,
+        started: float,
         timeout: float | None,
         on_output: Callable[[bytes], None],
         on_start: Callable[[int], None],
@@ -247,8 +251,7 @@ class AgentRunner:
         adopter: contain.Adopter | None,
         idle: _Idle,
     ) -> ProcessResult:
-        """Watch the started agent to its end (output, timeout, stop), then sweep."""
-        started = time.monotonic()
+        """Watch the agent started at ``started`` to its end (output, timeout, stop), sweep."""
         idle.start(started)
         on_start(proc.pid)
         writer = pipes.start_feeding(proc, command.stdin)
