@@ -342,6 +342,20 @@ class LocalCluster:
             if time.monotonic() >= deadline:
                 raise RuntimeError("the Ray worker did not join:\n" + "".join(node.lines[-20:]))
 
+    def ended_by_itself(self) -> str | None:
+        """Say why the head ended, if it ended without being stopped (None: it runs).
+
+        ``ray start --block`` ends every process of the node when one of them dies (a
+        raylet the GCS took for dead, say), and says which, with the end of that
+        process's log: what it printed last is returned.
+        """
+        if self.head is None or self.head.process.poll() is None:
+            return None
+        return (
+            f"the Ray head ended by itself (exit code {self.head.process.returncode}); "
+            "what ray start printed last:\n" + "".join(self.head.lines[-40:]).rstrip()
+        )
+
     def stop(self) -> None:
         """Stop every node (workers first), then remove the temp folder."""
         for node in reversed(self.workers):

@@ -8,9 +8,11 @@ run's shared temp folder, under a file lock; the others read it there. Every wor
 notes in that folder that it runs (from ``pytest_configure`` to ``pytest_unconfigure``),
 and the worker that started the head stops it only when no other worker runs any more,
 so one head serves the whole run and none outlives it (Linux also ends it if that
-worker is killed). A test that needs a second node gets a worker node joined to the head
-for its own duration (``ray_worker``). Every test marked ``ray`` is skipped, with the
-reason, where ``ray`` is not installed (``pip install -e plugins/looprunner-ray``).
+worker is killed). A head that ended by itself during the run is an error at the end of
+the owner's tests, with what it said. A test that needs a second node gets a worker
+node joined to the head for its own duration (``ray_worker``). Every test marked
+``ray`` is skipped, with the reason, where ``ray`` is not installed
+(``pip install -e plugins/looprunner-ray``).
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ def ray_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     if shared is None:  # one process: this run's head is ours alone
         with local.start(num_cpus=HEAD_CPUS) as cluster:
             yield cluster
+            ended = cluster.ended_by_itself()
+        if ended is not None:
+            raise RuntimeError(ended)
         return
     record = shared / "head.json"
     with _locked(shared):
@@ -131,7 +136,12 @@ def ray_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
                 time.sleep(1.0)
             with _locked(shared):
                 record.unlink(missing_ok=True)
+        # a head that died under the run fails the tests that used it afterwards with
+        # refused connections; its own words (which process, why) are said here
+        ended = cluster.ended_by_itself() if owner else None
         cluster.stop()
+        if ended is not None:
+            raise RuntimeError(ended)
 
 
 @pytest.fixture(scope="session")

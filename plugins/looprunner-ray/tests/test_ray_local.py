@@ -70,6 +70,14 @@ def _sockets_of(pid: int) -> set[int]:
     return held
 
 
+def _name(pid: int) -> str:
+    """The program name of process ``pid`` ("" if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def test_every_server_of_the_test_cluster_listens_on_loopback_only(
     ray_cluster: LocalCluster, ray_worker: LocalNode
 ) -> None:
@@ -91,3 +99,26 @@ def test_every_server_of_the_test_cluster_listens_on_loopback_only(
     )
     assert not exposed, f"listening beyond loopback: {exposed}"
     assert len(ray_cluster.alive_nodes()) >= 2
+
+
+def test_a_head_that_ends_by_itself_says_which_process_died() -> None:
+    """``ray start --block`` ends the node when one process dies; the cluster says which."""
+    import os
+    import signal
+    import time
+
+    from looprunner_ray import local
+
+    with local.start(num_cpus=1) as cluster:
+        assert cluster.ended_by_itself() is None
+        raylets = [pid for pid in local.descendants(cluster.head_pid) if _name(pid) == "raylet"]
+        assert raylets, "the head runs a raylet"
+        os.kill(raylets[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while cluster.head is not None and cluster.head.process.poll() is None:
+            assert time.monotonic() < deadline, "the head went on without its raylet"
+            time.sleep(0.2)
+        said = cluster.ended_by_itself()
+    assert said is not None
+    assert "ended by itself" in said
+    assert "raylet" in said, said
