@@ -153,6 +153,16 @@ class LocalNode:
                     raise RuntimeError("the Ray node did not start:\n" + "".join(self.lines[-20:]))
                 self._changed.wait(min(left, 1.0))
 
+    def last_output(self, lines: int, wait: float = 10.0) -> str:
+        """Return the last ``lines`` lines the node printed, once it has said all it will.
+
+        Waits up to ``wait`` seconds for the end of its output (the node may have just
+        ended, its last lines still in the pipe).
+        """
+        self._reader.join(wait)
+        with self._changed:
+            return "".join(self.lines[-lines:]).rstrip()
+
     def pids(self) -> set[int]:
         """Return the pids of this node's processes (the ``ray start`` and below)."""
         return descendants(self.process.pid) if self.process.poll() is None else set()
@@ -353,7 +363,7 @@ class LocalCluster:
             return None
         return (
             f"the Ray head ended by itself (exit code {self.head.process.returncode}); "
-            "what ray start printed last:\n" + "".join(self.head.lines[-40:]).rstrip()
+            "what ray start printed last:\n" + self.head.last_output(40)
         )
 
     def stop(self) -> None:
