@@ -220,8 +220,8 @@ class AgentRunner:
         """Start the agent, watch it to its end, and sweep what it left."""
         with contain.spawn_lock:  # counted before a sibling's sweep can see it
             # the agent's time counts from its spawn (not from the wait for this lock, a
-            # sibling's sweep): the fork, and the wait below for its start time (``/proc``
-            # answers once the program is loaded), are the agent's
+            # sibling's sweep): the fork, and the wait below for its start time (the first
+            # read of ``/proc`` waits while the new program starts), are the agent's
             started = time.monotonic()
             try:
                 proc = spawn.start(command.argv, cwd=cwd, env=env)
