@@ -84,10 +84,7 @@ def read_lock(path: str) -> Any:
         else:  # nobody holds it
             return DECLINE
         raw = handle.read()
-    try:
-        metadata = loads(raw.decode("utf-8") or "{}")
-    except (ValueError, RecursionError):  # RecursionError: nested too deep
-        return DECLINE
+    metadata = _parsed(raw or b"{}")
     return metadata if type(metadata) is dict else DECLINE
 
 
@@ -99,9 +96,18 @@ def read_json(path: str) -> Any:
         return None
     except OSError:
         return DECLINE
+    return _parsed(raw)
+
+
+def _parsed(raw: bytes) -> Any:
+    """Return the JSON value of ``raw``, or DECLINE for text that is not one.
+
+    Not UTF-8, not JSON, or nested deeper than the parser goes (a hostile agent can
+    write that): the models' to say what is wrong, never a crash of the quick look.
+    """
     try:
         return loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # RecursionError: nested too deep
+    except (ValueError, RecursionError):
         return DECLINE
 
 
@@ -158,11 +164,8 @@ def last_events(path: str, count: int) -> Any:
     lines = pieces[1:-1] if len(pieces) == count + 2 else pieces[:-1]
     found = []
     for raw in lines:
-        try:
-            event = loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError):
-            return DECLINE
-        if not is_event(event):
+        event = _parsed(raw)
+        if event is DECLINE or not is_event(event):
             return DECLINE
         found.append(event)
     return found
